@@ -45,16 +45,17 @@ func ParseFile(path string) ([]Spec, error) {
 // Parse decodes and validates topic specs.
 func Parse(b []byte) ([]Spec, error) {
 	b = []byte(expandEnv(string(b)))
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
 	var f File
-	if err := yaml.Unmarshal(b, &f); err != nil || len(f.Topics) == 0 {
-		var list []Spec
-		if lerr := yaml.Unmarshal(b, &list); lerr != nil {
-			if err != nil {
-				return nil, err
-			}
-			return nil, lerr
+	if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.SequenceNode {
+		if err := doc.Content[0].Decode(&f.Topics); err != nil {
+			return nil, err
 		}
-		f.Topics = list
+	} else if err := doc.Decode(&f); err != nil {
+		return nil, err
 	}
 	if len(f.Topics) == 0 {
 		return nil, errors.New("no topics declared")

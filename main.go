@@ -1,0 +1,36 @@
+// Command claimx-connect is a Redpanda Connect distribution for ClaimX event
+// pipelines: benthos with its pure and io components, this project's Kafka,
+// Delta Lake and ClaimX components, and its own subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	_ "github.com/redpanda-data/benthos/v4/public/components/io"
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+
+	"github.com/claimx/claimx-connect/cli"
+	_ "github.com/claimx/claimx-connect/kafka"
+	_ "github.com/claimx/claimx-connect/metrics"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=... -X main.date=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+func main() {
+	service.RunCLI(context.Background(),
+		service.CLIOptSetBinaryName("claimx-connect"),
+		service.CLIOptSetProductName("claimx-connect"),
+		service.CLIOptSetVersion(fmt.Sprintf("%s (commit %s, %s)", version, commit, runtime.Version()), date),
+		service.CLIOptAddCommand(cli.TopicsCommand()),
+		service.CLIOptAddCommand(cli.BrokerCommand()),
+	)
+}
