@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -301,15 +302,25 @@ func (p *Prometheus) NewGaugeCtor(name string, keys ...string) service.MetricsEx
 }
 
 // NewTimerCtor returns a constructor of timers of one name. benthos times in
-// nanoseconds; Prometheus convention is seconds.
+// nanoseconds: a name ending in `_ns` (benthos's own, such as
+// output_latency_ns) keeps nanoseconds so the name stays true; any other name
+// is observed in seconds, the Prometheus convention.
 func (p *Prometheus) NewTimerCtor(name string, keys ...string) service.MetricsExporterTimerCtor {
 	name = promName(name)
+	scale, unit := 1e-9, "seconds"
+	if strings.HasSuffix(name, "_ns") {
+		scale, unit = 1, "nanoseconds"
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.histograms {
 		vec, ok := p.histVecs[name]
 		if !ok {
-			v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: "Benthos timer " + name + " (seconds)", Buckets: p.buckets}, labelKeys(keys))
+			buckets := p.buckets
+			if scale == 1 {
+				buckets = scaled(buckets, 1e9)
+			}
+			v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: "Benthos timer " + name + " (" + unit + ")", Buckets: buckets}, labelKeys(keys))
 			if got, ok := p.register(v).(*prometheus.HistogramVec); ok {
 				v = got
 			}
@@ -321,12 +332,12 @@ func (p *Prometheus) NewTimerCtor(name string, keys ...string) service.MetricsEx
 			if err != nil {
 				return noop{}
 			}
-			return promTimer{o}
+			return promTimer{o: o, scale: scale}
 		}
 	}
 	vec, ok := p.summaryVec[name]
 	if !ok {
-		v := prometheus.NewSummaryVec(prometheus.SummaryOpts{Name: name, Help: "Benthos timer " + name + " (seconds)", Objectives: p.objectives}, labelKeys(keys))
+		v := prometheus.NewSummaryVec(prometheus.SummaryOpts{Name: name, Help: "Benthos timer " + name + " (" + unit + ")", Objectives: p.objectives}, labelKeys(keys))
 		if got, ok := p.register(v).(*prometheus.SummaryVec); ok {
 			v = got
 		}
@@ -338,7 +349,7 @@ func (p *Prometheus) NewTimerCtor(name string, keys ...string) service.MetricsEx
 		if err != nil {
 			return noop{}
 		}
-		return promTimer{o}
+		return promTimer{o: o, scale: scale}
 	}
 }
 
@@ -378,11 +389,23 @@ func (g promGauge) Set(v int64)           { g.g.Set(float64(v)) }
 func (g promGauge) SetFloat64(v float64)  { g.g.Set(v) }
 func (g promGauge) IncrFloat64(v float64) { g.g.Add(v) }
 func (g promGauge) DecrFloat64(v float64) { g.g.Sub(v) }
-func (t promTimer) Timing(nanos int64)    { t.o.Observe(float64(nanos) / 1e9) }
+func (t promTimer) Timing(nanos int64)    { t.o.Observe(float64(nanos) * t.scale) }
 func (noop) Incr(int64)                   {}
 func (noop) Set(int64)                    {}
 func (noop) Timing(int64)                 {}
 
-type promTimer struct{ o prometheus.Observer }
+type promTimer struct {
+	o     prometheus.Observer
+	scale float64
+}
 
 type noop struct{}
+
+// scaled multiplies second buckets into nanosecond ones.
+func scaled(b []float64, f float64) []float64 {
+	out := make([]float64, len(b))
+	for i, v := range b {
+		out[i] = v * f
+	}
+	return out
+}
