@@ -3,6 +3,7 @@ module github.com/claimx/claimx-connect
 go 1.26.0
 
 require (
+	cloud.google.com/go/compute/metadata v0.3.0 // indirect
 	cuelang.org/go v0.13.2 // indirect
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.24.0 // indirect
 	github.com/Azure/azure-sdk-for-go/sdk/azidentity v1.15.0 // indirect
