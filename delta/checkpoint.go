@@ -1,0 +1,367 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/parquet-go/parquet-go"
+)
+
+// The checkpoint row: one nullable struct column per action type, as
+// PROTOCOL.md §Checkpoint Schema lays out. Every leaf is optional (pointers)
+// because Spark's checkpoint schema is all-nullable and a zero must stay
+// distinguishable from null (a txn version 0 is not a missing version).
+type cpRow struct {
+	Txn      *cpTxn      `parquet:"txn,optional"`
+	Add      *cpAdd      `parquet:"add,optional"`
+	Remove   *cpRemove   `parquet:"remove,optional"`
+	MetaData *cpMetaData `parquet:"metaData,optional"`
+	Protocol *cpProtocol `parquet:"protocol,optional"`
+}
+
+type cpTxn struct {
+	AppID       *string `parquet:"appId,optional"`
+	Version     *int64  `parquet:"version,optional"`
+	LastUpdated *int64  `parquet:"lastUpdated,optional"`
+}
+
+type cpAdd struct {
+	Path             *string            `parquet:"path,optional"`
+	PartitionValues  map[string]*string `parquet:"partitionValues,optional"`
+	Size             *int64             `parquet:"size,optional"`
+	ModificationTime *int64             `parquet:"modificationTime,optional"`
+	DataChange       *bool              `parquet:"dataChange,optional"`
+	Stats            *string            `parquet:"stats,optional"`
+	Tags             map[string]*string `parquet:"tags,optional"`
+}
+
+type cpRemove struct {
+	Path                 *string            `parquet:"path,optional"`
+	DeletionTimestamp    *int64             `parquet:"deletionTimestamp,optional"`
+	DataChange           *bool              `parquet:"dataChange,optional"`
+	ExtendedFileMetadata *bool              `parquet:"extendedFileMetadata,optional"`
+	PartitionValues      map[string]*string `parquet:"partitionValues,optional"`
+	Size                 *int64             `parquet:"size,optional"`
+}
+
+type cpFormat struct {
+	Provider *string           `parquet:"provider,optional"`
+	Options  map[string]string `parquet:"options,optional"`
+}
+
+type cpMetaData struct {
+	ID               *string           `parquet:"id,optional"`
+	Name             *string           `parquet:"name,optional"`
+	Description      *string           `parquet:"description,optional"`
+	Format           *cpFormat         `parquet:"format,optional"`
+	SchemaString     *string           `parquet:"schemaString,optional"`
+	PartitionColumns []string          `parquet:"partitionColumns,optional,list"`
+	Configuration    map[string]string `parquet:"configuration,optional"`
+	CreatedTime      *int64            `parquet:"createdTime,optional"`
+}
+
+type cpProtocol struct {
+	MinReaderVersion *int32   `parquet:"minReaderVersion,optional"`
+	MinWriterVersion *int32   `parquet:"minWriterVersion,optional"`
+	ReaderFeatures   []string `parquet:"readerFeatures,optional,list"`
+	WriterFeatures   []string `parquet:"writerFeatures,optional,list"`
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// checkpointRows returns the rows of a checkpoint of snap: protocol,
+// metaData, txns, live adds and the tombstones younger than retention
+// (relative to now). Rows are in a stable order so a checkpoint is
+// reproducible.
+func checkpointRows(snap *Snapshot, now time.Time, tombstoneRetention time.Duration) []cpRow {
+	rows := make([]cpRow, 0, 2+len(snap.txns)+len(snap.files)+len(snap.tombstones))
+	p := snap.protocol
+	rows = append(rows, cpRow{Protocol: &cpProtocol{
+		MinReaderVersion: ptr(int32(p.MinReaderVersion)),
+		MinWriterVersion: ptr(int32(p.MinWriterVersion)),
+		ReaderFeatures:   p.ReaderFeatures,
+		WriterFeatures:   p.WriterFeatures,
+	}})
+	md := snap.metadata
+	opts := md.Format.Options
+	if opts == nil {
+		opts = map[string]string{}
+	}
+	conf := md.Configuration
+	if conf == nil {
+		conf = map[string]string{}
+	}
+	pcols := md.PartitionColumns
+	if pcols == nil {
+		pcols = []string{}
+	}
+	rows = append(rows, cpRow{MetaData: &cpMetaData{
+		ID:               ptr(md.ID),
+		Name:             strOrNil(md.Name),
+		Description:      strOrNil(md.Description),
+		Format:           &cpFormat{Provider: ptr(md.Format.Provider), Options: opts},
+		SchemaString:     ptr(md.SchemaString),
+		PartitionColumns: pcols,
+		Configuration:    conf,
+		CreatedTime:      md.CreatedTime,
+	}})
+	appIDs := make([]string, 0, len(snap.txns))
+	for k := range snap.txns {
+		appIDs = append(appIDs, k)
+	}
+	sort.Strings(appIDs)
+	for _, k := range appIDs {
+		t := snap.txns[k]
+		rows = append(rows, cpRow{Txn: &cpTxn{AppID: ptr(t.AppID), Version: ptr(t.Version), LastUpdated: t.LastUpdated}})
+	}
+	for _, f := range snap.Files() {
+		pv := f.PartitionValues
+		if pv == nil {
+			pv = map[string]*string{}
+		}
+		var tags map[string]*string
+		if len(f.Tags) > 0 {
+			tags = make(map[string]*string, len(f.Tags))
+			for k, v := range f.Tags {
+				tags[k] = ptr(v)
+			}
+		}
+		rows = append(rows, cpRow{Add: &cpAdd{
+			Path:             ptr(f.Path),
+			PartitionValues:  pv,
+			Size:             ptr(f.Size),
+			ModificationTime: ptr(f.ModificationTime),
+			DataChange:       ptr(f.DataChange),
+			Stats:            strOrNil(f.Stats),
+			Tags:             tags,
+		}})
+	}
+	cutoff := now.Add(-tombstoneRetention).UnixMilli()
+	for _, r := range snap.Tombstones() {
+		ts := int64(0)
+		if r.DeletionTimestamp != nil {
+			ts = *r.DeletionTimestamp
+		}
+		if ts <= cutoff {
+			continue // expired: VACUUM may delete the file now
+		}
+		rows = append(rows, cpRow{Remove: &cpRemove{
+			Path:                 ptr(r.Path),
+			DeletionTimestamp:    ptr(ts),
+			DataChange:           ptr(r.DataChange),
+			ExtendedFileMetadata: r.ExtendedFileMetadata,
+			PartitionValues:      r.PartitionValues,
+			Size:                 r.Size,
+		}})
+	}
+	return rows
+}
+
+// encodeCheckpoint writes rows as a classic V1 checkpoint Parquet file.
+func encodeCheckpoint(rows []cpRow) ([]byte, error) {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[cpRow](&buf,
+		parquet.DataPageVersion(1),
+		parquet.Compression(&parquet.Snappy),
+		parquet.MaxRowsPerRowGroup(1<<20),
+		parquet.CreatedBy("claimx-connect", "", ""),
+	)
+	if _, err := w.Write(rows); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeCheckpoint writes the checkpoint of snap and then _last_checkpoint.
+// A checkpoint file is only ever written whole (Put replaces atomically), so
+// a crash leaves either no checkpoint or a complete one; the hint is written
+// after it so it never points to a missing file.
+func writeCheckpoint(ctx context.Context, store storage.Store, snap *Snapshot, now time.Time) error {
+	retention, err := durationProperty(snap.metadata.Configuration, "delta.deletedFileRetentionDuration", 7*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("writing checkpoint %d: %w", snap.version, err)
+	}
+	rows := checkpointRows(snap, now, retention)
+	data, err := encodeCheckpoint(rows)
+	if err != nil {
+		return fmt.Errorf("encoding checkpoint %d: %w", snap.version, err)
+	}
+	if err := store.Put(ctx, checkpointPath(snap.version), data); err != nil {
+		return fmt.Errorf("writing checkpoint %d: %w", snap.version, err)
+	}
+	lc, _ := json.Marshal(LastCheckpoint{Version: snap.version, Size: int64(len(rows))})
+	if err := store.Put(ctx, lastCheckpointPath, lc); err != nil {
+		return fmt.Errorf("writing _last_checkpoint for version %d: %w", snap.version, err)
+	}
+	return nil
+}
+
+// readCheckpoint loads a snapshot from the checkpoint parts of version v.
+func readCheckpoint(ctx context.Context, store storage.Store, v int64, paths []string) (*Snapshot, error) {
+	snap := newEmptySnapshot()
+	snap.version = v
+	var sawProtocol, sawMeta bool
+	for _, p := range paths {
+		data, err := store.Get(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("reading checkpoint %d: %w", v, err)
+		}
+		rows, err := DecodeCheckpoint(data)
+		if err != nil {
+			return nil, fmt.Errorf("reading checkpoint %d (%s): %w", v, p, err)
+		}
+		for i := range rows {
+			acts := rows[i]
+			if err := snap.apply(v, []Action{acts}); err != nil {
+				return nil, fmt.Errorf("reading checkpoint %d (%s): %w", v, p, err)
+			}
+			sawProtocol = sawProtocol || acts.Protocol != nil
+			sawMeta = sawMeta || acts.MetaData != nil
+		}
+	}
+	if !sawProtocol || !sawMeta {
+		return nil, fmt.Errorf("reading checkpoint %d: it lacks the protocol or metaData action", v)
+	}
+	return snap, nil
+}
+
+// DecodeCheckpoint parses one checkpoint Parquet file into actions, one per
+// non-null action column of each row. Columns this engine does not use
+// (stats_parsed, partitionValues_parsed, deletionVector, sidecar …) are
+// ignored.
+func DecodeCheckpoint(data []byte) ([]Action, error) {
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("opening checkpoint parquet: %w", err)
+	}
+	r := parquet.NewGenericReader[cpRow](f)
+	defer r.Close()
+	var out []Action
+	buf := make([]cpRow, 256)
+	for {
+		n, err := r.Read(buf)
+		for i := 0; i < n; i++ {
+			a, err := buf[i].action()
+			if err != nil {
+				return nil, err
+			}
+			if a != nil {
+				out = append(out, *a)
+			}
+			buf[i] = cpRow{}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading checkpoint rows: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+func deref[T any](p *T) T {
+	var z T
+	if p == nil {
+		return z
+	}
+	return *p
+}
+
+// action converts a checkpoint row to an action; nil for a row that holds
+// none of the action types this engine reads.
+func (r *cpRow) action() (*Action, error) {
+	switch {
+	case r.Add != nil && r.Add.Path != nil:
+		a := r.Add
+		add := &AddFile{
+			Path:             *a.Path,
+			PartitionValues:  a.PartitionValues,
+			Size:             deref(a.Size),
+			ModificationTime: deref(a.ModificationTime),
+			DataChange:       deref(a.DataChange),
+			Stats:            deref(a.Stats),
+		}
+		if add.PartitionValues == nil {
+			add.PartitionValues = map[string]*string{}
+		}
+		if len(a.Tags) > 0 {
+			add.Tags = map[string]string{}
+			for k, v := range a.Tags {
+				add.Tags[k] = deref(v)
+			}
+		}
+		if add.Size < 0 {
+			return nil, fmt.Errorf("checkpoint add %q has negative size", add.Path)
+		}
+		return &Action{Add: add}, nil
+	case r.Remove != nil && r.Remove.Path != nil:
+		x := r.Remove
+		return &Action{Remove: &RemoveFile{
+			Path:                 *x.Path,
+			DeletionTimestamp:    x.DeletionTimestamp,
+			DataChange:           deref(x.DataChange),
+			ExtendedFileMetadata: x.ExtendedFileMetadata,
+			PartitionValues:      x.PartitionValues,
+			Size:                 x.Size,
+		}}, nil
+	case r.Txn != nil && r.Txn.AppID != nil:
+		return &Action{Txn: &Txn{AppID: *r.Txn.AppID, Version: deref(r.Txn.Version), LastUpdated: r.Txn.LastUpdated}}, nil
+	case r.MetaData != nil && r.MetaData.ID != nil:
+		m := r.MetaData
+		if m.SchemaString == nil {
+			return nil, errors.New("checkpoint metaData has no schemaString")
+		}
+		md := &Metadata{
+			ID:               *m.ID,
+			Name:             deref(m.Name),
+			Description:      deref(m.Description),
+			SchemaString:     *m.SchemaString,
+			PartitionColumns: m.PartitionColumns,
+			Configuration:    m.Configuration,
+			CreatedTime:      m.CreatedTime,
+		}
+		if m.Format != nil {
+			md.Format = Format{Provider: deref(m.Format.Provider), Options: m.Format.Options}
+		}
+		if md.Format.Options == nil {
+			md.Format.Options = map[string]string{}
+		}
+		if md.Configuration == nil {
+			md.Configuration = map[string]string{}
+		}
+		if md.PartitionColumns == nil {
+			md.PartitionColumns = []string{}
+		}
+		return &Action{MetaData: md}, nil
+	case r.Protocol != nil && r.Protocol.MinReaderVersion != nil:
+		p := r.Protocol
+		return &Action{Protocol: &Protocol{
+			MinReaderVersion: int(*p.MinReaderVersion),
+			MinWriterVersion: int(deref(p.MinWriterVersion)),
+			ReaderFeatures:   p.ReaderFeatures,
+			WriterFeatures:   p.WriterFeatures,
+		}}, nil
+	}
+	return nil, nil
+}
