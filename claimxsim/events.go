@@ -143,6 +143,10 @@ func GenerateEvents(o EventOptions) []Event {
 		}
 		loc := pick(r, offsets)
 		layout := pick(r, []string{"2006-01-02T15:04:05.000Z07:00", time.RFC3339, time.RFC3339Nano})
+		if layout == time.RFC3339 {
+			// This layout has no fraction: keep IngestedAt equal to what the body says.
+			ev.IngestedAt = ev.IngestedAt.Truncate(time.Second)
+		}
 		ts := ev.IngestedAt.In(loc).Format(layout)
 		if ev.Malformed == malformedBadTimestamp {
 			ts = pick(r, []string{"2026-13-45T25:61:00Z", "yesterday", "10/01/2026 22:30", ""})

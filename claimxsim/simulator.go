@@ -110,9 +110,11 @@ type Stats struct {
 	// ByEndpoint counts requests by endpoint: assignment, project, media,
 	// token, other.
 	ByEndpoint map[string]int64 `json:"by_endpoint"`
-	// MaxPerSecond is the highest number of rate-limited API requests that
-	// arrived within any one-second sliding window.
+	// MaxPerSecond is the highest number of API requests that arrived
+	// within any one-second sliding window while a rate limit was set.
 	MaxPerSecond int `json:"max_per_second"`
+	// MaxInFlight is the highest number of API requests handled at once.
+	MaxInFlight int64 `json:"max_in_flight"`
 }
 
 // RequestRecord is one answered request, as the simulator saw it.
@@ -145,6 +147,7 @@ type Server struct {
 	// arrivals are the arrival times of rate-limited API requests, for
 	// MaxPerSecond.
 	arrivals []time.Time
+	inFlight int64
 
 	httpSrv *http.Server
 	addr    string
@@ -285,6 +288,14 @@ func (s *Server) setRateLimitLocked(perSecond float64) {
 	s.limiter = rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
+// RevokeTokens invalidates every OAuth token issued so far, as a server-side
+// revocation would.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
 // Stats returns a snapshot of the request counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -394,6 +405,16 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.record(r, "token", strconv.Itoa(w.status))
 		return
 	}
+
+	s.mu.Lock()
+	s.inFlight++
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
 
 	endpoint := "other"
 	switch {
