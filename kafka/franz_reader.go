@@ -297,7 +297,7 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 // addRecords converts the records of one partition fetch into batches: one
 // batch per fetch without a batching policy, else as the policy flushes.
 func (r *franzReader) addRecords(ctx context.Context, ps *partitionState, p kgo.FetchPartition, out []readyBatch) []readyBatch {
-	if r.conf.batchPolicy.IsNoop() {
+	if r.conf.fetchBatches {
 		batch := make(service.MessageBatch, len(p.Records))
 		for i, rec := range p.Records {
 			batch[i] = r.recordToMessage(rec, p.HighWatermark)
@@ -357,7 +357,7 @@ func (r *franzReader) flushPartition(ctx context.Context, ps *partitionState, ou
 
 // flushDue flushes the partitions whose batching period has elapsed.
 func (r *franzReader) flushDue(ctx context.Context, out []readyBatch) []readyBatch {
-	if r.conf.batchPolicy.IsNoop() {
+	if r.conf.fetchBatches {
 		return out
 	}
 	r.mu.Lock()
@@ -379,7 +379,7 @@ func (r *franzReader) flushDue(ctx context.Context, out []readyBatch) []readyBat
 
 // untilNextFlush reports how long until the earliest timed batch flush.
 func (r *franzReader) untilNextFlush() (time.Duration, bool) {
-	if r.conf.batchPolicy.IsNoop() {
+	if r.conf.fetchBatches {
 		return 0, false
 	}
 	r.mu.Lock()

@@ -55,7 +55,7 @@ With `+"`consumer_group`"+` set, partitions of the topics (or of the topics matc
 
 ### Batching
 
-Messages of one batch always come from a single partition. Without a batching policy each fetch of a partition becomes one batch; with one, each partition is batched separately by the policy.
+Messages of one batch always come from a single partition. Without a batching policy each fetch of a partition becomes one batch; with one, each partition is batched separately by the policy (`+"`count: 1`"+` gives one message per batch).
 
 ### Metadata
 
@@ -209,7 +209,11 @@ type franzReaderConfig struct {
 	multiHeader     bool
 	autoReplayNacks bool
 	batchPolicy     service.BatchPolicy
-	lagRefresh      time.Duration
+	// fetchBatches delivers each fetch of a partition as one batch, when
+	// no batching policy is set. benthos counts `count: 1` as no policy,
+	// but a user who writes it means one message per batch.
+	fetchBatches bool
+	lagRefresh   time.Duration
 }
 
 func newFranzReaderFromConfig(conf *service.ParsedConfig, res *service.Resources) (*franzReader, error) {
@@ -330,6 +334,7 @@ func franzReaderConfigFromParsed(conf *service.ParsedConfig) (franzReaderConfig,
 	if c.batchPolicy, err = conf.FieldBatchPolicy(kfiFieldBatching); err != nil {
 		return c, err
 	}
+	c.fetchBatches = c.batchPolicy.IsNoop() && c.batchPolicy.Count != 1
 	if c.lagRefresh, err = conf.FieldDuration(kfiFieldTopicLagRefreshPeriod); err != nil {
 		return c, err
 	}

@@ -1,0 +1,473 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// TestKafkaFranzRoundtrip writes through the output and reads back through
+// the input: keys, headers from metadata, metadata of the input, and the order
+// of each key.
+func TestKafkaFranzRoundtrip(t *testing.T) {
+	addr := startCluster(t, 3, "rt")
+	const n = 200
+
+	b := service.NewStreamBuilder()
+	if err := b.SetLoggerYAML("level: warn"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddInputYAML(fmt.Sprintf(`
+generate:
+  count: %d
+  interval: ""
+  mapping: |
+    let n = counter()
+    root.n = $n
+    meta key = "k%%d".format($n %% 7)
+    meta x_trace = "trace-%%d".format($n)
+    meta other = "not a header"
+`, n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddOutputYAML(fmt.Sprintf(`
+kafka_franz:
+  seed_brokers: [ %s ]
+  topic: rt
+  key: ${! meta("key") }
+  max_in_flight: 1
+  batching:
+    count: 20
+  metadata:
+    include_prefixes: [ "x_" ]
+`, addr)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := out.Run(ctx); err != nil {
+		t.Fatalf("running producer stream: %v", err)
+	}
+
+	col := newCollector()
+	startStream(t, fmt.Sprintf(`
+kafka_franz:
+  seed_brokers: [ %s ]
+  topics: [ rt ]
+  consumer_group: rt
+`, addr), func(_ context.Context, batch service.MessageBatch) error {
+		col.add(t, batch)
+		return nil
+	})
+	waitFor(t, 20*time.Second, "all messages", func() bool { return col.distinct() == n })
+
+	lastN := map[string]int{}
+	partitionOfKey := map[string]int64{}
+	for _, r := range col.snapshot() {
+		var body struct{ N int }
+		if _, err := fmt.Sscanf(r.value, `{"n":%d}`, &body.N); err != nil {
+			t.Fatalf("message %q: %v", r.value, err)
+		}
+		if want := fmt.Sprintf("k%d", body.N%7); r.key != want {
+			t.Errorf("message %d: kafka_key %q, want %q", body.N, r.key, want)
+		}
+		if got, want := r.meta["x_trace"], fmt.Sprintf("trace-%d", body.N); got != want {
+			t.Errorf("message %d: header x_trace %v, want %s", body.N, got, want)
+		}
+		for _, absent := range []string{"other", "key"} {
+			if _, ok := r.meta[absent]; ok {
+				t.Errorf("message %d: metadata %q leaked into headers", body.N, absent)
+			}
+		}
+		if r.topic != "rt" {
+			t.Errorf("message %d: kafka_topic %q", body.N, r.topic)
+		}
+		if p, ok := partitionOfKey[r.key]; ok && p != r.partition {
+			t.Errorf("key %s in partitions %d and %d", r.key, p, r.partition)
+		}
+		partitionOfKey[r.key] = r.partition
+		ms, _ := r.meta["kafka_timestamp_ms"].(int64)
+		unix, _ := r.meta["kafka_timestamp_unix"].(int64)
+		if ms <= 0 || unix != ms/1000 {
+			t.Errorf("message %d: timestamps ms=%v unix=%v", body.N, r.meta["kafka_timestamp_ms"], r.meta["kafka_timestamp_unix"])
+		}
+		if tomb, ok := r.meta["kafka_tombstone_message"].(bool); !ok || tomb {
+			t.Errorf("message %d: kafka_tombstone_message %v", body.N, r.meta["kafka_tombstone_message"])
+		}
+		if lag, ok := r.meta["kafka_lag"].(int64); !ok || lag < 0 {
+			t.Errorf("message %d: kafka_lag %v", body.N, r.meta["kafka_lag"])
+		}
+		if prev, ok := lastN[r.key]; ok && body.N <= prev {
+			t.Errorf("key %s: message %d after %d, order lost", r.key, body.N, prev)
+		}
+		lastN[r.key] = body.N
+	}
+}
+
+// TestKafkaFranzInputMetadata checks the metadata of records with repeated
+// headers and tombstones, with and without multi_header.
+func TestKafkaFranzInputMetadata(t *testing.T) {
+	addr := startCluster(t, 1, "meta")
+	ts := time.UnixMilli(1_700_000_000_123)
+	produceRecords(t, addr,
+		&kgo.Record{Topic: "meta", Key: []byte("k1"), Value: []byte("v1"), Timestamp: ts, Headers: []kgo.RecordHeader{
+			{Key: "h", Value: []byte("a")}, {Key: "h", Value: []byte("b")}, {Key: "single", Value: []byte("s")},
+		}},
+		&kgo.Record{Topic: "meta", Key: []byte("k2"), Value: nil, Timestamp: ts},
+	)
+	tests := []struct {
+		multiHeader bool
+		wantH       any
+		wantSingle  any
+	}{
+		{multiHeader: false, wantH: "b", wantSingle: "s"},
+		{multiHeader: true, wantH: []any{"a", "b"}, wantSingle: []any{"s"}},
+	}
+	for _, test := range tests {
+		t.Run(fmt.Sprintf("multi_header=%v", test.multiHeader), func(t *testing.T) {
+			rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ meta ]\nmulti_header: %v\nfetch_max_wait: 100ms\n", addr, test.multiHeader))
+			col := newCollector()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			for col.count() < 2 {
+				batch, ack, err := rdr.ReadBatch(ctx)
+				if err != nil {
+					t.Fatalf("reading: %v", err)
+				}
+				col.add(t, batch)
+				_ = ack(ctx, nil)
+			}
+			msgs := col.snapshot()
+			first, second := msgs[0], msgs[1]
+			checks := []struct {
+				name      string
+				got, want any
+			}{
+				{"key", first.meta["kafka_key"], "k1"},
+				{"partition", first.meta["kafka_partition"], int64(0)},
+				{"offset", first.meta["kafka_offset"], int64(0)},
+				{"timestamp_ms", first.meta["kafka_timestamp_ms"], ts.UnixMilli()},
+				{"timestamp_unix", first.meta["kafka_timestamp_unix"], ts.Unix()},
+				{"lag", first.meta["kafka_lag"], int64(1)},
+				{"tombstone", first.meta["kafka_tombstone_message"], false},
+				{"header h", first.meta["h"], test.wantH},
+				{"header single", first.meta["single"], test.wantSingle},
+				{"second offset", second.meta["kafka_offset"], int64(1)},
+				{"second lag", second.meta["kafka_lag"], int64(0)},
+				{"second tombstone", second.meta["kafka_tombstone_message"], true},
+			}
+			for _, c := range checks {
+				if fmt.Sprintf("%#v", c.got) != fmt.Sprintf("%#v", c.want) {
+					t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestKafkaFranzRebalance runs a second member of a group while the first
+// consumes, then stops the first: every record is consumed at least once.
+func TestKafkaFranzRebalance(t *testing.T) {
+	addr := startCluster(t, 4, "rb")
+	const total = 4000
+
+	// Records keep arriving while members join and leave.
+	produceDone := make(chan struct{})
+	go func() {
+		defer close(produceDone)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer cl.Close()
+		for i := 0; i < total; i += 100 {
+			var recs []*kgo.Record
+			for j := i; j < i+100; j++ {
+				recs = append(recs, &kgo.Record{Topic: "rb", Key: []byte(strconv.Itoa(j % 13)), Value: []byte(strconv.Itoa(j))})
+			}
+			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Errorf("producing: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	col := newCollector()
+	var members [2]atomic.Int64
+	consumer := func(member int) service.MessageBatchHandlerFunc {
+		return func(_ context.Context, batch service.MessageBatch) error {
+			col.add(t, batch)
+			members[member].Add(int64(len(batch)))
+			time.Sleep(2 * time.Millisecond) // let the rebalance land mid-stream
+			return nil
+		}
+	}
+	conf := fmt.Sprintf(`
+kafka_franz:
+  seed_brokers: [ %s ]
+  topics: [ rb ]
+  consumer_group: rbg
+  commit_period: 100ms
+  heartbeat_interval: 100ms
+  session_timeout: 10s
+  rebalance_timeout: 5s
+  batching:
+    count: 20
+    period: 50ms
+`, addr)
+	first := startStream(t, conf, consumer(0))
+	waitFor(t, 20*time.Second, "first member to consume", func() bool { return col.distinct() > 500 })
+	startStream(t, conf, consumer(1))
+	waitFor(t, 20*time.Second, "second member to get partitions", func() bool { return members[1].Load() > 0 })
+	firstBefore := members[0].Load()
+	waitFor(t, 20*time.Second, "first member to keep consuming after the rebalance", func() bool { return members[0].Load() > firstBefore })
+	first.stop(t, 10*time.Second)
+	<-produceDone
+	waitFor(t, 30*time.Second, "every record", func() bool { return col.distinct() == total })
+
+	seen := map[string]bool{}
+	for _, r := range col.snapshot() {
+		seen[r.value] = true
+	}
+	for i := range total {
+		if !seen[strconv.Itoa(i)] {
+			t.Errorf("record %d never consumed", i)
+		}
+	}
+	t.Logf("consumed %d messages for %d records (%d duplicates)", col.count(), total, col.count()-total)
+}
+
+// TestKafkaFranzRedeliverUnacked stops a member while it holds unacknowledged
+// messages: the next member of the group gets exactly those again.
+func TestKafkaFranzRedeliverUnacked(t *testing.T) {
+	addr := startCluster(t, 1, "unacked")
+	produceRecords(t, addr, numberedRecords("unacked", 0, 100)...)
+	conf := fmt.Sprintf(`
+kafka_franz:
+  seed_brokers: [ %s ]
+  topics: [ unacked ]
+  consumer_group: ug
+  commit_period: 50ms
+  batching:
+    count: 10
+`, addr)
+
+	var acked atomic.Int64
+	blocked := make(chan struct{}, 10)
+	first := startStream(t, conf, func(ctx context.Context, batch service.MessageBatch) error {
+		if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) < 50 {
+			acked.Add(int64(len(batch)))
+			return nil
+		}
+		// Hold the batch until the stream is killed: never acknowledged.
+		blocked <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	waitFor(t, 10*time.Second, "50 acks and a blocked batch", func() bool { return acked.Load() == 50 && len(blocked) > 0 })
+	first.stop(t, time.Second)
+
+	if got := committedOffset(t, addr, "ug", "unacked", 0); got != 50 {
+		t.Fatalf("committed offset %d after acking offsets 0-49, want 50", got)
+	}
+
+	col := newCollector()
+	startStream(t, conf, func(_ context.Context, batch service.MessageBatch) error {
+		col.add(t, batch)
+		return nil
+	})
+	waitFor(t, 10*time.Second, "the unacked messages", func() bool { return col.distinct() == 50 })
+	time.Sleep(200 * time.Millisecond) // anything below offset 50 would have come first
+	for _, r := range col.snapshot() {
+		if r.offset < 50 {
+			t.Errorf("acknowledged offset %d delivered again", r.offset)
+		}
+	}
+}
+
+// TestKafkaFranzOutOfOrderAcks acknowledges batches in random order and
+// checks after each commit that the committed offset never passes a batch
+// that is not acknowledged.
+func TestKafkaFranzOutOfOrderAcks(t *testing.T) {
+	addr := startCluster(t, 1, "ooo")
+	const n = 40
+	produceRecords(t, addr, numberedRecords("ooo", 0, n)...)
+	rdr := newTestReader(t, fmt.Sprintf(`
+seed_brokers: [ %s ]
+topics: [ ooo ]
+consumer_group: ooo
+commit_period: 1h
+batching:
+  count: 1
+`, addr))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	acks := make([]service.AckFunc, n)
+	for read := 0; read < n; read++ {
+		batch, ack, err := rdr.ReadBatch(ctx)
+		if err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		off, _ := batch[0].MetaGetMut("kafka_offset")
+		acks[off.(int64)] = ack
+	}
+
+	order := rand.New(rand.NewPCG(7, 7)).Perm(n)
+	acked := make([]bool, n)
+	for _, i := range order {
+		if err := acks[i](ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		acked[i] = true
+		if err := rdr.commit(ctx, rdr.client); err != nil {
+			t.Fatalf("committing: %v", err)
+		}
+		firstUnacked := slices.Index(acked, false)
+		if firstUnacked < 0 {
+			firstUnacked = n
+		}
+		want := int64(firstUnacked)
+		if firstUnacked == 0 {
+			want = -1 // nothing committable yet
+		}
+		if got := committedOffset(t, addr, "ooo", "ooo", 0); got != want {
+			t.Fatalf("after acking offset %d: committed %d, want %d (first unacked)", i, got, want)
+		}
+	}
+}
+
+// TestKafkaFranzCheckpointLimitPauses checks that a partition stops being
+// fetched when checkpoint_limit messages are unacknowledged, and resumes.
+func TestKafkaFranzCheckpointLimitPauses(t *testing.T) {
+	addr := startCluster(t, 1, "pause")
+	for _, r := range numberedRecords("pause", 0, 100) {
+		produceRecords(t, addr, r) // one record batch each, so fetches can be small
+	}
+	rdr := newTestReader(t, fmt.Sprintf(`
+seed_brokers: [ %s ]
+topics: [ pause ]
+checkpoint_limit: 5
+fetch_max_partition_bytes: 1B
+fetch_max_wait: 50ms
+batching:
+  count: 1
+`, addr))
+
+	readUntilQuiet := func() []service.AckFunc {
+		var acks []service.AckFunc
+		for {
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			_, ack, err := rdr.ReadBatch(ctx)
+			cancel()
+			if err != nil {
+				return acks
+			}
+			acks = append(acks, ack)
+		}
+	}
+	acks := readUntilQuiet()
+	// A fetch already in flight when the pause lands may add a little.
+	if len(acks) < 5 || len(acks) > 10 {
+		t.Fatalf("read %d messages without acking, want the checkpoint limit of 5 (plus at most one fetch)", len(acks))
+	}
+	for _, ack := range acks {
+		_ = ack(t.Context(), nil)
+	}
+	more := readUntilQuiet()
+	if len(more) == 0 {
+		t.Fatalf("partition not resumed after acknowledging")
+	}
+}
+
+// TestKafkaFranzNackRedelivered rejects a message once: with auto replay it is
+// delivered again and nothing is skipped.
+func TestKafkaFranzNackRedelivered(t *testing.T) {
+	addr := startCluster(t, 1, "nack")
+	const n = 20
+	produceRecords(t, addr, numberedRecords("nack", 0, n)...)
+	col := newCollector()
+	var nacked atomic.Bool
+	startStream(t, fmt.Sprintf(`
+kafka_franz:
+  seed_brokers: [ %s ]
+  topics: [ nack ]
+  consumer_group: nack
+  batching:
+    count: 1
+`, addr), func(_ context.Context, batch service.MessageBatch) error {
+		if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) == 5 && nacked.CompareAndSwap(false, true) {
+			return fmt.Errorf("deliberate failure")
+		}
+		col.add(t, batch)
+		return nil
+	})
+	waitFor(t, 10*time.Second, "every message", func() bool { return col.distinct() == n })
+	if !nacked.Load() {
+		t.Fatal("message 5 was never rejected")
+	}
+	if col.snapshot()[0].offset != 0 {
+		t.Errorf("first delivered offset %d", col.snapshot()[0].offset)
+	}
+}
+
+// TestKafkaFranzNackWithoutReplayHoldsCommit rejects a message with
+// auto_replay_nacks false: the commit stops before it, so the next reader of
+// the group gets it again.
+func TestKafkaFranzNackWithoutReplayHoldsCommit(t *testing.T) {
+	addr := startCluster(t, 1, "hold")
+	const n = 10
+	produceRecords(t, addr, numberedRecords("hold", 0, n)...)
+	conf := fmt.Sprintf(`
+seed_brokers: [ %s ]
+topics: [ hold ]
+consumer_group: hold
+auto_replay_nacks: false
+commit_period: 1h
+batching:
+  count: 1
+`, addr)
+	rdr := newTestReader(t, conf)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for range n {
+		batch, ack, err := rdr.ReadBatch(ctx)
+		if err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		var ackErr error
+		if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) == 3 {
+			ackErr = fmt.Errorf("deliberate failure")
+		}
+		_ = ack(ctx, ackErr)
+	}
+	if err := rdr.Close(ctx); err != nil {
+		t.Fatalf("closing: %v", err)
+	}
+	if got := committedOffset(t, addr, "hold", "hold", 0); got != 3 {
+		t.Fatalf("committed offset %d, want 3 (the rejected message)", got)
+	}
+	next := newTestReader(t, conf)
+	batch, _, err := next.ReadBatch(ctx)
+	if err != nil {
+		t.Fatalf("reading again: %v", err)
+	}
+	if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) != 3 {
+		t.Fatalf("next reader starts at offset %v, want 3", off)
+	}
+}
