@@ -1,0 +1,502 @@
+package delta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claimx/claimx-connect/delta/storage"
+)
+
+// OptimizeOptions tune compaction.
+type OptimizeOptions struct {
+	// TargetFileSize is the size compacted files aim for and the size below
+	// which a file counts as small. Default: the handle's
+	// Writer.TargetFileSize.
+	TargetFileSize int64
+	// MinFiles is how many small files a partition needs before it is
+	// compacted. Default 2.
+	MinFiles int
+	// DryRun reports what would be compacted without writing.
+	DryRun bool
+}
+
+// OptimizeResult describes a compaction.
+type OptimizeResult struct {
+	// Version is the OPTIMIZE commit, or the current version if nothing was
+	// committed.
+	Version              int64
+	NoOp                 bool
+	Partitions           int
+	FilesRemoved         int
+	FilesAdded           int
+	BytesRemoved         int64
+	BytesAdded           int64
+	Rows                 int64
+	RemovedPaths         []string
+	CheckpointErr        error
+	Checkpointed, DryRun bool
+}
+
+// Optimize compacts the small files of each partition into files of about
+// TargetFileSize: one commit of remove + add actions, all with
+// dataChange=false so streaming readers skip it. Rows are unchanged. A
+// concurrent commit that removes one of the same files makes it fail with
+// ErrConflict (nothing is committed; the written files are orphans Vacuum
+// removes).
+func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeResult, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := checkWritable(t.snap.protocol, t.snap.metadata, t.snap.schema); err != nil {
+		return OptimizeResult{}, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+	}
+	if _, err := t.catchUp(ctx); err != nil {
+		return OptimizeResult{}, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+	}
+	target := opts.TargetFileSize
+	if target <= 0 {
+		target = t.opts.Writer.TargetFileSize
+	}
+	minFiles := opts.MinFiles
+	if minFiles < 2 {
+		minFiles = 2
+	}
+	snap := t.snap
+	// Group small files by partition.
+	byPart := map[string][]AddFile{}
+	var keys []string
+	for _, f := range snap.Files() {
+		if f.Size >= target {
+			continue
+		}
+		kb, _ := json.Marshal(f.PartitionValues) // map keys are sorted
+		k := string(kb)
+		if _, ok := byPart[k]; !ok {
+			keys = append(keys, k)
+		}
+		byPart[k] = append(byPart[k], f)
+	}
+	sort.Strings(keys)
+	// Bin-pack each partition's small files into bins of about target.
+	var bins [][]AddFile
+	res := OptimizeResult{Version: snap.version, DryRun: opts.DryRun}
+	for _, k := range keys {
+		files := byPart[k]
+		if len(files) < minFiles {
+			continue
+		}
+		sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+		var cur []AddFile
+		var size int64
+		partBins := 0
+		flush := func() {
+			if len(cur) >= 2 {
+				bins = append(bins, cur)
+				partBins++
+			}
+			cur, size = nil, 0
+		}
+		for _, f := range files {
+			if size+f.Size > target && len(cur) > 0 {
+				flush()
+			}
+			cur = append(cur, f)
+			size += f.Size
+		}
+		flush()
+		if partBins > 0 {
+			res.Partitions++
+		}
+	}
+	if len(bins) == 0 {
+		res.NoOp = true
+		return res, nil
+	}
+	for _, b := range bins {
+		for _, f := range b {
+			res.FilesRemoved++
+			res.BytesRemoved += f.Size
+			res.RemovedPaths = append(res.RemovedPaths, f.Path)
+		}
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	layout, err := newDataLayout(snap.schema, snap.metadata.PartitionColumns, snap.metadata.Configuration)
+	if err != nil {
+		return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+	}
+	wopts := t.opts.Writer
+	wopts.TargetFileSize = target
+	now := t.opts.Now()
+	var acts []Action
+	for _, b := range bins {
+		var rows []Row
+		for _, f := range b {
+			r, err := snap.ReadFile(ctx, t.store, f)
+			if err != nil {
+				return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+			}
+			rows = append(rows, r...)
+		}
+		written, err := writeDataFiles(ctx, t.store, layout, rows, wopts, t.opts.Now)
+		if err != nil {
+			return res, fmt.Errorf("optimizing %s: writing compacted files: %w", t.store.URI(), err)
+		}
+		for _, f := range b {
+			acts = append(acts, Action{Remove: &RemoveFile{
+				Path:                 f.Path,
+				DeletionTimestamp:    ptr(now.UnixMilli()),
+				DataChange:           false,
+				ExtendedFileMetadata: ptr(true),
+				PartitionValues:      f.PartitionValues,
+				Size:                 ptr(f.Size),
+				Stats:                f.Stats,
+			}})
+		}
+		for _, w := range written {
+			add := w.add
+			add.DataChange = false
+			acts = append(acts, Action{Add: &add})
+			res.FilesAdded++
+			res.BytesAdded += add.Size
+			res.Rows += w.rows
+		}
+	}
+	ci := map[string]any{
+		"operation": "OPTIMIZE",
+		"operationParameters": map[string]any{
+			"predicate": "[]",
+			"zOrderBy":  "[]",
+		},
+		"operationMetrics": map[string]any{
+			"numRemovedFiles": strconv.Itoa(res.FilesRemoved),
+			"numAddedFiles":   strconv.Itoa(res.FilesAdded),
+			"numRemovedBytes": strconv.FormatInt(res.BytesRemoved, 10),
+			"numAddedBytes":   strconv.FormatInt(res.BytesAdded, 10),
+		},
+		"isBlindAppend": false,
+	}
+	v, _, err := t.commit(ctx, acts, ci, false)
+	if err != nil {
+		return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+	}
+	res.Version = v
+	res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)
+	return res, nil
+}
+
+// MinVacuumRetention is the shortest retention Vacuum accepts without
+// Force: a shorter one can delete files that a reader of a slightly older
+// version, or a writer that has not committed yet, still needs.
+const MinVacuumRetention = 168 * time.Hour
+
+// VacuumOptions tune Vacuum.
+type VacuumOptions struct {
+	// Retention: files younger than this are kept. 0 means the table
+	// property delta.deletedFileRetentionDuration, or 168h.
+	Retention time.Duration
+	// Force allows a retention under MinVacuumRetention.
+	Force bool
+	// DryRun lists what would be deleted without deleting.
+	DryRun bool
+}
+
+// VacuumResult lists the files deleted (or, in a dry run, to delete).
+type VacuumResult struct {
+	Deleted []string
+	Bytes   int64
+	DryRun  bool
+}
+
+// Vacuum deletes files under the table that the current snapshot does not
+// reference (neither a live file nor a tombstone younger than the
+// retention) and that are older than the retention: files of compacted or
+// dropped data, and orphans of writers that crashed before committing.
+// Directories whose name starts with '_' or '.' (the log, change data) are
+// never touched.
+func (t *Table) Vacuum(ctx context.Context, opts VacuumOptions) (VacuumResult, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := checkWritable(t.snap.protocol, t.snap.metadata, t.snap.schema); err != nil {
+		return VacuumResult{}, fmt.Errorf("vacuuming %s: %w", t.store.URI(), err)
+	}
+	if _, err := t.catchUp(ctx); err != nil {
+		return VacuumResult{}, fmt.Errorf("vacuuming %s: %w", t.store.URI(), err)
+	}
+	retention := opts.Retention
+	if retention <= 0 {
+		r, err := durationProperty(t.snap.metadata.Configuration, "delta.deletedFileRetentionDuration", MinVacuumRetention)
+		if err != nil {
+			return VacuumResult{}, fmt.Errorf("vacuuming %s: %w", t.store.URI(), err)
+		}
+		retention = r
+	}
+	if retention < MinVacuumRetention && !opts.Force {
+		return VacuumResult{}, fmt.Errorf("vacuuming %s: retention %s is under %s, which can delete files that readers or uncommitted writers still need; set Force to do it anyway", t.store.URI(), retention, MinVacuumRetention)
+	}
+	now := t.opts.Now()
+	cutoff := now.Add(-retention)
+	keep := make(map[string]bool, len(t.snap.files)+len(t.snap.tombstones))
+	for k := range t.snap.files {
+		keep[k] = true
+	}
+	for k, r := range t.snap.tombstones {
+		if r.DeletionTimestamp != nil && *r.DeletionTimestamp > cutoff.UnixMilli() {
+			keep[k] = true
+		}
+	}
+	objs, err := t.store.List(ctx, "")
+	if err != nil {
+		return VacuumResult{}, fmt.Errorf("vacuuming %s: listing files: %w", t.store.URI(), err)
+	}
+	res := VacuumResult{DryRun: opts.DryRun}
+	for _, o := range objs {
+		if hiddenPath(o.Path) || keep[o.Path] || !o.ModTime.Before(cutoff) {
+			continue
+		}
+		res.Deleted = append(res.Deleted, o.Path)
+		res.Bytes += o.Size
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	for _, p := range res.Deleted {
+		if err := t.store.Delete(ctx, p); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return res, fmt.Errorf("vacuuming %s: %w", t.store.URI(), err)
+		}
+	}
+	return res, nil
+}
+
+// hiddenPath reports whether any directory (or the file) of p starts with
+// '_' or '.', as Spark's VACUUM skips them; a partition directory such as
+// "_col=1" is not hidden because it holds '='.
+func hiddenPath(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if (strings.HasPrefix(seg, "_") || strings.HasPrefix(seg, ".")) && !strings.Contains(seg, "=") {
+			return true
+		}
+	}
+	return false
+}
+
+// LogCleanupOptions tune CleanupLog.
+type LogCleanupOptions struct {
+	// Retention: log files younger than this are kept. 0 means the table
+	// property delta.logRetentionDuration, or 30 days.
+	Retention time.Duration
+	// DryRun lists what would be deleted.
+	DryRun bool
+}
+
+// CleanupLog deletes commits and checkpoints that are older than the
+// retention and behind a checkpoint, the way Spark's metadata cleanup
+// does: it finds the newest checkpoint C such that every log file of a
+// version below C is older than the retention, and deletes those files.
+// Every version from C on stays readable.
+func (t *Table) CleanupLog(ctx context.Context, opts LogCleanupOptions) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	retention := opts.Retention
+	if retention <= 0 {
+		r, err := durationProperty(t.snap.metadata.Configuration, "delta.logRetentionDuration", 30*24*time.Hour)
+		if err != nil {
+			return nil, fmt.Errorf("cleaning up the log of %s: %w", t.store.URI(), err)
+		}
+		retention = r
+	}
+	cutoff := t.opts.Now().Add(-retention)
+	l, err := listLog(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	type vf struct {
+		version int64
+		info    storage.ObjectInfo
+	}
+	var files []vf
+	for _, o := range l.files {
+		lf := parseLogName(o.Path)
+		name := strings.TrimPrefix(o.Path, "_delta_log/")
+		if lf.kind == logOther {
+			// .crc and compacted files still carry a version prefix.
+			if len(name) >= 20 && strings.Trim(name[:20], "0123456789") == "" && !strings.Contains(name, "/") {
+				n, _ := strconv.ParseInt(name[:20], 10, 64)
+				files = append(files, vf{n, o})
+			}
+			continue
+		}
+		files = append(files, vf{lf.version, o})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].version < files[j].version })
+	// Newest checkpoint C with every file below C older than the cutoff.
+	var cps []int64
+	for v := range l.checkpoints {
+		if v <= t.snap.version {
+			cps = append(cps, v)
+		}
+	}
+	sort.Slice(cps, func(i, j int) bool { return cps[i] < cps[j] })
+	var c int64 = -1
+	for _, cv := range cps {
+		ok := true
+		for _, f := range files {
+			if f.version >= cv {
+				break
+			}
+			if !f.info.ModTime.Before(cutoff) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			break
+		}
+		c = cv
+	}
+	var del []string
+	for _, f := range files {
+		if f.version < c {
+			del = append(del, f.info.Path)
+		}
+	}
+	if opts.DryRun {
+		return del, nil
+	}
+	for _, p := range del {
+		if err := t.store.Delete(ctx, p); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return del, fmt.Errorf("cleaning up the log of %s: %w", t.store.URI(), err)
+		}
+	}
+	return del, nil
+}
+
+// HistoryEntry is one version's commitInfo.
+type HistoryEntry struct {
+	Version    int64
+	Timestamp  time.Time
+	Operation  string
+	CommitInfo map[string]any
+}
+
+// History returns the commitInfo of the newest versions, newest first, at
+// most limit (0: all still in the log; versions removed by log cleanup end
+// the history).
+func (t *Table) History(ctx context.Context, limit int) ([]HistoryEntry, error) {
+	t.mu.Lock()
+	top := t.snap.version
+	t.mu.Unlock()
+	var out []HistoryEntry
+	for v := top; v >= 0 && (limit <= 0 || len(out) < limit); v-- {
+		b, err := t.store.Get(ctx, commitPath(v))
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("reading history of %s: version %d: %w", t.store.URI(), v, err)
+		}
+		acts, err := ParseCommit(b)
+		if err != nil {
+			return out, fmt.Errorf("reading history of %s: version %d: %w", t.store.URI(), v, err)
+		}
+		e := HistoryEntry{Version: v}
+		for _, a := range acts {
+			if a.CommitInfo != nil {
+				e.CommitInfo = a.CommitInfo
+				if ts, ok := commitTimestamp(a.CommitInfo); ok {
+					e.Timestamp = ts
+				}
+				e.Operation, _ = a.CommitInfo["operation"].(string)
+			}
+		}
+		if e.Timestamp.IsZero() {
+			if oi, err := t.store.Stat(ctx, commitPath(v)); err == nil {
+				e.Timestamp = oi.ModTime
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Description summarises a table for `delta describe`.
+type Description struct {
+	URI              string
+	ID               string
+	Name             string
+	Description      string
+	Version          int64
+	CreatedTime      time.Time
+	Protocol         Protocol
+	Schema           *Schema
+	PartitionColumns []string
+	Properties       map[string]string
+	NumFiles         int
+	SizeBytes        int64
+	// NumRows is the sum of numRecords over files with stats; RowsExact is
+	// false when some file has none.
+	NumRows           int64
+	RowsExact         bool
+	NumPartitions     int
+	CheckpointVersion int64
+	Txns              map[string]int64
+}
+
+// Describe summarises the current snapshot.
+func (t *Table) Describe() Description {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.snap
+	d := Description{
+		URI:               t.store.URI(),
+		ID:                s.metadata.ID,
+		Name:              s.metadata.Name,
+		Description:       s.metadata.Description,
+		Version:           s.version,
+		Protocol:          s.protocol,
+		Schema:            s.schema,
+		PartitionColumns:  s.PartitionColumns(),
+		Properties:        s.Configuration(),
+		NumFiles:          len(s.files),
+		RowsExact:         true,
+		CheckpointVersion: s.checkpointVersion,
+		Txns:              s.Txns(),
+	}
+	if s.metadata.CreatedTime != nil {
+		d.CreatedTime = time.UnixMilli(*s.metadata.CreatedTime)
+	}
+	parts := map[string]bool{}
+	for _, f := range s.files {
+		d.SizeBytes += f.Size
+		if n, ok := statsNumRecords(f.Stats); ok {
+			d.NumRows += n
+		} else {
+			d.RowsExact = false
+		}
+		if len(s.metadata.PartitionColumns) > 0 {
+			kb, _ := json.Marshal(f.PartitionValues)
+			parts[string(kb)] = true
+		}
+	}
+	d.NumPartitions = len(parts)
+	return d
+}
+
+func statsNumRecords(stats string) (int64, bool) {
+	if stats == "" {
+		return 0, false
+	}
+	var s struct {
+		NumRecords *int64 `json:"numRecords"`
+	}
+	if err := json.Unmarshal([]byte(stats), &s); err != nil || s.NumRecords == nil {
+		return 0, false
+	}
+	return *s.NumRecords, true
+}

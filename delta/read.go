@@ -1,0 +1,244 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// ReadFile reads the rows of one data file of the snapshot, in the order of
+// the snapshot's schema, with partition values filled in from the add
+// action and columns the file lacks (added later by schema evolution) as
+// null. Optimize uses it to rewrite files; tools use it to inspect them. It
+// reads flat files only (the only kind this engine writes or accepts).
+func (s *Snapshot) ReadFile(ctx context.Context, store storage.Store, add AddFile) ([]Row, error) {
+	storePath := pathKey(add.Path)
+	data, err := store.Get(ctx, storePath)
+	if err != nil {
+		return nil, fmt.Errorf("reading data file %s: %w", storePath, err)
+	}
+	rows, err := decodeDataFile(data, s.schema, s.metadata.PartitionColumns, add.PartitionValues)
+	if err != nil {
+		return nil, fmt.Errorf("reading data file %s: %w", storePath, err)
+	}
+	return rows, nil
+}
+
+type readCol struct {
+	schemaIdx int
+	leaf      int // -1: missing from the file
+	tsUnit    int64
+	int96     bool
+}
+
+func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string]*string) ([]Row, error) {
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("opening parquet: %w", err)
+	}
+	isPart := map[int]any{}
+	for _, pc := range partCols {
+		i := sc.Index(pc)
+		if i < 0 {
+			return nil, fmt.Errorf("partition column %q is not in the schema", pc)
+		}
+		var raw *string
+		for k, v := range pvals {
+			if strings.EqualFold(k, pc) {
+				raw = v
+			}
+		}
+		v, err := ParsePartitionValue(sc.types[i], raw)
+		if err != nil {
+			return nil, fmt.Errorf("partition column %q: %w", pc, err)
+		}
+		isPart[i] = v
+	}
+	fs := f.Schema()
+	for _, lc := range fs.Columns() {
+		leaf, _ := fs.Lookup(lc...)
+		if leaf.MaxRepetitionLevel > 0 {
+			return nil, fmt.Errorf("column %s is repeated; only flat files are supported", strings.Join(lc, "."))
+		}
+	}
+	var cols []readCol
+	for i := range sc.fields {
+		if _, ok := isPart[i]; ok {
+			continue
+		}
+		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1}
+		if leaf, ok := fs.Lookup(sc.fields[i].Name); ok {
+			rc.leaf = leaf.ColumnIndex
+			if lt := leaf.Node.Type().LogicalType(); lt != nil {
+				if ts, ok := lt.Value.(*format.TimestampType); ok {
+					switch ts.Unit.Value.(type) {
+					case *format.MilliSeconds:
+						rc.tsUnit = 1000
+					case *format.NanoSeconds:
+						rc.tsUnit = -1000
+					}
+				}
+			}
+			rc.int96 = leaf.Node.Type().Kind() == parquet.Int96
+		}
+		cols = append(cols, rc)
+	}
+	var out []Row
+	buf := make([]parquet.Row, 128)
+	for _, rg := range f.RowGroups() {
+		rr := rg.Rows()
+		for {
+			n, err := rr.ReadRows(buf)
+			for k := 0; k < n; k++ {
+				row := make(Row, len(sc.fields))
+				for i, v := range isPart {
+					row[i] = v
+				}
+				for _, c := range cols {
+					if c.leaf < 0 {
+						continue
+					}
+					v, err := fromParquet(sc.types[c.schemaIdx], buf[k][c.leaf], c)
+					if err != nil {
+						rr.Close()
+						return nil, fmt.Errorf("column %q: %w", sc.fields[c.schemaIdx].Name, err)
+					}
+					row[c.schemaIdx] = v
+				}
+				out = append(out, row)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rr.Close()
+				return nil, fmt.Errorf("reading rows: %w", err)
+			}
+		}
+		rr.Close()
+	}
+	return out, nil
+}
+
+func fromParquet(t DataType, v parquet.Value, c readCol) (any, error) {
+	if v.IsNull() {
+		return nil, nil
+	}
+	switch t.Kind {
+	case KindString:
+		return string(v.ByteArray()), nil
+	case KindBinary:
+		return bytes.Clone(v.ByteArray()), nil
+	case KindLong:
+		return v.Int64(), nil
+	case KindInteger:
+		return v.Int32(), nil
+	case KindShort:
+		return int16(v.Int32()), nil
+	case KindByte:
+		return int8(v.Int32()), nil
+	case KindFloat:
+		return v.Float(), nil
+	case KindDouble:
+		return v.Double(), nil
+	case KindBoolean:
+		return v.Boolean(), nil
+	case KindDate:
+		return time.Unix(int64(v.Int32())*86400, 0).UTC(), nil
+	case KindTimestamp:
+		if c.int96 {
+			// INT96: nanoseconds of the day, then the Julian day.
+			i := v.Int96()
+			nanos := int64(uint64(i[0]) | uint64(i[1])<<32)
+			days := int64(i[2]) - 2440588
+			return time.Unix(days*86400, nanos).UTC(), nil
+		}
+		n := v.Int64()
+		switch {
+		case c.tsUnit == 1000:
+			return time.UnixMilli(n).UTC(), nil
+		case c.tsUnit == -1000:
+			return time.Unix(0, n).UTC(), nil
+		}
+		return time.UnixMicro(n).UTC(), nil
+	case KindDecimal:
+		var u *big.Int
+		switch v.Kind() {
+		case parquet.Int32:
+			u = big.NewInt(int64(v.Int32()))
+		case parquet.Int64:
+			u = big.NewInt(v.Int64())
+		default:
+			b := v.ByteArray()
+			u = new(big.Int).SetBytes(b)
+			if len(b) > 0 && b[0]&0x80 != 0 {
+				u.Sub(u, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+			}
+		}
+		return Decimal{Unscaled: u, Scale: t.Scale}, nil
+	}
+	return nil, fmt.Errorf("unsupported type %s", t)
+}
+
+// ParsePartitionValue converts a serialized partition value (nil or "" for
+// null) back to the Go type of its column.
+func ParsePartitionValue(t DataType, s *string) (any, error) {
+	if s == nil || *s == "" {
+		return nil, nil
+	}
+	v := *s
+	switch t.Kind {
+	case KindString:
+		return v, nil
+	case KindLong, KindInteger, KindShort, KindByte:
+		bits := map[Kind]int{KindLong: 64, KindInteger: 32, KindShort: 16, KindByte: 8}[t.Kind]
+		n, err := strconv.ParseInt(v, 10, bits)
+		if err != nil {
+			return nil, fmt.Errorf("partition value %q is not a %s", v, t)
+		}
+		switch t.Kind {
+		case KindLong:
+			return n, nil
+		case KindInteger:
+			return int32(n), nil
+		case KindShort:
+			return int16(n), nil
+		}
+		return int8(n), nil
+	case KindFloat:
+		f, err := strconv.ParseFloat(v, 32)
+		if err != nil {
+			return nil, fmt.Errorf("partition value %q is not a float", v)
+		}
+		return float32(f), nil
+	case KindDouble:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("partition value %q is not a double", v)
+		}
+		return f, nil
+	case KindBoolean:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("partition value %q is not a boolean", v)
+		}
+		return b, nil
+	case KindDate:
+		return ParseDate(v)
+	case KindTimestamp:
+		return ParseTimestamp(v)
+	case KindDecimal:
+		return ParseDecimal(v, t.Precision, t.Scale)
+	}
+	return nil, fmt.Errorf("unsupported partition column type %s", t)
+}
