@@ -847,7 +847,7 @@ func (p *claimxLookup) resolve(batch service.MessageBatch, i int) (*clRequest, e
 	var resolveErr error
 	path := clPlaceholderRe.ReplaceAllStringFunc(p.conf.pathTemplate, func(ph string) string {
 		name := ph[1 : len(ph)-1]
-		v, err := batch.BloblangExecutor(p.conf.pathParams[name]).QueryValue(i)
+		v, err := clQuery(batch, i, p.conf.pathParams[name])
 		if err != nil {
 			if resolveErr == nil {
 				resolveErr = fmt.Errorf("claimx lookup: evaluating path_params.%s: %w", name, err)
@@ -920,6 +920,32 @@ func (p *claimxLookup) addSecretOnce(s string) {
 	p.addSecret(s)
 }
 
+// clQuery evaluates a path parameter against message i, with its content as
+// `this` and its metadata available.
+func clQuery(batch service.MessageBatch, i int, exec *bloblang.Executor) (any, error) {
+	res, err := batch.BloblangExecutor(exec).Query(i)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, errors.New("the query deleted the value")
+	}
+	if res.HasStructured() {
+		return res.AsStructured()
+	}
+	// A string result is stored as raw bytes, not as JSON. A null result is
+	// stored as the bytes "null" too, so the text "null" reads as null: no
+	// ClaimX id is spelt that way.
+	b, err := res.AsBytes()
+	if err != nil {
+		return nil, err
+	}
+	if string(b) == "null" {
+		return nil, nil
+	}
+	return string(b), nil
+}
+
 // clSegment turns a path parameter value into its text.
 func clSegment(v any) (string, error) {
 	var s string
@@ -974,8 +1000,7 @@ func (p *claimxLookup) lookup(ctx context.Context, req *clRequest) *clResult {
 		case err != nil:
 			p.log.Warnf("claimx lookup GET %s: reading cache %s: %v", req.url.EscapedPath(), p.conf.cache, err)
 		case getErr == nil:
-			var parsed any
-			if jerr := json.Unmarshal(body, &parsed); jerr == nil {
+			if parsed, jerr := clParseJSON(body); jerr == nil {
 				p.mCacheHits.Incr(1)
 				return &clResult{body: body, parsed: parsed, status: http.StatusOK, cached: true}
 			}
@@ -1147,8 +1172,8 @@ func (p *claimxLookup) call(ctx context.Context, req *clRequest) (r *clResult, r
 			p.mErrors.Incr(1, clErrInvalidResponse)
 			return fail(clErrInvalidResponse, status, fmt.Sprintf("Content-Type %q is not JSON", ct)), 0, false, nil
 		}
-		var parsed any
-		if err := json.Unmarshal(body, &parsed); err != nil {
+		parsed, err := clParseJSON(body)
+		if err != nil {
 			p.mErrors.Incr(1, clErrInvalidResponse)
 			return fail(clErrInvalidResponse, status, "body is not valid JSON: "+err.Error()), 0, false, nil
 		}
@@ -1199,6 +1224,21 @@ func clSnippet(body []byte) string {
 		s = s[:maxLen] + "…"
 	}
 	return ": " + s
+}
+
+// clParseJSON parses a body the way benthos parses messages: numbers stay
+// json.Number, so ids beyond 2^53 keep every digit.
+func clParseJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the JSON value")
+	}
+	return v, nil
 }
 
 // clRetryAfter reads a Retry-After value: delta-seconds or an HTTP-date.

@@ -1,0 +1,735 @@
+package processors
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/claimxsim"
+)
+
+// firstWith returns a seeded assignment matching pred.
+func firstWith(t *testing.T, s *claimxsim.Server, pred func(claimxsim.Assignment) bool) claimxsim.Assignment {
+	t.Helper()
+	for _, a := range s.Assignments() {
+		if pred(a) {
+			return a
+		}
+	}
+	t.Fatal("no seeded assignment matches")
+	return claimxsim.Assignment{}
+}
+
+// decodeNum decodes a JSON object keeping numbers exact, as benthos does.
+func decodeNum(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("decoding %.200s: %v", b, err)
+	}
+	return m
+}
+
+func anyAssignment(claimxsim.Assignment) bool { return true }
+
+func TestLookupStoresTheAnswer(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Seed: 5})
+	a := firstWith(t, sim, func(a claimxsim.Assignment) bool {
+		return a.Status == claimxsim.StatusCompleted && a.TaskID == claimxsim.ITelTemplateID
+	})
+	cases := []struct {
+		name  string
+		over  map[string]string
+		check func(t *testing.T, m *service.Message)
+	}{
+		{"object at result_field", nil, func(t *testing.T, m *service.Message) {
+			v, _ := m.AsStructured()
+			full := v.(map[string]any)["claimx_task_full"].(map[string]any)
+			if fmt.Sprint(full["assignmentId"]) != strconv.FormatInt(a.AssignmentID, 10) || full["response"] == nil {
+				t.Fatalf("unexpected answer %.200v", full)
+			}
+			if v.(map[string]any)["event_id"] == nil {
+				t.Fatal("the rest of the message was lost")
+			}
+		}},
+		{"nested result_field", map[string]string{"result_field": "enrich.claimx.task"}, func(t *testing.T, m *service.Message) {
+			v, _ := m.AsStructured()
+			task := v.(map[string]any)["enrich"].(map[string]any)["claimx"].(map[string]any)["task"].(map[string]any)
+			if fmt.Sprint(task["taskId"]) != "32513" {
+				t.Fatalf("unexpected answer %v", task)
+			}
+		}},
+		{"JSON string at result_field", map[string]string{"result_as_string": "true"}, func(t *testing.T, m *service.Message) {
+			v, _ := m.AsStructured()
+			s, ok := v.(map[string]any)["claimx_task_full"].(string)
+			if full := decodeNum(t, []byte(s)); !ok || fmt.Sprint(full["assignmentId"]) != strconv.FormatInt(a.AssignmentID, 10) {
+				t.Fatalf("want a JSON string of the assignment, got %.200s", s)
+			}
+		}},
+		{"answer replaces the message", map[string]string{"result_field": ""}, func(t *testing.T, m *service.Message) {
+			b, _ := m.AsBytes()
+			if full := decodeNum(t, b); fmt.Sprint(full["assignmentId"]) != strconv.FormatInt(a.AssignmentID, 10) || full["event_id"] != nil {
+				t.Fatalf("message was not replaced: %.200s", b)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := startPipe(t, lookupYAML(hs.URL, c.over), "")
+			out := p.process(eventFor(a.AssignmentID))
+			if len(out) != 1 || out[0].GetError() != nil {
+				t.Fatalf("want one good message, got %d (%v)", len(out), out[0].GetError())
+			}
+			if meta(out[0], ClaimXLookupMetaStatus) != "200" || meta(out[0], ClaimXLookupMetaAttempts) != "1" {
+				t.Fatalf("metadata status %q attempts %q", meta(out[0], ClaimXLookupMetaStatus), meta(out[0], ClaimXLookupMetaAttempts))
+			}
+			c.check(t, out[0])
+		})
+	}
+}
+
+func TestLookupRetriesTransientFailures(t *testing.T) {
+	t.Run("gives up after max_attempts", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{ErrorRate: 1}})
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(hs.URL, nil), "")
+		out := p.process(eventFor(a.AssignmentID))
+		err := out[0].GetError()
+		if err == nil || !strings.Contains(err.Error(), "failed after 3 attempts: transient: status 50") {
+			t.Fatalf("error %v", err)
+		}
+		if meta(out[0], ClaimXLookupMetaError) != "transient" || meta(out[0], ClaimXLookupMetaAttempts) != "3" {
+			t.Fatalf("metadata error %q attempts %q", meta(out[0], ClaimXLookupMetaError), meta(out[0], ClaimXLookupMetaAttempts))
+		}
+		if st := meta(out[0], ClaimXLookupMetaStatus); st != "500" && st != "503" {
+			t.Fatalf("status metadata %q", st)
+		}
+		if n := sim.Stats().ByEndpoint["assignment"]; n != 3 {
+			t.Fatalf("simulator saw %d requests, want 3", n)
+		}
+	})
+	t.Run("succeeds on the third attempt", func(t *testing.T) {
+		sim, _ := newSim(t, claimxsim.Config{})
+		var calls atomic.Int32
+		flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) <= 2 {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			sim.ServeHTTP(w, r)
+		}))
+		t.Cleanup(flaky.Close)
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(flaky.URL, nil), "")
+		out := p.process(eventFor(a.AssignmentID))
+		if out[0].GetError() != nil || meta(out[0], ClaimXLookupMetaAttempts) != "3" || calls.Load() != 3 {
+			t.Fatalf("error %v, attempts %q, calls %d", out[0].GetError(), meta(out[0], ClaimXLookupMetaAttempts), calls.Load())
+		}
+	})
+	t.Run("timeouts are retried", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{TimeoutRate: 1}})
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+			"timeout": "100ms", "retries": "{ max_attempts: 2, initial_interval: 10ms, max_interval: 100ms }",
+		}), "")
+		start := time.Now()
+		out := p.process(eventFor(a.AssignmentID))
+		err := out[0].GetError()
+		if err == nil || !strings.Contains(err.Error(), "failed after 2 attempts: transient: timed out after 100ms") {
+			t.Fatalf("error %v", err)
+		}
+		if time.Since(start) < 200*time.Millisecond {
+			t.Fatal("two 100ms attempts took less than 200ms")
+		}
+		if _, ok := out[0].MetaGet(ClaimXLookupMetaStatus); ok {
+			t.Fatal("no status was received, yet status metadata is set")
+		}
+		waitFor(t, "two timeouts counted", func() bool { return sim.Stats().ByStatus["timeout"] == 2 })
+	})
+}
+
+func TestLookupHonoursRetryAfter(t *testing.T) {
+	for _, httpDate := range []bool{false, true} {
+		t.Run(fmt.Sprint("http_date=", httpDate), func(t *testing.T) {
+			// One request per second: the second lookup of the batch gets 429
+			// with Retry-After. Retrying after initial_interval (10ms) would
+			// hit 429 again until the attempts run out.
+			sim, hs := newSim(t, claimxsim.Config{RateLimit: 1, RetryAfterHTTPDate: httpDate})
+			as := sim.Assignments()
+			p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+				"max_concurrency": "2",
+				"retries":         "{ max_attempts: 3, initial_interval: 10ms, max_interval: 5s }",
+			}), "")
+			start := time.Now()
+			out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID))
+			elapsed := time.Since(start)
+			for i, m := range out {
+				if m.GetError() != nil {
+					t.Fatalf("message %d: %v", i, m.GetError())
+				}
+			}
+			st := sim.Stats()
+			if st.StatusCount(429) != 1 || st.StatusCount(200) != 2 {
+				t.Fatalf("want one 429 then success, got %v", st.ByStatus)
+			}
+			if elapsed < 900*time.Millisecond {
+				t.Fatalf("retried after %v, before the Retry-After second", elapsed)
+			}
+		})
+	}
+	t.Run("longer than max_interval fails at once", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{RateLimit: 1})
+		as := sim.Assignments()
+		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+			"max_concurrency": "2",
+			"retries":         "{ max_attempts: 3, initial_interval: 10ms, max_interval: 500ms }",
+		}), "")
+		out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID))
+		var failed []error
+		for _, m := range out {
+			if err := m.GetError(); err != nil {
+				failed = append(failed, err)
+			}
+		}
+		if len(failed) != 1 || !strings.Contains(failed[0].Error(), "status 429") || !strings.Contains(failed[0].Error(), "longer than retries.max_interval") {
+			t.Fatalf("failures %v", failed)
+		}
+		if n := sim.Stats().StatusCount(429); n != 1 {
+			t.Fatalf("%d 429s, want 1 (no retry)", n)
+		}
+	})
+}
+
+func TestLookupDoesNotRetryClientErrors(t *testing.T) {
+	t.Run("401", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{Token: "another-token"})
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(hs.URL, nil), "")
+		out := p.process(eventFor(a.AssignmentID))
+		err := out[0].GetError()
+		if err == nil || !strings.Contains(err.Error(), "failed: auth: status 401") {
+			t.Fatalf("error %v", err)
+		}
+		if meta(out[0], ClaimXLookupMetaError) != "auth" || meta(out[0], ClaimXLookupMetaStatus) != "401" {
+			t.Fatal("metadata does not classify the 401")
+		}
+		if n := sim.Stats().Total; n != 1 {
+			t.Fatalf("%d requests, want 1", n)
+		}
+	})
+	t.Run("403 and 400", func(t *testing.T) {
+		for _, code := range []int{http.StatusForbidden, http.StatusBadRequest} {
+			var calls atomic.Int32
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				w.WriteHeader(code)
+			}))
+			p := startPipe(t, lookupYAML(hs.URL, nil), "")
+			out := p.process(eventFor(1))
+			hs.Close()
+			if meta(out[0], ClaimXLookupMetaError) != "client" || calls.Load() != 1 {
+				t.Fatalf("%d: class %q after %d calls", code, meta(out[0], ClaimXLookupMetaError), calls.Load())
+			}
+		}
+	})
+}
+
+func TestLookupNotFound(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{})
+	known := firstWith(t, sim, anyAssignment).AssignmentID
+	const unknown = 1234567
+	cases := []struct {
+		name   string
+		over   map[string]string
+		want   int
+		checks func(t *testing.T, m *service.Message)
+	}{
+		{"null sets result_field to null", map[string]string{"on_not_found": `"null"`}, 2, func(t *testing.T, m *service.Message) {
+			v, _ := m.AsStructured()
+			obj := v.(map[string]any)
+			if val, ok := obj["claimx_task_full"]; !ok || val != nil || m.GetError() != nil || obj["event_id"] == nil {
+				t.Fatalf("got %v, error %v", obj, m.GetError())
+			}
+			if meta(m, ClaimXLookupMetaStatus) != "404" {
+				t.Fatal("status metadata missing")
+			}
+		}},
+		{"null without result_field makes the message null", map[string]string{"on_not_found": `"null"`, "result_field": ""}, 2, func(t *testing.T, m *service.Message) {
+			if b, _ := m.AsBytes(); string(b) != "null" || m.GetError() != nil {
+				t.Fatalf("got %s, error %v", b, m.GetError())
+			}
+		}},
+		{"error fails the message", map[string]string{"on_not_found": "error"}, 2, func(t *testing.T, m *service.Message) {
+			err := m.GetError()
+			if err == nil || err.Error() != "claimx lookup GET /customTasks/assignment/1234567 failed: not_found: status 404: not found: {\"error\":\"assignment not found\"}" {
+				t.Fatalf("error %v", err)
+			}
+			if meta(m, ClaimXLookupMetaError) != "not_found" {
+				t.Fatal("class metadata missing")
+			}
+		}},
+		{"drop removes the message", map[string]string{"on_not_found": "drop"}, 1, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sim.ResetStats()
+			p := startPipe(t, lookupYAML(hs.URL, c.over), "")
+			out := p.process(eventFor(unknown), eventFor(known))
+			if len(out) != c.want {
+				t.Fatalf("%d messages out, want %d", len(out), c.want)
+			}
+			if got := meta(out[len(out)-1], ClaimXLookupMetaStatus); got != "200" {
+				t.Fatalf("the known assignment has status %q", got)
+			}
+			if c.checks != nil {
+				c.checks(t, out[0])
+			}
+			if n := sim.Stats().StatusCount(404); n != 1 {
+				t.Fatalf("%d 404s, want 1 (no retry)", n)
+			}
+		})
+	}
+}
+
+func TestLookupCache(t *testing.T) {
+	// Latency keeps the first request in flight while its duplicate starts.
+	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(30 * time.Millisecond)}})
+	as := sim.Assignments()
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"cache": "lookups", "cache_ttl": "300ms"}), `
+cache_resources:
+  - label: lookups
+    memory: { default_ttl: 5m }
+`)
+	requests := func() int64 { return sim.Stats().ByEndpoint["assignment"] }
+
+	out := p.process(eventFor(as[0].AssignmentID), eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID))
+	for i, m := range out {
+		if m.GetError() != nil {
+			t.Fatalf("message %d: %v", i, m.GetError())
+		}
+	}
+	if n := requests(); n != 2 {
+		t.Fatalf("first batch made %d requests, want 2 (duplicates share one)", n)
+	}
+	out = p.process(eventFor(as[0].AssignmentID))
+	if n := requests(); n != 2 || meta(out[0], ClaimXLookupMetaCached) != "true" {
+		t.Fatalf("repeat within the TTL made %d requests (cached=%q), want 2", n, meta(out[0], ClaimXLookupMetaCached))
+	}
+	v, _ := out[0].AsStructured()
+	if fmt.Sprint(v.(map[string]any)["claimx_task_full"].(map[string]any)["assignmentId"]) != strconv.FormatInt(as[0].AssignmentID, 10) {
+		t.Fatal("cached answer is not the assignment")
+	}
+	time.Sleep(350 * time.Millisecond)
+	p.process(eventFor(as[0].AssignmentID))
+	if n := requests(); n != 3 {
+		t.Fatalf("after the TTL %d requests, want 3", n)
+	}
+	if got := p.metrics.counter("claimx_api_cache_hits_total{}"); got != 1 {
+		t.Fatalf("cache hits counter %d, want 1", got)
+	}
+}
+
+func TestLookupRateLimitIsNeverExceeded(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Assignments: 60, RateLimit: 20, Faults: claimxsim.Faults{Latency: claimxsim.Duration(50 * time.Millisecond)}})
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"rate_limit": "api", "max_concurrency": "4"}), `
+rate_limit_resources:
+  - label: api
+    local: { count: 20, interval: 1s }
+`)
+	var docs []string
+	for _, a := range sim.Assignments() {
+		docs = append(docs, eventFor(a.AssignmentID))
+	}
+	start := time.Now()
+	out := p.process(docs...)
+	elapsed := time.Since(start)
+	for i, m := range out {
+		if m.GetError() != nil {
+			t.Fatalf("message %d: %v", i, m.GetError())
+		}
+	}
+	st := sim.Stats()
+	if st.StatusCount(429) != 0 || st.StatusCount(200) != 60 {
+		t.Fatalf("statuses %v, want 60 × 200 and no 429", st.ByStatus)
+	}
+	// 60 lookups at 20 per second need three windows: without the limit,
+	// four at a time at 50ms would take 0.75s.
+	if elapsed < 2*time.Second {
+		t.Fatalf("60 lookups at 20/s took only %v", elapsed)
+	}
+	if st.MaxInFlight > 4 {
+		t.Fatalf("%d requests in flight, max_concurrency is 4", st.MaxInFlight)
+	}
+}
+
+func TestLookupConcurrency(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(100 * time.Millisecond)}})
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"max_concurrency": "4"}), "")
+	var docs []string
+	for _, a := range sim.Assignments()[:12] {
+		docs = append(docs, eventFor(a.AssignmentID))
+	}
+	start := time.Now()
+	out := p.process(docs...)
+	elapsed := time.Since(start)
+	if len(out) != 12 {
+		t.Fatalf("%d messages", len(out))
+	}
+	if st := sim.Stats(); st.MaxInFlight != 4 {
+		t.Fatalf("max in flight %d, want 4", st.MaxInFlight)
+	}
+	if elapsed < 300*time.Millisecond || elapsed > 1100*time.Millisecond {
+		t.Fatalf("12 lookups of 100ms, 4 at a time, took %v", elapsed)
+	}
+}
+
+func TestLookupCircuitBreaker(t *testing.T) {
+	t.Run("opens on failures and closes after a good probe", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Outage: true}})
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+			"retries":         "{ max_attempts: 1, initial_interval: 10ms, max_interval: 100ms }",
+			"circuit_breaker": "{ failure_threshold: 3, open_timeout: 300ms }",
+		}), "")
+		for i := range 3 {
+			out := p.process(eventFor(a.AssignmentID))
+			if meta(out[0], ClaimXLookupMetaError) != "transient" {
+				t.Fatalf("lookup %d: %v", i, out[0].GetError())
+			}
+		}
+		out := p.process(eventFor(a.AssignmentID))
+		if err := out[0].GetError(); meta(out[0], ClaimXLookupMetaError) != "circuit_open" || !strings.Contains(err.Error(), "circuit_open") {
+			t.Fatalf("after 3 failures: %v", err)
+		}
+		if n := sim.Stats().Total; n != 3 {
+			t.Fatalf("the open circuit let a request through: %d requests", n)
+		}
+
+		must(t, sim.SetFaults(claimxsim.Faults{}))
+		time.Sleep(350 * time.Millisecond)
+		for i := range 2 {
+			out = p.process(eventFor(a.AssignmentID))
+			if out[0].GetError() != nil {
+				t.Fatalf("after recovery, lookup %d: %v", i, out[0].GetError())
+			}
+		}
+		if n := sim.Stats().Total; n != 5 {
+			t.Fatalf("%d requests, want 5", n)
+		}
+		logs := p.logs.String()
+		for _, want := range []string{"closed -> open", "open -> half-open", "half-open -> closed"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("no %q transition in the logs", want)
+			}
+		}
+		if got := p.metrics.counter("claimx_api_errors_total{reason=circuit_open}"); got != 1 {
+			t.Errorf("circuit_open errors counter %d, want 1", got)
+		}
+	})
+	t.Run("404 and other client errors do not trip it", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{})
+		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+			"on_not_found":    "error",
+			"circuit_breaker": "{ failure_threshold: 2, open_timeout: 1m }",
+		}), "")
+		for i := range 5 {
+			out := p.process(eventFor(int64(100 + i)))
+			if meta(out[0], ClaimXLookupMetaError) != "not_found" {
+				t.Fatalf("lookup %d: %v", i, out[0].GetError())
+			}
+		}
+		if n := sim.Stats().Total; n != 5 {
+			t.Fatalf("%d requests, want 5", n)
+		}
+	})
+}
+
+func TestLookupNeverLeaksSecrets(t *testing.T) {
+	// A misbehaving server that echoes the credentials in its error body.
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "upstream rejected Authorization=%q and key=%q", r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+	}))
+	t.Cleanup(echo.Close)
+	sim, hs := newSim(t, claimxsim.Config{Token: "not-the-configured-one"})
+	_ = sim
+
+	const apiKey = "key-77a1d0c4e2b8"
+	cases := []struct {
+		name, base string
+		over       map[string]string
+	}{
+		{"echoed in a 5xx body", echo.URL, map[string]string{"headers": "{ X-Api-Key: " + apiKey + " }"}},
+		{"refused with 401", hs.URL, nil},
+		{"connection refused", "http://127.0.0.1:1", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := startPipe(t, lookupYAML(c.base, c.over), "")
+			out := p.process(eventFor(42))
+			err := out[0].GetError()
+			if err == nil {
+				t.Fatal("lookup did not fail")
+			}
+			p.stop()
+			for _, text := range []string{err.Error(), p.logs.String()} {
+				if strings.Contains(text, testToken) || strings.Contains(text, apiKey) {
+					t.Fatalf("a secret leaked: %s", text)
+				}
+			}
+			if c.base == echo.URL && !strings.Contains(err.Error(), "[redacted]") {
+				t.Fatalf("echoed secret not redacted: %v", err)
+			}
+			if !strings.Contains(p.logs.String(), "attempt 1 failed") && c.base != hs.URL {
+				t.Fatal("debug logs were not captured, so the check above proves nothing")
+			}
+		})
+	}
+}
+
+func TestLookupOAuth2(t *testing.T) {
+	oauthYAML := func(tokenURL, secret string) map[string]string {
+		return map[string]string{"auth": fmt.Sprintf("{ type: oauth2, token_url: %s, client_id: claimx-client, client_secret: %s, scopes: [ claimx.read ] }", tokenURL, secret)}
+	}
+	const secret = "cs-9f8e7d6c5b4a"
+	t.Run("token fetched once, refreshed after revocation", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{ClientID: "claimx-client", ClientSecret: secret})
+		as := sim.Assignments()
+		p := startPipe(t, lookupYAML(hs.URL, oauthYAML(hs.URL+"/oauth/token", secret)), "")
+		out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID), eventFor(as[2].AssignmentID))
+		for i, m := range out {
+			if m.GetError() != nil {
+				t.Fatalf("message %d: %v", i, m.GetError())
+			}
+		}
+		if n := sim.Stats().ByEndpoint["token"]; n != 1 {
+			t.Fatalf("%d token requests, want 1", n)
+		}
+		sim.RevokeTokens()
+		out = p.process(eventFor(as[3].AssignmentID))
+		if out[0].GetError() != nil || meta(out[0], ClaimXLookupMetaAttempts) != "1" {
+			t.Fatalf("after revocation: %v (attempts %s)", out[0].GetError(), meta(out[0], ClaimXLookupMetaAttempts))
+		}
+		st := sim.Stats()
+		if st.ByEndpoint["token"] != 2 || st.StatusCount(401) != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+	t.Run("refreshed before expiry", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{ClientID: "claimx-client", ClientSecret: secret, TokenTTL: time.Second})
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(hs.URL, oauthYAML(hs.URL+"/oauth/token", secret)), "")
+		p.process(eventFor(a.AssignmentID))
+		time.Sleep(950 * time.Millisecond)
+		out := p.process(eventFor(a.AssignmentID))
+		st := sim.Stats()
+		if out[0].GetError() != nil || st.ByEndpoint["token"] != 2 || st.StatusCount(401) != 0 {
+			t.Fatalf("error %v, stats %+v", out[0].GetError(), st)
+		}
+	})
+	t.Run("refused client credentials", func(t *testing.T) {
+		sim, hs := newSim(t, claimxsim.Config{ClientID: "claimx-client", ClientSecret: "other"})
+		a := firstWith(t, sim, anyAssignment)
+		p := startPipe(t, lookupYAML(hs.URL, oauthYAML(hs.URL+"/oauth/token", secret)), "")
+		out := p.process(eventFor(a.AssignmentID))
+		err := out[0].GetError()
+		if err == nil || meta(out[0], ClaimXLookupMetaError) != "auth" || !strings.Contains(err.Error(), `refused the client credentials (status 401, error "invalid_client")`) {
+			t.Fatalf("error %v", err)
+		}
+		p.stop()
+		if strings.Contains(err.Error(), secret) || strings.Contains(p.logs.String(), secret) {
+			t.Fatal("client secret leaked")
+		}
+		if sim.Stats().ByEndpoint["assignment"] != 0 {
+			t.Fatal("called the API without a token")
+		}
+	})
+}
+
+func TestLookupBasicAuth(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{BasicUser: "api-user", BasicPassword: "generated-key-123"})
+	a := firstWith(t, sim, anyAssignment)
+	for _, c := range []struct {
+		password string
+		wantErr  bool
+	}{{"generated-key-123", false}, {"wrong-key-456", true}} {
+		p := startPipe(t, lookupYAML(hs.URL, map[string]string{"auth": "{ type: basic, username: api-user, password: " + c.password + " }"}), "")
+		out := p.process(eventFor(a.AssignmentID))
+		if (out[0].GetError() != nil) != c.wantErr {
+			t.Fatalf("password %s: error %v", c.password, out[0].GetError())
+		}
+	}
+}
+
+func TestLookupPathParamsStayInTheirSegment(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{})
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"on_not_found": "error"}), "")
+	cases := []struct{ value, wantURI string }{
+		{"../admin", "/customTasks/assignment/..%2Fadmin?full=true"},
+		{"1?x=y", "/customTasks/assignment/1%3Fx=y?full=true"},
+		{"..", "/customTasks/assignment/%2E%2E?full=true"},
+		{".", "/customTasks/assignment/%2E?full=true"},
+		{"a b/c#d", "/customTasks/assignment/a%20b%2Fc%23d?full=true"},
+		{"%2F", "/customTasks/assignment/%252F?full=true"},
+	}
+	for _, c := range cases {
+		t.Run(c.value, func(t *testing.T) {
+			sim.ResetStats()
+			doc, _ := json.Marshal(map[string]any{"task_assignment_id": c.value})
+			out := p.process(string(doc))
+			if meta(out[0], ClaimXLookupMetaError) != "not_found" {
+				t.Fatalf("error %v", out[0].GetError())
+			}
+			recs := sim.Requests()
+			if len(recs) != 1 || recs[0].RequestURI != c.wantURI || recs[0].Endpoint != "assignment" {
+				t.Fatalf("simulator saw %+v, want %s on the assignment endpoint", recs, c.wantURI)
+			}
+		})
+	}
+}
+
+func TestLookupUnusableMessages(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{})
+	p := startPipe(t, lookupYAML(hs.URL, nil), "")
+	cases := []struct{ doc, wantErr string }{
+		{`{"event_id":"e1"}`, "claimx lookup: path_params.assignment_id: value is null or missing"},
+		{`{"task_assignment_id":""}`, "claimx lookup: path_params.assignment_id: value is empty"},
+		{`{"task_assignment_id":{"a":1}}`, "claimx lookup: path_params.assignment_id: value is a map[string]interface {}, not a string, number or boolean"},
+		{`[1,2]`, "claimx lookup: path_params.assignment_id: value is null or missing"},
+	}
+	for _, c := range cases {
+		out := p.process(c.doc)
+		if err := out[0].GetError(); err == nil || !strings.Contains(err.Error(), c.wantErr) || meta(out[0], ClaimXLookupMetaError) != "client" {
+			t.Errorf("%s: error %v, want %q", c.doc, err, c.wantErr)
+		}
+	}
+	a := firstWith(t, sim, anyAssignment)
+	num := p.process(fmt.Sprintf(`{"task_assignment_id": %d}`, a.AssignmentID))
+	if num[0].GetError() != nil {
+		t.Fatalf("numeric id: %v", num[0].GetError())
+	}
+	if n := sim.Stats().Total; n != 1 {
+		t.Fatalf("%d requests; unusable messages must not reach the API", n)
+	}
+}
+
+func TestLookupInvalidResponses(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+		over    map[string]string
+		want    string
+	}{
+		{"HTML", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, "<html>maintenance</html>")
+		}, nil, `Content-Type "text/html" is not JSON`},
+		{"broken JSON", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"assignmentId": `)
+		}, nil, "body is not valid JSON"},
+		{"too large", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"pad": %q}`, strings.Repeat("x", 200))
+		}, map[string]string{"max_response_bytes": "100"}, "body larger than max_response_bytes (100)"},
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://elsewhere.example/", http.StatusFound)
+		}, nil, "unexpected status 302"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var calls atomic.Int32
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				c.handler(w, r)
+			}))
+			t.Cleanup(hs.Close)
+			p := startPipe(t, lookupYAML(hs.URL, c.over), "")
+			out := p.process(eventFor(7))
+			err := out[0].GetError()
+			if err == nil || !strings.Contains(err.Error(), c.want) || meta(out[0], ClaimXLookupMetaError) != "invalid_response" || calls.Load() != 1 {
+				t.Fatalf("error %v (class %q) after %d calls", err, meta(out[0], ClaimXLookupMetaError), calls.Load())
+			}
+		})
+	}
+}
+
+func TestLookupMetricNames(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{})
+	a := firstWith(t, sim, anyAssignment)
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"metrics_prefix": "itel_worker_"}), "")
+	p.process(eventFor(a.AssignmentID), eventFor(99))
+	if got := p.metrics.counter("itel_worker_claimx_api_calls_total{}"); got != 2 {
+		t.Errorf("calls %d, want 2", got)
+	}
+	if got := p.metrics.counter("itel_worker_claimx_api_errors_total{reason=not_found}"); got != 1 {
+		t.Errorf("not_found errors %d, want 1", got)
+	}
+	if got := p.metrics.timing("itel_worker_claimx_api_latency_seconds{}"); got != 2 {
+		t.Errorf("latency observations %d, want 2", got)
+	}
+}
+
+func TestLookupConfigErrors(t *testing.T) {
+	base := "base_url: http://localhost:1\npath: /customTasks/assignment/{id}\npath_params: { id: this.id }\n"
+	cases := []struct{ name, yaml, want string }{
+		{"placeholder without param", "base_url: http://x\npath: /a/{id}\nauth: { token: t }", "path placeholder {id} has no entry in path_params"},
+		{"param without placeholder", "base_url: http://x\npath: /a\npath_params: { id: this.id }\nauth: { token: t }", "path_params.id has no {id} placeholder"},
+		{"bad bloblang", "base_url: http://x\npath: /a/{id}\npath_params: { id: 'this.'}\nauth: { token: t }", "parsing path_params.id"},
+		{"bearer without token", base, "auth.token is required for bearer auth"},
+		{"basic without password", base + "auth: { type: basic, username: u }", "auth.username and auth.password are required"},
+		{"oauth2 without token_url", base + "auth: { type: oauth2, client_id: a, client_secret: b }", "auth.token_url, auth.client_id and auth.client_secret are required"},
+		{"relative base_url", "base_url: /service\npath: /a\nauth: { token: t }", "base_url must be an absolute http or https URL"},
+		{"missing cache", base + "auth: { token: t }\ncache: nope", `cache resource "nope" not found`},
+		{"missing rate limit", base + "auth: { token: t }\nrate_limit: nope", `rate_limit resource "nope" not found`},
+		{"zero concurrency", base + "auth: { token: t }\nmax_concurrency: 0", "max_concurrency must be at least 1"},
+		{"backwards intervals", base + "auth: { token: t }\nretries: { initial_interval: 2s, max_interval: 1s }", "retries:"},
+		{"valid", base + "auth: { token: t }", ""},
+	}
+	env := service.NewEnvironment()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conf, err := claimxLookupConfigSpec().ParseYAML(c.yaml, env)
+			if err == nil {
+				_, err = newClaimxLookupFromConfig(conf, service.MockResources())
+			}
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2026, 1, 10, 22, 0, 0, 0, time.UTC)
+	cases := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"3", 3 * time.Second}, {"0", 0}, {"-1", 0}, {"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	}
+	for _, c := range cases {
+		if got := clRetryAfter(c.in, now); got != c.want {
+			t.Errorf("Retry-After %q: %v, want %v", c.in, got, c.want)
+		}
+	}
+}
