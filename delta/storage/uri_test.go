@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -476,3 +481,48 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+func TestClassifyS3AndAzureErrors(t *testing.T) {
+	s3err := func(st int) error {
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: st}},
+			Err:      errors.New("api error"),
+		}}
+	}
+	for st, want := range map[int]condOutcome{412: condExists, 409: condRetry, 429: condRetry, 500: condUnknown, 503: condUnknown, 403: condDone, 400: condDone} {
+		if got := classifyS3Conditional(fmt.Errorf("op: %w", s3err(st))); got != want {
+			t.Errorf("S3 %d: %v, want %v", st, got, want)
+		}
+	}
+	if got := classifyS3Conditional(&smithyhttp.RequestSendError{Err: errors.New("connection reset")}); got != condUnknown {
+		t.Errorf("S3 send error: %v", got)
+	}
+	if got := classifyS3Conditional(errors.New("failed to retrieve credentials")); got != condDone {
+		t.Errorf("S3 credential error: %v", got)
+	}
+	if !s3NotFound(s3err(404)) || s3NotFound(s3err(403)) {
+		t.Errorf("s3NotFound misreads 404/403")
+	}
+
+	az := func(st int, code string) error { return &azcore.ResponseError{StatusCode: st, ErrorCode: code} }
+	cases := []struct {
+		err  error
+		want condOutcome
+	}{
+		{az(409, "BlobAlreadyExists"), condExists},
+		{az(412, "ConditionNotMet"), condExists},
+		{az(409, "LeaseIdMissing"), condDone},
+		{az(503, "ServerBusy"), condRetry},
+		{az(500, "InternalError"), condUnknown},
+		{az(403, "AuthorizationFailure"), condDone},
+		{&url.Error{Op: "Put", URL: "u", Err: timeoutErr{}}, condUnknown},
+	}
+	for _, c := range cases {
+		if got := classifyAzureConditional(c.err); got != c.want {
+			t.Errorf("Azure %v: %v, want %v", c.err, got, c.want)
+		}
+	}
+	if !azureNotFound(az(404, "BlobNotFound")) || !azureNotFound(az(404, "")) || azureNotFound(az(404, "ContainerNotFound")) {
+		t.Errorf("azureNotFound misreads 404s")
+	}
+}
