@@ -89,7 +89,9 @@ type recGauge struct{}
 func (recGauge) Set(int64) {}
 
 func (r *metricRecorder) NewCounterCtor(name string, keys ...string) service.MetricsExporterCounterCtor {
-	return func(values ...string) service.MetricsExporterCounter { return recCounter{r, metricKey(name, keys, values)} }
+	return func(values ...string) service.MetricsExporterCounter {
+		return recCounter{r, metricKey(name, keys, values)}
+	}
 }
 
 func (r *metricRecorder) NewTimerCtor(name string, keys ...string) service.MetricsExporterTimerCtor {

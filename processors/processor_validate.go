@@ -190,20 +190,24 @@ func parseVPRule(rc *service.ParsedConfig) (vpRule, error) {
 			return r, err
 		}
 		options, ok := oneOf.([]any)
-		if !ok || len(options) == 0 {
-			return r, fmt.Errorf("%s must be a non-empty list", vpFieldOneOf)
+		if !ok {
+			return r, fmt.Errorf("%s must be a list", vpFieldOneOf)
 		}
-		r.checks = append(r.checks, vpCheck{
-			name: vpFieldOneOf + " " + vpShow(options),
-			fn: func(v any) string {
-				for _, o := range options {
-					if vpEqual(o, v) {
-						return ""
+		// benthos fills an absent list field with [], so an empty list
+		// means the check is not asked for.
+		if len(options) > 0 {
+			r.checks = append(r.checks, vpCheck{
+				name: vpFieldOneOf + " " + vpShow(options),
+				fn: func(v any) string {
+					for _, o := range options {
+						if vpEqual(o, v) {
+							return ""
+						}
 					}
-				}
-				return "got " + vpShow(v)
-			},
-		})
+					return "got " + vpShow(v)
+				},
+			})
+		}
 	}
 	ts, err := rc.FieldBool(vpFieldTimestamp)
 	if err != nil {
