@@ -16,6 +16,8 @@ import (
 	"github.com/claimx/claimx-connect/cli"
 	_ "github.com/claimx/claimx-connect/kafka"
 	_ "github.com/claimx/claimx-connect/metrics"
+	_ "github.com/claimx/claimx-connect/outputs"
+	_ "github.com/claimx/claimx-connect/processors"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=... -X main.date=...".
