@@ -142,3 +142,5 @@ func sameRows(t testing.TB, got, want []Row) {
 		}
 	}
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed*7+1)) }
