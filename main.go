@@ -34,5 +34,6 @@ func main() {
 		service.CLIOptSetVersion(fmt.Sprintf("%s (commit %s, %s)", version, commit, runtime.Version()), date),
 		service.CLIOptAddCommand(cli.TopicsCommand()),
 		service.CLIOptAddCommand(cli.BrokerCommand()),
+		service.CLIOptAddCommand(cli.DeltaCommand()),
 	)
 }
