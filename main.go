@@ -13,6 +13,7 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 
+	"github.com/claimx/claimx-connect/claimxsim"
 	"github.com/claimx/claimx-connect/cli"
 	_ "github.com/claimx/claimx-connect/kafka"
 	_ "github.com/claimx/claimx-connect/metrics"
@@ -35,5 +36,6 @@ func main() {
 		service.CLIOptAddCommand(cli.TopicsCommand()),
 		service.CLIOptAddCommand(cli.BrokerCommand()),
 		service.CLIOptAddCommand(cli.DeltaCommand()),
+		service.CLIOptAddCommand(claimxsim.Command()),
 	)
 }
