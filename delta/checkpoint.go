@@ -246,7 +246,14 @@ func readCheckpoint(ctx context.Context, store storage.Store, v int64, paths []s
 // non-null action column of each row. Columns this engine does not use
 // (stats_parsed, partitionValues_parsed, deletionVector, sidecar …) are
 // ignored.
-func DecodeCheckpoint(data []byte) ([]Action, error) {
+func DecodeCheckpoint(data []byte) (acts []Action, err error) {
+	// A damaged file must be an error the caller can fall back from (an
+	// older checkpoint, or the JSON commits), never a crash of the writer.
+	defer func() {
+		if r := recover(); r != nil {
+			acts, err = nil, fmt.Errorf("decoding checkpoint parquet: %v", r)
+		}
+	}()
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint parquet: %w", err)

@@ -295,15 +295,15 @@ func loadSnapshot(ctx context.Context, store storage.Store) (*Snapshot, error) {
 	}
 	var errs []error
 	for _, cv := range candidates {
-		if cv > l.maxCommit && l.maxCommit >= 0 {
-			// A checkpoint ahead of every listed commit: its commit must
-			// exist; the listing lagged. Accept it.
-			l.maxCommit = cv
-		}
 		snap, err := readCheckpoint(ctx, store, cv, l.checkpoints[cv])
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if cv > l.maxCommit {
+			// A readable checkpoint ahead of every listed commit: the
+			// listing lagged behind the writer.
+			l.maxCommit = cv
 		}
 		snap.checkpointVersion = cv
 		if err := replayCommits(ctx, store, snap, cv+1, l); err != nil {
