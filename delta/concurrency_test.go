@@ -132,9 +132,12 @@ func TestConflicts(t *testing.T) {
 		conflict bool
 	}{
 		{
-			name:   "blind appends renumber",
-			winner: func(t *testing.T, w *Table) { _, err := w.Append(ctx, AppendRequest{Rows: []Row{{"w", int32(0), int32(0), nil}}}); must(t, err) },
-			loser:  AppendRequest{Rows: []Row{{"l", int32(1), int32(0), nil}}},
+			name: "blind appends renumber",
+			winner: func(t *testing.T, w *Table) {
+				_, err := w.Append(ctx, AppendRequest{Rows: []Row{{"w", int32(0), int32(0), nil}}})
+				must(t, err)
+			},
+			loser: AppendRequest{Rows: []Row{{"l", int32(1), int32(0), nil}}},
 		},
 		{
 			name: "different appIds renumber",

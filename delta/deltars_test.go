@@ -274,4 +274,3 @@ func TestDeltaRSReadsOurTables(t *testing.T) {
 		})
 	}
 }
-
