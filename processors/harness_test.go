@@ -129,7 +129,7 @@ type pipe struct {
 
 // startPipe runs procYAML (with optional resources) in a stream whose logs
 // (debug level) and metrics are captured.
-func startPipe(t *testing.T, procYAML, resourcesYAML string) *pipe {
+func startPipe(t *testing.T, procYAML, resourcesYAML string, opts ...func(*service.StreamBuilder)) *pipe {
 	t.Helper()
 	env := service.NewEnvironment()
 	rec := newMetricRecorder()
@@ -140,6 +140,9 @@ func startPipe(t *testing.T, procYAML, resourcesYAML string) *pipe {
 	p := &pipe{t: t, logs: &syncBuffer{}, metrics: rec}
 	b := env.NewStreamBuilder()
 	b.SetLogger(slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	for _, o := range opts {
+		o(b)
+	}
 	must(t, b.SetMetricsYAML("recorder: {}"))
 	if resourcesYAML != "" {
 		must(t, b.AddResourcesYAML(resourcesYAML))

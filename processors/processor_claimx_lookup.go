@@ -139,7 +139,8 @@ With `+"`cache`"+`, successful answers are stored in that cache resource under
 `+"`GET <full URL>`"+` (credentials are never part of the key) for `+"`cache_ttl`"+`. Identical
 lookups in flight at the same time share one request. With `+"`rate_limit`"+`, every HTTP
 attempt (retries too) first waits for the rate-limit resource. Lookups of a batch run
-concurrently, at most `+"`max_concurrency`"+` at a time for the whole processor.
+concurrently, at most `+"`max_concurrency`"+` at a time for the whole processor (all pipeline threads
+together).
 
 ### Metrics
 
@@ -204,7 +205,7 @@ log line the processor writes.`).
 			service.NewStringField(clFieldCache).Description("Name of a cache resource for successful answers. Empty: no cache.").Default(""),
 			service.NewDurationField(clFieldCacheTTL).Description("How long cached answers are served.").Default("60s"),
 			service.NewStringField(clFieldRateLimit).Description("Name of a rate_limit resource every HTTP attempt waits for. Empty: no rate limit.").Default(""),
-			service.NewIntField(clFieldMaxConcurrency).Description("Most lookups in flight at once, for the whole processor.").Default(20),
+			service.NewIntField(clFieldMaxConcurrency).Description("Most lookups in flight at once, for the whole processor (benthos shares one processor instance between all pipeline threads).").Default(20),
 			service.NewDurationField(clFieldTimeout).Description("Time limit of one HTTP attempt, body included.").Default("30s"),
 			service.NewDurationField(clFieldDialTimeout).Description("Time limit to open a TCP connection.").Default("10s").Advanced(),
 			service.NewObjectField(clFieldRetries,

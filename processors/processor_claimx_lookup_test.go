@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -391,6 +392,32 @@ func TestLookupConcurrency(t *testing.T) {
 	}
 	if elapsed < 300*time.Millisecond || elapsed > 1100*time.Millisecond {
 		t.Fatalf("12 lookups of 100ms, 4 at a time, took %v", elapsed)
+	}
+}
+
+// TestLookupConcurrencyIsSharedByPipelineThreads checks that max_concurrency
+// bounds all pipeline threads together, not each batch.
+func TestLookupConcurrencyIsSharedByPipelineThreads(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(100 * time.Millisecond)}})
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"max_concurrency": "2"}), "",
+		func(b *service.StreamBuilder) { b.SetThreads(4) })
+	as := sim.Assignments()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.process(eventFor(as[2*i].AssignmentID), eventFor(as[2*i+1].AssignmentID))
+		}()
+	}
+	wg.Wait()
+	if st := sim.Stats(); st.MaxInFlight != 2 || st.StatusCount(200) != 8 {
+		t.Fatalf("4 threads × 2 lookups with max_concurrency 2: %d in flight, %v", st.MaxInFlight, st.ByStatus)
+	}
+	// 8 lookups of 100ms, 2 at a time: 400ms at least.
+	if elapsed := time.Since(start); elapsed < 400*time.Millisecond {
+		t.Fatalf("took %v", elapsed)
 	}
 }
 
