@@ -14,6 +14,7 @@ import (
 
 	"github.com/claimx/claimx-connect/delta"
 	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/claimx/claimx-connect/internal/deltasink"
 )
 
 // runOutput builds a stream of a batch producer into the delta_lake output
@@ -118,10 +119,11 @@ func newWriter(t *testing.T, yaml string) *deltaLakeOutput {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := newDeltaLakeOutput(conf, service.MockResources())
+	c, err := deltasink.ParseConfig(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := &deltaLakeOutput{w: deltasink.NewWriter(c, service.MockResources()), log: service.MockResources().Logger(), uri: c.TableURI}
 	if err := w.Connect(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +288,7 @@ func TestDeltaLakeOutputRefusesMissingTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &deltaLakeOutput{conf: deltaLakeConfig{tableURI: dir}}
+	o := &deltaLakeOutput{w: deltasink.NewWriter(deltasink.Config{TableURI: dir}, service.MockResources())}
 	if err := o.Connect(t.Context()); err == nil || !errors.Is(err, delta.ErrNotATable) {
 		t.Fatalf("want not-a-table error, got %v", err)
 	}
@@ -315,7 +317,7 @@ func TestDeltaLakeConfig(t *testing.T) {
 				var conf *service.ParsedConfig
 				conf, err = deltaLakeOutputSpec().ParseYAML(tt.yaml, env)
 				if err == nil {
-					_, err = parseDeltaLakeConfig(conf)
+					_, err = deltasink.ParseConfig(conf)
 				}
 			}
 			if tt.wantErr == "" {

@@ -1,0 +1,413 @@
+package deltasink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/delta"
+	"github.com/claimx/claimx-connect/delta/storage"
+)
+
+// Status is what happened to one message.
+type Status int
+
+// Statuses of a message after Write.
+const (
+	// Untouched: the message was not part of the write (it arrived errored).
+	Untouched Status = iota
+	// Written: the message is a row of the commit Version.
+	Written
+	// Replayed: a commit already recorded the message's Kafka offset.
+	Replayed
+	// Duplicate: a row with the message's dedupe key already exists.
+	Duplicate
+	// Rejected: the message could not be converted; Err says why.
+	Rejected
+)
+
+func (s Status) String() string {
+	switch s {
+	case Written:
+		return "written"
+	case Replayed:
+		return "replayed"
+	case Duplicate:
+		return "duplicate"
+	case Rejected:
+		return "rejected"
+	}
+	return "untouched"
+}
+
+// Result is the outcome of one message of a batch.
+type Result struct {
+	Status Status
+	// Version is the table version that holds the message's row (written), or
+	// the table version when it was found to be there already.
+	Version int64
+	// Err is the reason of a rejection, naming the message and the column.
+	Err error
+}
+
+// Writer appends benthos batches to one Delta table.
+type Writer struct {
+	conf Config
+	log  *service.Logger
+
+	mRows      *service.MetricCounter
+	mCommits   *service.MetricCounter
+	mReplayed  *service.MetricCounter
+	mDuplicate *service.MetricCounter
+	mRejected  *service.MetricCounter
+	mVersion   *service.MetricGauge
+	mLatency   *service.MetricTimer
+
+	mu    sync.Mutex // serialises Write and guards table, rejected, dedupe
+	table *delta.Table
+	// rejected remembers offsets this process failed to convert, so that
+	// their replay is converted (and rejected) again rather than skipped as
+	// "already written" because a later offset of the partition was written.
+	rejected map[string]map[int64]bool
+	dedupe   *dedupeIndex
+}
+
+// NewWriter returns a writer; Connect opens the table.
+func NewWriter(conf Config, res *service.Resources) *Writer {
+	m := res.Metrics()
+	return &Writer{
+		conf:       conf,
+		log:        res.Logger(),
+		mRows:      m.NewCounter("delta_rows_written_total"),
+		mCommits:   m.NewCounter("delta_commits_total"),
+		mReplayed:  m.NewCounter("delta_rows_skipped_replayed_total"),
+		mDuplicate: m.NewCounter("delta_rows_skipped_duplicate_total"),
+		mRejected:  m.NewCounter("delta_rows_rejected_total"),
+		mVersion:   m.NewGauge("delta_table_version"),
+		mLatency:   m.NewTimer("delta_commit_latency_ns"),
+		rejected:   map[string]map[int64]bool{},
+	}
+}
+
+// Connect opens the table, creating it when configured to. Two writers
+// creating one table at once is safe: version 0 is put-if-absent, and the
+// loser opens what the winner created.
+func (w *Writer) Connect(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.table != nil {
+		return nil
+	}
+	store, err := storage.Open(ctx, w.conf.TableURI, w.conf.Storage)
+	if err != nil {
+		return err
+	}
+	tbl, err := delta.Open(ctx, store, w.conf.Open)
+	if errors.Is(err, delta.ErrNotATable) && w.conf.CreateIfMissing {
+		tbl, err = delta.Create(ctx, store, delta.CreateOptions{
+			Schema:           w.conf.Schema,
+			PartitionColumns: w.conf.PartitionBy,
+			Properties:       w.conf.Properties,
+			Open:             w.conf.Open,
+		})
+		if errors.Is(err, delta.ErrTableExists) || errors.Is(err, storage.ErrExists) {
+			tbl, err = delta.Open(ctx, store, w.conf.Open)
+		} else if err == nil {
+			w.log.With("table", store.URI()).Info("created Delta table")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("opening Delta table %s: %w", w.conf.TableURI, err)
+	}
+	if w.conf.Schema != nil && w.conf.Mode == delta.SchemaNone {
+		if missing := missingColumns(tbl.Schema(), w.conf.Schema); len(missing) > 0 {
+			return fmt.Errorf("opening Delta table %s: the configured schema has columns the table lacks %v (set schema_evolution: merge to add them)", w.conf.TableURI, missing)
+		}
+	}
+	if w.conf.DedupeColumn != "" {
+		if tbl.Schema().Index(w.conf.DedupeColumn) < 0 && (w.conf.Schema == nil || w.conf.Schema.Index(w.conf.DedupeColumn) < 0) {
+			return fmt.Errorf("opening Delta table %s: dedupe column %q is not a column of the table", w.conf.TableURI, w.conf.DedupeColumn)
+		}
+		w.dedupe = newDedupeIndex(w.conf.DedupeColumn, defaultDedupePartitions)
+	}
+	w.table = tbl
+	w.mVersion.Set(tbl.Version())
+	w.log.With("table", store.URI(), "version", tbl.Version()).Info("Delta table open")
+	return nil
+}
+
+// Connected reports whether Connect succeeded and Close was not called.
+func (w *Writer) Connected() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.table != nil
+}
+
+// Close releases the table; every commit is already durable.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	w.table = nil
+	w.dedupe = nil
+	w.mu.Unlock()
+}
+
+func missingColumns(table, declared *delta.Schema) []string {
+	var out []string
+	for _, f := range declared.Fields() {
+		if table.Index(f.Name) < 0 {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// position is where a message came from, for offset tracking.
+type position struct {
+	appID  string
+	offset int64
+}
+
+func (p position) String() string {
+	if p.appID == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s offset %d)", p.appID, p.offset)
+}
+
+func (w *Writer) position(msg *service.Message) (position, error) {
+	topic, ok := msg.MetaGet(MetaTopic)
+	if !ok {
+		return position{}, fmt.Errorf("idempotency needs the %s metadata of the kafka_franz input, and the message has none", MetaTopic)
+	}
+	part, ok := msg.MetaGet(MetaPartition)
+	if !ok {
+		return position{}, fmt.Errorf("idempotency needs the %s metadata, and the message has none", MetaPartition)
+	}
+	offStr, ok := msg.MetaGet(MetaOffset)
+	if !ok {
+		return position{}, fmt.Errorf("idempotency needs the %s metadata, and the message has none", MetaOffset)
+	}
+	off, err := strconv.ParseInt(offStr, 10, 64)
+	if err != nil {
+		return position{}, fmt.Errorf("metadata %s=%q is not an offset: %w", MetaOffset, offStr, err)
+	}
+	return position{appID: w.conf.AppID + "-" + topic + "-" + part, offset: off}, nil
+}
+
+// decodeObject parses a JSON object keeping numbers exact.
+func decodeObject(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("message is not a JSON object: %w", err)
+	}
+	if m == nil {
+		return nil, errors.New("message is not a JSON object: null")
+	}
+	if dec.More() {
+		return nil, errors.New("message is not a JSON object: trailing data after the object")
+	}
+	return m, nil
+}
+
+// Write converts the batch and appends its new rows in one commit, with the
+// Kafka offsets they came from. skip[i] leaves message i out (it is already
+// errored upstream). It returns one result per message; an error means
+// nothing was committed and every message should be retried.
+func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip func(i int) bool) ([]Result, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	tbl := w.table
+	if tbl == nil {
+		return nil, service.ErrNotConnected
+	}
+	results := make([]Result, len(batch))
+	version := tbl.Version()
+	if w.dedupe != nil {
+		// See rows other writers committed since our last commit.
+		if err := tbl.Refresh(ctx); err != nil {
+			return nil, fmt.Errorf("refreshing Delta table %s: %w", w.conf.TableURI, err)
+		}
+		version = tbl.Version()
+	}
+
+	schema := w.conf.Schema
+	if schema == nil {
+		schema = tbl.Schema()
+	}
+	var rejectedNow []position
+	reject := func(i int, pos position, err error) {
+		results[i] = Result{Status: Rejected, Err: fmt.Errorf("message %d%s: %w", i, pos, err)}
+		w.mRejected.Incr(1)
+		if pos.appID != "" {
+			rejectedNow = append(rejectedNow, pos)
+		}
+	}
+
+	type candidate struct {
+		i   int
+		pos position
+		obj map[string]any
+	}
+	cands := make([]candidate, 0, len(batch))
+	for i, msg := range batch {
+		if skip != nil && skip(i) {
+			continue
+		}
+		var pos position
+		if w.conf.AppID != "" {
+			p, err := w.position(msg)
+			if err != nil {
+				reject(i, pos, err)
+				continue
+			}
+			pos = p
+			// With a dedupe column the key decides, not the offset.
+			if w.dedupe == nil && tbl.TxnApplied(pos.appID, pos.offset) && !w.rejected[pos.appID][pos.offset] {
+				results[i] = Result{Status: Replayed, Version: version}
+				w.mReplayed.Incr(1)
+				continue
+			}
+		}
+		b, err := msg.AsBytes()
+		if err != nil {
+			reject(i, pos, fmt.Errorf("reading message: %w", err))
+			continue
+		}
+		m, err := decodeObject(b)
+		if err != nil {
+			reject(i, pos, err)
+			continue
+		}
+		cands = append(cands, candidate{i: i, pos: pos, obj: m})
+	}
+
+	// Under merge, keys no declared column names widen the batch schema.
+	if w.conf.Mode == delta.SchemaMerge {
+		for _, c := range cands {
+			wider, err := schema.WithJSONColumns(c.obj)
+			if err != nil {
+				return nil, fmt.Errorf("inferring new columns for %s: %w", w.conf.TableURI, err)
+			}
+			schema = wider
+		}
+	}
+
+	var snap *delta.Snapshot
+	if w.dedupe != nil {
+		snap = tbl.Snapshot()
+	}
+	partCols := tbl.PartitionColumns()
+	rows := make([]delta.Row, 0, len(cands))
+	written := make([]int, 0, len(cands))
+	var newKeys []dedupeKey
+	batchKeys := map[dedupeKey]bool{}
+	txns := map[string]int64{}
+	for _, c := range cands {
+		row, err := schema.RowFromJSON(c.obj)
+		if err != nil {
+			reject(c.i, c.pos, err)
+			continue
+		}
+		if c.pos.appID != "" {
+			// Duplicates advance the offset too: their row is in the table.
+			if cur, ok := txns[c.pos.appID]; !ok || c.pos.offset > cur {
+				txns[c.pos.appID] = c.pos.offset
+			}
+		}
+		if w.dedupe != nil {
+			k, err := w.dedupe.keyOf(ctx, tbl.Store(), snap, schema, row, partCols)
+			if err != nil {
+				return nil, fmt.Errorf("checking %s for duplicates in Delta table %s: %w", w.conf.DedupeColumn, w.conf.TableURI, err)
+			}
+			if k.hash != 0 && (batchKeys[k] || w.dedupe.contains(k)) {
+				results[c.i] = Result{Status: Duplicate, Version: version}
+				w.mDuplicate.Incr(1)
+				continue
+			}
+			if k.hash != 0 {
+				batchKeys[k] = true
+				newKeys = append(newKeys, k)
+			}
+		}
+		rows = append(rows, row)
+		written = append(written, c.i)
+	}
+	w.rememberRejected(rejectedNow)
+
+	if len(rows) == 0 && len(txns) == 0 {
+		return results, nil
+	}
+	req := delta.AppendRequest{
+		Rows:                rows,
+		Schema:              schema,
+		Mode:                w.conf.Mode,
+		Operation:           delta.OperationStreamingUpdate,
+		OperationParameters: map[string]string{"outputMode": "Append"},
+	}
+	if w.conf.AppID != "" {
+		req.OperationParameters["appId"] = w.conf.AppID
+	}
+	for app, v := range txns {
+		req.Txns = append(req.Txns, delta.Txn{AppID: app, Version: v})
+	}
+	start := time.Now()
+	res, err := tbl.Append(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("appending %d rows to Delta table %s: %w", len(rows), w.conf.TableURI, err)
+	}
+	w.mLatency.Timing(time.Since(start).Nanoseconds())
+	if !res.NoOp {
+		w.mCommits.Incr(1)
+		w.mRows.Incr(res.Rows)
+		w.mVersion.Set(res.Version)
+	}
+	if w.dedupe != nil {
+		w.dedupe.committed(newKeys, res.Files)
+	}
+	for _, i := range written {
+		results[i] = Result{Status: Written, Version: res.Version}
+	}
+	if res.CheckpointErr != nil {
+		w.log.With("table", w.conf.TableURI, "version", res.Version, "error", res.CheckpointErr.Error()).Warn("checkpoint failed after a successful commit; the next open makes it up")
+	}
+	if res.SchemaChanged {
+		w.log.With("table", w.conf.TableURI, "version", res.Version, "schema", schema.String()).Info("table schema evolved")
+	}
+	w.log.With("table", w.conf.TableURI, "version", res.Version, "rows", res.Rows, "files", len(res.Files), "attempts", res.Attempts).Debug("committed to Delta table")
+	return results, nil
+}
+
+func (w *Writer) rememberRejected(ps []position) {
+	for _, p := range ps {
+		if w.rejected[p.appID] == nil {
+			w.rejected[p.appID] = map[int64]bool{}
+		}
+		w.rejected[p.appID][p.offset] = true
+	}
+}
+
+// Summary joins the reasons of rejected messages into one line for logs and
+// batch errors, truncated so a huge batch cannot flood a log line.
+func Summary(results []Result) (int, string) {
+	var reasons []string
+	for _, r := range results {
+		if r.Status == Rejected {
+			reasons = append(reasons, r.Err.Error())
+		}
+	}
+	s := strings.Join(reasons, "; ")
+	if len(s) > 2000 {
+		s = s[:2000] + "…"
+	}
+	return len(reasons), s
+}
