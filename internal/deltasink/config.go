@@ -6,6 +6,7 @@ package deltasink
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
@@ -18,6 +19,7 @@ import (
 const (
 	FieldTableURI           = "table_uri"
 	FieldSchema             = "schema"
+	FieldSchemaFile         = "schema_file"
 	FieldSchemaName         = "name"
 	FieldSchemaType         = "type"
 	FieldSchemaNullable     = "nullable"
@@ -68,6 +70,10 @@ func Fields() []*service.ConfigField {
 			service.NewStringField(FieldSchemaType).Description("A Delta primitive type: `string`, `long`, `integer`, `short`, `byte`, `float`, `double`, `boolean`, `binary`, `date`, `timestamp`, `decimal(p,s)`."),
 			service.NewBoolField(FieldSchemaNullable).Description("Whether the column may be null.").Default(true),
 		).Description("The columns written, in order. Used to create the table when it is missing; with `schema_evolution: merge`, columns the table lacks are added. Absent: the table's own schema.").
+			Optional(),
+		service.NewStringField(FieldSchemaFile).
+			Description("A file holding the columns instead of `schema`: the YAML (or JSON) list of `{name, type, nullable}` that `claimx-connect delta create --schema` reads.").
+			Example("./pipelines/schema/itel_cabinet_task_tracking.yaml").
 			Optional(),
 		service.NewStringListField(FieldPartitionBy).
 			Description("Partition columns, for a table this component creates.").
@@ -198,6 +204,28 @@ func ParseConfig(conf *service.ParsedConfig) (Config, error) {
 
 // schemaFromConfig reads the declared columns; nil when none are declared.
 func schemaFromConfig(conf *service.ParsedConfig) (*delta.Schema, error) {
+	if conf.Contains(FieldSchemaFile) {
+		path, err := conf.FieldString(FieldSchemaFile)
+		if err != nil {
+			return nil, err
+		}
+		if path != "" {
+			if conf.Contains(FieldSchema) {
+				if objs, _ := conf.FieldObjectList(FieldSchema); len(objs) > 0 {
+					return nil, fmt.Errorf("fields %s and %s: give the columns one way, not both", FieldSchema, FieldSchemaFile)
+				}
+			}
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", FieldSchemaFile, err)
+			}
+			s, err := delta.ParseSchemaFile(raw)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %s: %w", FieldSchemaFile, path, err)
+			}
+			return s, nil
+		}
+	}
 	if !conf.Contains(FieldSchema) {
 		return nil, nil
 	}

@@ -126,3 +126,24 @@ func TestSkipAndReject(t *testing.T) {
 		t.Fatalf("summary %d %q", n, s)
 	}
 }
+
+func TestSchemaFile(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, fmt.Sprintf(`
+table_uri: %s
+create_if_missing: true
+schema_file: ../../pipelines/schema/itel_cabinet_task_tracking.yaml
+partition_by: [ year, month, day ]
+`, dir))
+	if got := len(w.table.Schema().Fields()); got != 21 {
+		t.Fatalf("want the 21 columns of the tracking table, got %d", got)
+	}
+	spec := service.NewConfigSpec().Fields(Fields()...)
+	conf, err := spec.ParseYAML(fmt.Sprintf("table_uri: %s\nschema_file: ../../pipelines/schema/itel_cabinet_task_tracking.yaml\nschema: [ { name: a, type: string } ]\n", dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConfig(conf); err == nil {
+		t.Fatal("schema and schema_file together must be refused")
+	}
+}
