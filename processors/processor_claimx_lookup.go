@@ -222,11 +222,6 @@ log line the processor writes.`).
 			service.NewStringField(clFieldMetricsPrefix).Description("Prefix of the metric names, e.g. `itel_worker_`.").Default(""),
 			service.NewTLSToggledField(clFieldTLS),
 		).
-		LintRule(`root = match {
-  this.auth.type.or("bearer") == "bearer" && this.auth.token.or("") == "" => ["auth.token is required for bearer auth"],
-  this.auth.type.or("bearer") == "basic" && (this.auth.username.or("") == "" || this.auth.password.or("") == "") => ["auth.username and auth.password are required for basic auth"],
-  this.auth.type.or("bearer") == "oauth2" && (this.auth.token_url.or("") == "" || this.auth.client_id.or("") == "" || this.auth.client_secret.or("") == "") => ["auth.token_url, auth.client_id and auth.client_secret are required for oauth2 auth"],
-}`).
 		Example("Assignment with its form answers (the iTel worker)", `
 Stores the assignment at `+"`claimx_task_full`"+` as a JSON string; a 404 stores null.
 `, `
@@ -529,9 +524,10 @@ type claimxLookup struct {
 	client *http.Client
 	oauth  *clOAuthSource
 
-	sem     chan struct{}
-	flight  singleflight.Group
-	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	sem      chan struct{}
+	flight   singleflight.Group
+	warmOnce sync.Once
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
 
 	mCalls     *service.MetricCounter
 	mErrors    *service.MetricCounter
@@ -991,8 +987,29 @@ func clEscapeSegment(s string) string {
 	return url.PathEscape(s)
 }
 
+// warmResources makes the first access to the cache and rate-limit resources
+// from a single goroutine. benthos creates a resource lazily on its first
+// access, and two first accesses at once race (each may build its own
+// instance, so a rate limit could admit more than its count). The closures do
+// nothing, so no rate-limit token is spent.
+func (p *claimxLookup) warmResources(ctx context.Context) {
+	p.warmOnce.Do(func() {
+		if p.conf.cache != "" {
+			if err := p.res.AccessCache(ctx, p.conf.cache, func(service.Cache) {}); err != nil {
+				p.log.Warnf("claimx lookup: opening cache %s: %v", p.conf.cache, err)
+			}
+		}
+		if p.conf.rateLimit != "" {
+			if err := p.res.AccessRateLimit(ctx, p.conf.rateLimit, func(service.RateLimit) {}); err != nil {
+				p.log.Warnf("claimx lookup: opening rate_limit %s: %v", p.conf.rateLimit, err)
+			}
+		}
+	})
+}
+
 // lookup answers one request from the cache or the API.
 func (p *claimxLookup) lookup(ctx context.Context, req *clRequest) *clResult {
+	p.warmResources(ctx)
 	if p.conf.cache != "" {
 		var body []byte
 		var getErr error

@@ -760,3 +760,29 @@ func TestRetryAfterParsing(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupSecretsScrubbedFromEcho checks that the secret fields are marked
+// so: `echo` (and the streams API) print them scrubbed.
+func TestLookupSecretsScrubbedFromEcho(t *testing.T) {
+	conf := map[string]any{
+		"pipeline": map[string]any{"processors": []any{
+			map[string]any{"claimx_lookup": map[string]any{
+				"base_url": "http://claimx.example", "path": "/a",
+				"auth": map[string]any{"type": "bearer", "token": testToken, "password": "pw-0123456789", "client_secret": "cs-0123456789"},
+			}},
+		}},
+	}
+	out, err := service.GlobalEnvironment().FullConfigSchema("", "").NewStreamConfigMarshaller().
+		SetScrubSecrets(true).AnyToYAML(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{testToken, "pw-0123456789", "cs-0123456789"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("echo shows %s:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "claimx.example") {
+		t.Fatalf("the config was not printed:\n%s", out)
+	}
+}
