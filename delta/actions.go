@@ -85,6 +85,42 @@ type Action struct {
 	Other string `json:"-"`
 }
 
+// MarshalJSON encodes the one action that is set as {"<name>": {...}}. It
+// keys on which field is non-nil rather than on emptiness, so an empty
+// commitInfo survives a round trip.
+func (a Action) MarshalJSON() ([]byte, error) {
+	var name string
+	var v any
+	switch {
+	case a.Protocol != nil:
+		name, v = "protocol", a.Protocol
+	case a.MetaData != nil:
+		name, v = "metaData", a.MetaData
+	case a.Add != nil:
+		name, v = "add", a.Add
+	case a.Remove != nil:
+		name, v = "remove", a.Remove
+	case a.Txn != nil:
+		name, v = "txn", a.Txn
+	case a.CommitInfo != nil:
+		name, v = "commitInfo", a.CommitInfo
+	default:
+		return nil, fmt.Errorf("encoding an action with no known action set (other: %q)", a.Other)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, buf.Len()+len(name)+8)
+	out = append(out, '{', '"')
+	out = append(out, name...)
+	out = append(out, '"', ':')
+	out = append(out, bytes.TrimRight(buf.Bytes(), "\n")...)
+	return append(out, '}'), nil
+}
+
 var knownActions = map[string]bool{"protocol": true, "metaData": true, "add": true, "remove": true, "txn": true, "commitInfo": true}
 
 // ParseCommit parses a commit file (newline-delimited JSON, one action a
@@ -111,6 +147,9 @@ func ParseCommit(data []byte) ([]Action, error) {
 		}
 		var a Action
 		for k, v := range raw {
+			if k == "" {
+				return nil, fmt.Errorf("line %d: empty action name", line)
+			}
 			if !knownActions[k] {
 				a.Other = k
 				break
