@@ -1,4 +1,4 @@
-// Package processors holds the claimx-connect Bloblang-free processors:
+// Package processors holds the claimx-connect processors, among them
 // claimx_lookup (a resilient ClaimX REST API lookup) and validate (declarative
 // field rules). Import it for its registrations.
 package processors
