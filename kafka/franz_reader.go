@@ -16,6 +16,14 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
+// franzPollHoldMax bounds how long the poll loop waits for downstream to
+// catch up before polling anyway (see waitForRoom).
+const franzPollHoldMax = 100 * time.Millisecond
+
+// franzFlushSlack is how close to its period a partition's batch is flushed,
+// and the shortest poll made while waiting for one.
+const franzFlushSlack = time.Millisecond
+
 // franzReaderCloseTimeout bounds Close, for which the framework gives no
 // deadline: the final commit, leaving the group and closing connections.
 const franzReaderCloseTimeout = 20 * time.Second
@@ -34,6 +42,7 @@ type partitionState struct {
 	committed int64 // last committed offset, -1 if none by this reader
 	paused    bool
 	revoked   bool
+	lastSize  int // messages in the last batch tracked, to foresee the next
 
 	// Batching state, used only by the poll loop while it blocks rebalances
 	// (or by the revoke callback, which cannot run at the same time).
@@ -71,7 +80,8 @@ type franzReader struct {
 	bgWG     sync.WaitGroup
 	parts    map[topicPartition]*partitionState
 	ready    []readyBatch
-	readySig chan struct{}
+	readySig chan struct{} // a batch was queued
+	roomSig  chan struct{} // a batch was taken or acknowledged
 }
 
 func newFranzReader(conf franzReaderConfig, res *service.Resources) *franzReader {
@@ -82,6 +92,7 @@ func newFranzReader(conf franzReaderConfig, res *service.Resources) *franzReader
 		lag:      res.Metrics().NewGauge("kafka_lag", "topic", "partition"),
 		parts:    map[topicPartition]*partitionState{},
 		readySig: make(chan struct{}, 1),
+		roomSig:  make(chan struct{}, 1),
 	}
 }
 
@@ -159,6 +170,7 @@ func (r *franzReader) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 			r.ready[0] = readyBatch{}
 			r.ready = r.ready[1:]
 			r.mu.Unlock()
+			r.signalRoom()
 			return rb.batch, r.ackFunc(rb.ps, rb.cp), nil
 		}
 		if r.client == nil {
@@ -196,6 +208,7 @@ func (r *franzReader) ackFunc(ps *partitionState, cp *checkpoint) service.AckFun
 			return nil
 		}
 		ps.cp.resolve(cp)
+		r.signalRoom()
 		if ps.paused && ps.cp.inFlight < r.conf.checkpointLimit {
 			ps.paused = false
 			if r.client != nil {
@@ -212,6 +225,9 @@ func (r *franzReader) ackFunc(ps *partitionState, cp *checkpoint) service.AckFun
 func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan struct{}) {
 	defer close(done)
 	for {
+		if !r.waitForRoom(ctx) {
+			return
+		}
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if d, ok := r.untilNextFlush(); ok {
 			pollCtx, cancel = context.WithTimeout(ctx, d)
@@ -263,6 +279,7 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 					continue
 				}
 				rb.cp = rb.ps.cp.track(rb.cp.next, rb.cp.epoch, rb.cp.size)
+				rb.ps.lastSize = rb.cp.size
 				if rb.hold {
 					continue
 				}
@@ -292,6 +309,51 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 		}
 		cl.AllowRebalance()
 	}
+}
+
+func (r *franzReader) signalRoom() {
+	select {
+	case r.roomSig <- struct{}{}:
+	default:
+	}
+}
+
+// waitForRoom holds the next poll, for at most franzPollHoldMax, while
+// batches of the last poll are still queued or a partition would reach
+// checkpoint_limit with one more fetch. The client keeps prefetching in the
+// meantime, so a pipeline that keeps up loses nothing, and partitions get
+// paused only when downstream is really behind. That matters because a
+// resumed partition is fetched only once the fetch in flight returns, which
+// can take fetch_max_wait when the other partitions are idle. Partitions
+// already paused do not hold the poll, so one stuck partition does not slow
+// the others. It returns false when ctx is done.
+func (r *franzReader) waitForRoom(ctx context.Context) bool {
+	deadline := time.NewTimer(franzPollHoldMax)
+	defer deadline.Stop()
+	for r.shouldHoldPoll() {
+		select {
+		case <-r.roomSig:
+		case <-deadline.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+func (r *franzReader) shouldHoldPoll() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ready) > 0 {
+		return true
+	}
+	for _, ps := range r.parts {
+		if !ps.paused && ps.cp.inFlight > 0 && ps.cp.inFlight+ps.lastSize >= r.conf.checkpointLimit {
+			return true
+		}
+	}
+	return false
 }
 
 // addRecords converts the records of one partition fetch into batches: one
@@ -366,7 +428,8 @@ func (r *franzReader) flushDue(ctx context.Context, out []readyBatch) []readyBat
 		if ps.batcher == nil || ps.pendingCount == 0 {
 			continue
 		}
-		if d, ok := ps.batcher.UntilNext(); ok && d <= 0 {
+		// An elapsed period reads as a tiny positive duration.
+		if d, ok := ps.batcher.UntilNext(); ok && d <= franzFlushSlack {
 			due = append(due, ps)
 		}
 	}
@@ -394,8 +457,11 @@ func (r *franzReader) untilNextFlush() (time.Duration, bool) {
 			minD, found = d, true
 		}
 	}
-	if found && minD <= 0 {
-		minD = time.Millisecond
+	// A poll with a context that is already done returns without records,
+	// so never poll with less than the slack: due batches are flushed after
+	// the poll instead.
+	if found && minD < franzFlushSlack {
+		minD = franzFlushSlack
 	}
 	return minD, found
 }
@@ -490,6 +556,7 @@ func (r *franzReader) forget(ctx context.Context, cl *kgo.Client, tps map[string
 		}
 		clear(r.ready[len(kept):])
 		r.ready = kept
+		r.signalRoom()
 	}
 	return states
 }

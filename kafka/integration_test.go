@@ -182,9 +182,10 @@ func TestKafkaFranzInputMetadata(t *testing.T) {
 // consumes, then stops the first: every record is consumed at least once.
 func TestKafkaFranzRebalance(t *testing.T) {
 	addr := startCluster(t, 4, "rb")
-	const total = 4000
 
-	// Records keep arriving while members join and leave.
+	// Records keep arriving while members join and leave, until stopProducing.
+	stopProducing := make(chan struct{})
+	var produced atomic.Int64
 	produceDone := make(chan struct{})
 	go func() {
 		defer close(produceDone)
@@ -194,7 +195,12 @@ func TestKafkaFranzRebalance(t *testing.T) {
 			return
 		}
 		defer cl.Close()
-		for i := 0; i < total; i += 100 {
+		for i := 0; ; i += 100 {
+			select {
+			case <-stopProducing:
+				return
+			default:
+			}
 			var recs []*kgo.Record
 			for j := i; j < i+100; j++ {
 				recs = append(recs, &kgo.Record{Topic: "rb", Key: []byte(strconv.Itoa(j % 13)), Value: []byte(strconv.Itoa(j))})
@@ -203,7 +209,8 @@ func TestKafkaFranzRebalance(t *testing.T) {
 				t.Errorf("producing: %v", err)
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
+			produced.Add(100)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}()
 
@@ -235,9 +242,13 @@ kafka_franz:
 	startStream(t, conf, consumer(1))
 	waitFor(t, 20*time.Second, "second member to get partitions", func() bool { return members[1].Load() > 0 })
 	firstBefore := members[0].Load()
-	waitFor(t, 20*time.Second, "first member to keep consuming after the rebalance", func() bool { return members[0].Load() > firstBefore })
+	waitFor(t, 20*time.Second, "first member to keep consuming after the rebalance", func() bool { return members[0].Load() > firstBefore+100 })
 	first.stop(t, 10*time.Second)
+	secondBefore := members[1].Load()
+	waitFor(t, 20*time.Second, "second member to take over", func() bool { return members[1].Load() > secondBefore+500 })
+	close(stopProducing)
 	<-produceDone
+	total := int(produced.Load())
 	waitFor(t, 30*time.Second, "every record", func() bool { return col.distinct() == total })
 
 	seen := map[string]bool{}
@@ -249,7 +260,8 @@ kafka_franz:
 			t.Errorf("record %d never consumed", i)
 		}
 	}
-	t.Logf("consumed %d messages for %d records (%d duplicates)", col.count(), total, col.count()-total)
+	t.Logf("consumed %d messages for %d records (%d duplicates); members consumed %d and %d",
+		col.count(), total, col.count()-total, members[0].Load(), members[1].Load())
 }
 
 // TestKafkaFranzRedeliverUnacked stops a member while it holds unacknowledged
@@ -469,5 +481,48 @@ batching:
 	}
 	if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) != 3 {
 		t.Fatalf("next reader starts at offset %v, want 3", off)
+	}
+}
+
+// TestKafkaFranzBatching checks that batches never mix partitions and that a
+// partial batch is flushed by its period.
+func TestKafkaFranzBatching(t *testing.T) {
+	addr := startCluster(t, 3, "batch")
+	for p := int32(0); p < 3; p++ {
+		produceRecords(t, addr, numberedRecords("batch", p, 10)...)
+	}
+	rdr := newTestReader(t, fmt.Sprintf(`
+seed_brokers: [ %s ]
+topics: [ batch ]
+consumer_group: batch
+batching:
+  count: 4
+  period: 200ms
+`, addr))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	sizes := map[int64][]int{}
+	total := 0
+	for total < 30 {
+		batch, ack, err := rdr.ReadBatch(ctx)
+		if err != nil {
+			t.Fatalf("reading after %d messages: %v", total, err)
+		}
+		p, _ := batch[0].MetaGetMut("kafka_partition")
+		for _, m := range batch {
+			if mp, _ := m.MetaGetMut("kafka_partition"); mp != p {
+				t.Fatalf("batch mixes partitions %v and %v", p, mp)
+			}
+		}
+		sizes[p.(int64)] = append(sizes[p.(int64)], len(batch))
+		total += len(batch)
+		_ = ack(ctx, nil)
+	}
+	for p, s := range sizes {
+		// 10 records per partition: two full batches and a remainder of 2
+		// that only the period can flush.
+		if !slices.Equal(s, []int{4, 4, 2}) {
+			t.Errorf("partition %d batch sizes %v, want [4 4 2]", p, s)
+		}
 	}
 }

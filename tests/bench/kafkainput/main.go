@@ -1,0 +1,222 @@
+// Command kafkainput compares the throughput of the kafka_franz input with
+// kcat's: both consume the same records from one in-process kfake cluster.
+//
+//	go run ./tests/bench/kafkainput -records 1000000
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	_ "github.com/claimx/claimx-connect/kafka"
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+)
+
+func main() {
+	var (
+		records    = flag.Int("records", 1_000_000, "number of records to consume")
+		size       = flag.Int("size", 1024, "bytes per record value")
+		partitions = flag.Int("partitions", 4, "partitions of the topic")
+		runs       = flag.Int("runs", 1, "timed runs of each consumer, alternating; the best of each is reported")
+		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of our input's runs to this file")
+		extraYAML  = flag.String("input-extra", "", "extra YAML fields for the kafka_franz input, e.g. 'fetch_max_partition_bytes: 4MiB'")
+	)
+	flag.Parse()
+	if err := run(*records, *size, int32(*partitions), *runs, *cpuProfile, *extraYAML); err != nil {
+		fmt.Fprintf(os.Stderr, "kafkainput bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML string) error {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		return fmt.Errorf("finding kcat: %w", err)
+	}
+	const topic = "bench"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
+	if err != nil {
+		return fmt.Errorf("starting kfake: %w", err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+
+	start := time.Now()
+	if err := produce(addr, topic, records, size); err != nil {
+		return err
+	}
+	fmt.Printf("produced %d records of %d bytes to %d partitions in %v (not timed)\n", records, size, partitions, time.Since(start).Round(time.Millisecond))
+
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("creating cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var bestOurs, bestKcat time.Duration
+	for i := range runs {
+		d, err := timeOurInput(addr, topic, fmt.Sprintf("bench-%d", i), records, extraYAML)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("run %d: kafka_franz input -> drop: %v\n", i+1, d.Round(time.Millisecond))
+		if bestOurs == 0 || d < bestOurs {
+			bestOurs = d
+		}
+		d, err = timeKcat(kcat, addr, topic)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("run %d: kcat -> /dev/null:        %v\n", i+1, d.Round(time.Millisecond))
+		if bestKcat == 0 || d < bestKcat {
+			bestKcat = d
+		}
+	}
+
+	mb := float64(records) * float64(size) / 1e6
+	oursRate, kcatRate := float64(records)/bestOurs.Seconds(), float64(records)/bestKcat.Seconds()
+	fmt.Printf("kafka_franz input: %10.0f records/s %8.1f MB/s\n", oursRate, mb/bestOurs.Seconds())
+	fmt.Printf("kcat:              %10.0f records/s %8.1f MB/s\n", kcatRate, mb/bestKcat.Seconds())
+	fmt.Printf("ratio ours/kcat:   %.2f (target 0.80)\n", oursRate/kcatRate)
+	return nil
+}
+
+func produce(addr, topic string, records, size int) error {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(addr),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		return fmt.Errorf("creating producer: %w", err)
+	}
+	defer cl.Close()
+	value := []byte(strings.Repeat("x", size))
+	var failed atomic.Pointer[error]
+	for i := range records {
+		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+		if i%10000 == 0 {
+			if p := failed.Load(); p != nil {
+				return fmt.Errorf("producing record %d: %w", i, *p)
+			}
+		}
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		return fmt.Errorf("flushing producer: %w", err)
+	}
+	if p := failed.Load(); p != nil {
+		return fmt.Errorf("producing: %w", *p)
+	}
+	return nil
+}
+
+// timeOurInput runs kafka_franz (consumer group) -> drop and returns the time
+// from the start of the stream until every record passed the counter.
+func timeOurInput(addr, topic, group string, records int, extraYAML string) (time.Duration, error) {
+	env := service.NewEnvironment()
+	var seen atomic.Int64
+	done := make(chan struct{})
+	err := env.RegisterBatchProcessor("bench_count", service.NewConfigSpec(),
+		func(*service.ParsedConfig, *service.Resources) (service.BatchProcessor, error) {
+			return countProc(func(n int) {
+				if seen.Add(int64(n)) == int64(records) {
+					close(done)
+				}
+			}), nil
+		})
+	if err != nil {
+		return 0, fmt.Errorf("registering counter: %w", err)
+	}
+	b := env.NewStreamBuilder()
+	if err := b.SetLoggerYAML("level: warn"); err != nil {
+		return 0, err
+	}
+	if extraYAML != "" {
+		extraYAML = "\n      " + strings.ReplaceAll(extraYAML, "\n", "\n      ")
+	}
+	conf := fmt.Sprintf(`
+input:
+  kafka_franz:
+      seed_brokers: [ %s ]
+      topics: [ %s ]
+      consumer_group: %s%s
+pipeline:
+  processors:
+    - bench_count: {}
+output:
+  drop: {}
+`, addr, topic, group, extraYAML)
+	if err := b.SetYAML(conf); err != nil {
+		return 0, fmt.Errorf("building stream config: %w", err)
+	}
+	stream, err := b.Build()
+	if err != nil {
+		return 0, fmt.Errorf("building stream: %w", err)
+	}
+	runErr := make(chan error, 1)
+	start := time.Now()
+	go func() { runErr <- stream.Run(context.Background()) }()
+	select {
+	case <-done:
+	case err := <-runErr:
+		return 0, fmt.Errorf("stream ended after %d records: %v", seen.Load(), err)
+	case <-time.After(10 * time.Minute):
+		return 0, fmt.Errorf("timed out after %d of %d records", seen.Load(), records)
+	}
+	elapsed := time.Since(start)
+	if err := stream.StopWithin(30 * time.Second); err != nil && !errors.Is(err, context.Canceled) {
+		return 0, fmt.Errorf("stopping stream: %w", err)
+	}
+	return elapsed, nil
+}
+
+type countProc func(n int)
+
+func (c countProc) ProcessBatch(_ context.Context, b service.MessageBatch) ([]service.MessageBatch, error) {
+	c(len(b))
+	return []service.MessageBatch{b}, nil
+}
+
+func (countProc) Close(context.Context) error { return nil }
+
+// timeKcat consumes the topic from the beginning to its end with kcat.
+func timeKcat(kcat, addr, topic string) (time.Duration, error) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer devNull.Close()
+	cmd := exec.Command(kcat, "-b", addr, "-C", "-t", topic, "-o", "beginning", "-e", "-q")
+	cmd.Stdout = devNull
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("running kcat: %w: %s", err, stderr.String())
+	}
+	return time.Since(start), nil
+}
