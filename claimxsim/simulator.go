@@ -2,6 +2,26 @@
 // tests, benchmarks and local runs: seeded assignments, projects and media
 // (DOMAIN.md §5), bearer/basic/OAuth 2.0 client-credentials auth, a rate limit
 // answering 429 with Retry-After, injectable faults and request counters.
+//
+// API (with or without the /service/cxedirest prefix):
+//
+//	GET  /customTasks/assignment/{id}?full=true   the assignment; form answers only with full=true
+//	GET  /export/project/{id}                     the project export
+//	GET  /export/project/{id}/media?mediaIds=1,2  the project's media, optionally filtered
+//	POST /oauth/token                             client_credentials (Basic header or form body)
+//
+// Admin, never rate limited nor faulted:
+//
+//	GET  /_sim/stats        Stats: counts by status and endpoint, max per second, max in flight
+//	POST /_sim/reset        clear the counters and the request log
+//	GET  /_sim/faults       the active Faults
+//	POST /_sim/faults       replace them, e.g. {"outage": true} or {"latency": "50ms", "error_rate": 0.1}
+//	GET  /_sim/assignments  the seeded assignments (Assignments)
+//	GET  /_sim/requests     the request log (Requests)
+//
+// In process: New(Config), then Start(addr) or use the Server as an
+// http.Handler (httptest.NewServer). GenerateEvents produces ClaimX events that
+// match the seeded assignments; Command is the `claimx-sim` CLI command.
 package claimxsim
 
 import (
