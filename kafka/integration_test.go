@@ -526,3 +526,54 @@ batching:
 		}
 	}
 }
+
+// TestKafkaFranzStaleAcksAfterRevoke holds unacknowledged messages of two
+// partitions, lets a second member take one of them, then acknowledges
+// everything: only the partition still owned is committed.
+func TestKafkaFranzStaleAcksAfterRevoke(t *testing.T) {
+	addr := startCluster(t, 2, "stale")
+	for p := int32(0); p < 2; p++ {
+		produceRecords(t, addr, numberedRecords("stale", p, 10)...)
+	}
+	conf := fmt.Sprintf(`
+seed_brokers: [ %s ]
+topics: [ stale ]
+consumer_group: stale
+commit_period: 1h
+heartbeat_interval: 100ms
+batching:
+  count: 1
+`, addr)
+	first := newTestReader(t, conf)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var held []service.AckFunc
+	for range 20 {
+		_, ack, err := first.ReadBatch(ctx)
+		if err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		held = append(held, ack)
+	}
+
+	second := newTestReader(t, conf)
+	batch, _, err := second.ReadBatch(ctx)
+	if err != nil {
+		t.Fatalf("second member reading: %v", err)
+	}
+	moved, _ := batch[0].MetaGetMut("kafka_partition")
+	kept := 1 - moved.(int64)
+
+	for _, ack := range held {
+		_ = ack(ctx, nil)
+	}
+	if err := first.commit(ctx, first.client); err != nil {
+		t.Fatalf("committing: %v", err)
+	}
+	if got := committedOffset(t, addr, "stale", "stale", int32(moved.(int64))); got != -1 {
+		t.Errorf("partition %d moved to another member, yet stale acks committed offset %d", moved, got)
+	}
+	if got := committedOffset(t, addr, "stale", "stale", int32(kept)); got != 10 {
+		t.Errorf("partition %d still owned: committed %d, want 10", kept, got)
+	}
+}
