@@ -3,12 +3,16 @@ package delta
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -32,6 +36,9 @@ type WriterOptions struct {
 	RowGroupBytes int64
 	// MaxRowsPerRowGroup bounds a row group by rows. Default 1,000,000.
 	MaxRowsPerRowGroup int64
+	// Parallelism is how many partitions' files are encoded and uploaded at
+	// once. Default GOMAXPROCS; 1 writes them one after another.
+	Parallelism int
 }
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -46,6 +53,9 @@ func (o WriterOptions) withDefaults() WriterOptions {
 	}
 	if o.MaxRowsPerRowGroup <= 0 {
 		o.MaxRowsPerRowGroup = 1_000_000
+	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = runtime.GOMAXPROCS(0)
 	}
 	return o
 }
@@ -228,6 +238,9 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 		if wantStats {
 			if !st.has {
 				st.minS, st.maxS, st.has = s, s, true
+			} else if s == st.maxS {
+				// Repeated values (constants, enums) are common: an
+				// equality check is cheaper than two orderings.
 			} else if s < st.minS {
 				st.minS = s
 			} else if s > st.maxS {
@@ -399,7 +412,7 @@ type fileWriter struct {
 	dir     string // Hive directory with trailing slash, or ""
 	pvals   map[string]*string
 	now     func() time.Time
-	fileSeq *int
+	fileSeq *atomic.Int64
 
 	buf     bytes.Buffer
 	w       *parquet.Writer
@@ -408,25 +421,29 @@ type fileWriter struct {
 	rgBytes int64
 	rgRows  int64
 
-	rowBuf []parquet.Row
-	valBuf []parquet.Value
-	nbuf   int
+	// colBuf holds the pending values column by column (indexed by
+	// parquet leaf): they go to the column writers directly, skipping the
+	// row-to-column split parquet.Writer.WriteRows would do.
+	colBuf     [][]parquet.Value
+	nbuf       int
+	chunkBytes int64
+	chunkLimit int64
 	out    []writtenFile
 }
 
-const writeChunk = 256
+const writeChunk = 512
 
-func newFileWriter(l *dataLayout, opts WriterOptions, store storage.Store, dir string, pvals map[string]*string, now func() time.Time, seq *int) (*fileWriter, error) {
+func newFileWriter(l *dataLayout, opts WriterOptions, store storage.Store, dir string, pvals map[string]*string, now func() time.Time, seq *atomic.Int64) (*fileWriter, error) {
 	codec, ext, err := opts.codec()
 	if err != nil {
 		return nil, err
 	}
 	fw := &fileWriter{layout: l, opts: opts, codec: codec, ext: ext, store: store, dir: dir, pvals: pvals, now: now, fileSeq: seq}
 	n := len(l.dataCols)
-	fw.valBuf = make([]parquet.Value, writeChunk*n)
-	fw.rowBuf = make([]parquet.Row, writeChunk)
-	for i := range fw.rowBuf {
-		fw.rowBuf[i] = fw.valBuf[i*n : (i+1)*n : (i+1)*n]
+	fw.chunkLimit = max(1, min(opts.RowGroupBytes, opts.TargetFileSize)/8)
+	fw.colBuf = make([][]parquet.Value, n)
+	for i := range fw.colBuf {
+		fw.colBuf[i] = make([]parquet.Value, writeChunk)
 	}
 	return fw, nil
 }
@@ -453,7 +470,7 @@ func (fw *fileWriter) writeRow(ctx context.Context, row Row) error {
 	}
 	l := fw.layout
 	sc := l.schema
-	vals := fw.rowBuf[fw.nbuf]
+	k := fw.nbuf
 	var size int64
 	for j, ci := range l.dataCols {
 		f := &sc.fields[ci]
@@ -464,7 +481,7 @@ func (fw *fileWriter) writeRow(ctx context.Context, row Row) error {
 				return &ConversionError{Column: f.Name, Type: sc.types[ci].String(), Value: "null", Reason: "the column is not nullable"}
 			}
 			st.nulls++
-			vals[l.leaf[j]] = parquet.NullValue().Level(0, 0, l.leaf[j])
+			fw.colBuf[l.leaf[j]][k] = parquet.NullValue().Level(0, 0, l.leaf[j])
 			continue
 		}
 		pv, err := encodeValue(f, sc.types[ci], v, st, j < l.statsCols)
@@ -478,11 +495,15 @@ func (fw *fileWriter) writeRow(ctx context.Context, row Row) error {
 		if s, ok := v.(string); ok {
 			size += int64(len(s))
 		}
-		vals[l.leaf[j]] = pv.Level(0, def, l.leaf[j])
+		fw.colBuf[l.leaf[j]][k] = pv.Level(0, def, l.leaf[j])
 	}
-	fw.rgBytes += size + int64(8*len(l.dataCols))
+	size += int64(8 * len(l.dataCols))
+	fw.rgBytes += size
+	fw.chunkBytes += size
 	fw.nbuf++
-	if fw.nbuf == writeChunk {
+	// Check the row-group and file bounds every writeChunk rows, or sooner
+	// when rows are big relative to the bounds.
+	if fw.nbuf == writeChunk || fw.chunkBytes >= fw.chunkLimit {
 		return fw.flushChunk(ctx)
 	}
 	return nil
@@ -492,12 +513,11 @@ func (fw *fileWriter) flushChunk(ctx context.Context) error {
 	if fw.nbuf == 0 {
 		return nil
 	}
-	if _, err := fw.w.WriteRows(fw.rowBuf[:fw.nbuf]); err != nil {
-		return fmt.Errorf("encoding parquet rows: %w", err)
+	if err := fw.writeColumns(); err != nil {
+		return err
 	}
-	fw.rows += int64(fw.nbuf)
 	fw.rgRows += int64(fw.nbuf)
-	fw.nbuf = 0
+	fw.nbuf, fw.chunkBytes = 0, 0
 	if fw.rgBytes >= fw.opts.RowGroupBytes || fw.rgRows >= fw.opts.MaxRowsPerRowGroup {
 		if err := fw.w.Flush(); err != nil {
 			return fmt.Errorf("flushing parquet row group: %w", err)
@@ -521,8 +541,7 @@ func (fw *fileWriter) finishFile(ctx context.Context) error {
 	if err := fw.w.Close(); err != nil {
 		return fmt.Errorf("closing parquet file: %w", err)
 	}
-	seq := *fw.fileSeq
-	*fw.fileSeq = seq + 1
+	seq := fw.fileSeq.Add(1) - 1
 	name := fmt.Sprintf("part-%05d-%s.c000", seq, uuid.NewString())
 	if fw.ext != "" {
 		name += "." + fw.ext
@@ -546,16 +565,27 @@ func (fw *fileWriter) finishFile(ctx context.Context) error {
 	return nil
 }
 
+// writeColumns hands the pending values to the column writers.
+func (fw *fileWriter) writeColumns() error {
+	cws := fw.w.ColumnWriters()
+	for c, vals := range fw.colBuf {
+		if _, err := cws[c].WriteRowValues(vals[:fw.nbuf]); err != nil {
+			return fmt.Errorf("encoding parquet column %d: %w", c, err)
+		}
+	}
+	fw.rows += int64(fw.nbuf)
+	return nil
+}
+
 // flushChunk0 writes pending rows without the size checks (used on close).
 func (fw *fileWriter) flushChunk0() error {
 	if fw.nbuf == 0 {
 		return nil
 	}
-	if _, err := fw.w.WriteRows(fw.rowBuf[:fw.nbuf]); err != nil {
-		return fmt.Errorf("encoding parquet rows: %w", err)
+	if err := fw.writeColumns(); err != nil {
+		return err
 	}
-	fw.rows += int64(fw.nbuf)
-	fw.nbuf = 0
+	fw.nbuf, fw.chunkBytes = 0, 0
 	return nil
 }
 
@@ -962,10 +992,12 @@ func writeDataFiles(ctx context.Context, store storage.Store, l *dataLayout, row
 	for k, ci := range l.partCols {
 		partNames[k] = l.schema.fields[ci].Name
 	}
-	seq := 0
-	var out []writtenFile
-	var fw *fileWriter
-	for _, g := range groups {
+	var seq atomic.Int64
+	results := make([][]writtenFile, len(groups))
+	// writeGroup encodes and uploads one partition's files with fw, whose
+	// buffers are reused from group to group.
+	writeGroup := func(ctx context.Context, fw **fileWriter, gi int) error {
+		g := groups[gi]
 		pv := make(map[string]*string, len(partNames))
 		for k, n := range partNames {
 			pv[n] = g.vals[k]
@@ -974,28 +1006,83 @@ func writeDataFiles(ctx context.Context, store storage.Store, l *dataLayout, row
 		if len(partNames) > 0 {
 			dir = partitionDir(partNames, g.vals)
 		}
-		if fw == nil {
-			fw, err = newFileWriter(l, opts, store, dir, pv, now, &seq)
+		if *fw == nil {
+			w, err := newFileWriter(l, opts, store, dir, pv, now, &seq)
 			if err != nil {
-				return nil, err
+				return err
 			}
+			*fw = w
 		} else {
-			// Reuse the encoder buffers across partitions.
-			fw.dir, fw.pvals, fw.out = dir, pv, nil
+			(*fw).dir, (*fw).pvals, (*fw).out = dir, pv, nil
 		}
+		w := *fw
 		for _, ri := range g.rows {
 			row := rows[ri]
 			if len(row) != len(l.schema.fields) {
-				return nil, fmt.Errorf("row %d has %d values, the schema has %d columns", ri, len(row), len(l.schema.fields))
+				return fmt.Errorf("row %d has %d values, the schema has %d columns", ri, len(row), len(l.schema.fields))
 			}
-			if err := fw.writeRow(ctx, row); err != nil {
-				return nil, fmt.Errorf("row %d: %w", ri, err)
+			if err := w.writeRow(ctx, row); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
 			}
 		}
-		if err := fw.finishFile(ctx); err != nil {
+		if err := w.finishFile(ctx); err != nil {
+			return err
+		}
+		results[gi] = w.out
+		return nil
+	}
+	workers := min(opts.Parallelism, len(groups))
+	if workers <= 1 {
+		var fw *fileWriter
+		for gi := range groups {
+			if err := writeGroup(ctx, &fw, gi); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		// Partitions are independent files: encode and upload them in
+		// parallel (which also overlaps object-store latency).
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		next := make(chan int)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				var fw *fileWriter
+				for gi := range next {
+					if errs[w] != nil {
+						continue
+					}
+					if err := writeGroup(ctx, &fw, gi); err != nil {
+						errs[w] = err
+						cancel()
+					}
+				}
+			}(w)
+		}
+	feed:
+		for gi := range groups {
+			select {
+			case next <- gi:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(next)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
-		out = append(out, fw.out...)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	var out []writtenFile
+	for _, r := range results {
+		out = append(out, r...)
 	}
 	return out, nil
 }

@@ -1,0 +1,7 @@
+package delta
+
+import "runtime"
+
+type runtimeMemStats = runtime.MemStats
+
+func readMemStats(m *runtime.MemStats) { runtime.ReadMemStats(m) }
