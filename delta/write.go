@@ -428,7 +428,7 @@ type fileWriter struct {
 	nbuf       int
 	chunkBytes int64
 	chunkLimit int64
-	out    []writtenFile
+	out        []writtenFile
 }
 
 const writeChunk = 512
