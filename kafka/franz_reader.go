@@ -318,15 +318,15 @@ func (r *franzReader) signalRoom() {
 	}
 }
 
-// waitForRoom holds the next poll, for at most franzPollHoldMax, while
-// batches of the last poll are still queued or a partition would reach
-// checkpoint_limit with one more fetch. The client keeps prefetching in the
-// meantime, so a pipeline that keeps up loses nothing, and partitions get
-// paused only when downstream is really behind. That matters because a
-// resumed partition is fetched only once the fetch in flight returns, which
-// can take fetch_max_wait when the other partitions are idle. Partitions
-// already paused do not hold the poll, so one stuck partition does not slow
-// the others. It returns false when ctx is done.
+// waitForRoom holds the next poll, for at most franzPollHoldMax, while a
+// partition would reach checkpoint_limit with one more fetch of the size of
+// its last one. The client keeps prefetching in the meantime, so a pipeline
+// that keeps up loses nothing, and partitions get paused only when downstream
+// is really behind. That matters because a resumed partition is fetched only
+// once the fetch in flight returns, which takes fetch_max_wait when the other
+// partitions are idle. Partitions already paused do not hold the poll, so one
+// stuck partition does not slow the others. It returns false when ctx is
+// done.
 func (r *franzReader) waitForRoom(ctx context.Context) bool {
 	deadline := time.NewTimer(franzPollHoldMax)
 	defer deadline.Stop()
@@ -345,9 +345,6 @@ func (r *franzReader) waitForRoom(ctx context.Context) bool {
 func (r *franzReader) shouldHoldPoll() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.ready) > 0 {
-		return true
-	}
 	for _, ps := range r.parts {
 		if !ps.paused && ps.cp.inFlight > 0 && ps.cp.inFlight+ps.lastSize >= r.conf.checkpointLimit {
 			return true
@@ -359,17 +356,9 @@ func (r *franzReader) shouldHoldPoll() bool {
 // addRecords converts the records of one partition fetch into batches: one
 // batch per fetch without a batching policy, else as the policy flushes.
 func (r *franzReader) addRecords(ctx context.Context, ps *partitionState, p kgo.FetchPartition, out []readyBatch) []readyBatch {
+	boxes := newMetaBoxes(p, ps.tp.topic)
 	if r.conf.fetchBatches {
-		batch := make(service.MessageBatch, len(p.Records))
-		for i, rec := range p.Records {
-			batch[i] = r.recordToMessage(rec, p.HighWatermark)
-		}
-		last := p.Records[len(p.Records)-1]
-		return append(out, readyBatch{
-			ps:    ps,
-			cp:    &checkpoint{next: last.Offset + 1, epoch: last.LeaderEpoch, size: len(batch)},
-			batch: batch,
-		})
+		return append(out, r.fetchAsBatch(ps, p, boxes))
 	}
 	if ps.batcher == nil {
 		b, err := r.conf.batchPolicy.NewBatcher(r.res)
@@ -378,24 +367,24 @@ func (r *franzReader) addRecords(ctx context.Context, ps *partitionState, p kgo.
 			// cannot happen short of a bug; without a batcher the
 			// records are delivered one fetch per batch instead.
 			r.log.Errorf("Creating batcher for topic %s partition %d: %v", ps.tp.topic, ps.tp.partition, err)
-			return append(out, r.fetchAsBatch(ps, p))
+			return append(out, r.fetchAsBatch(ps, p, boxes))
 		}
 		ps.batcher = b
 	}
 	for _, rec := range p.Records {
 		ps.pendingCount++
 		ps.pendingNext, ps.pendingEpoch = rec.Offset+1, rec.LeaderEpoch
-		if ps.batcher.Add(r.recordToMessage(rec, p.HighWatermark)) {
+		if ps.batcher.Add(r.recordToMessage(rec, p.HighWatermark, boxes)) {
 			out = r.flushPartition(ctx, ps, out)
 		}
 	}
 	return out
 }
 
-func (r *franzReader) fetchAsBatch(ps *partitionState, p kgo.FetchPartition) readyBatch {
+func (r *franzReader) fetchAsBatch(ps *partitionState, p kgo.FetchPartition, boxes *metaBoxes) readyBatch {
 	batch := make(service.MessageBatch, len(p.Records))
 	for i, rec := range p.Records {
-		batch[i] = r.recordToMessage(rec, p.HighWatermark)
+		batch[i] = r.recordToMessage(rec, p.HighWatermark, boxes)
 	}
 	last := p.Records[len(p.Records)-1]
 	return readyBatch{ps: ps, cp: &checkpoint{next: last.Offset + 1, epoch: last.LeaderEpoch, size: len(batch)}, batch: batch}
@@ -466,22 +455,38 @@ func (r *franzReader) untilNextFlush() (time.Duration, bool) {
 	return minD, found
 }
 
-func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64) *service.Message {
+// metaBoxes caches metadata values shared by the records of one partition
+// fetch, so that each is converted to an interface (an allocation) once per
+// fetch rather than once per record.
+type metaBoxes struct {
+	topic, partition any
+	tsMs             int64
+	tsUnix, tsMsAny  any
+}
+
+func newMetaBoxes(p kgo.FetchPartition, topic string) *metaBoxes {
+	return &metaBoxes{topic: topic, partition: int64(p.Partition), tsMs: -1}
+}
+
+func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64, boxes *metaBoxes) *service.Message {
 	msg := service.NewMessage(rec.Value)
+	if ms := rec.Timestamp.UnixMilli(); ms != boxes.tsMs {
+		boxes.tsMs, boxes.tsMsAny, boxes.tsUnix = ms, ms, rec.Timestamp.Unix()
+	}
 	msg.MetaSetMut("kafka_key", string(rec.Key))
-	msg.MetaSetMut("kafka_topic", rec.Topic)
-	msg.MetaSetMut("kafka_partition", int64(rec.Partition))
+	msg.MetaSetMut("kafka_topic", boxes.topic)
+	msg.MetaSetMut("kafka_partition", boxes.partition)
 	msg.MetaSetMut("kafka_offset", rec.Offset)
 	msg.MetaSetMut("kafka_lag", max(highWatermark-rec.Offset-1, 0))
-	msg.MetaSetMut("kafka_timestamp_unix", rec.Timestamp.Unix())
-	msg.MetaSetMut("kafka_timestamp_ms", rec.Timestamp.UnixMilli())
+	msg.MetaSetMut("kafka_timestamp_unix", boxes.tsUnix)
+	msg.MetaSetMut("kafka_timestamp_ms", boxes.tsMsAny)
 	msg.MetaSetMut("kafka_tombstone_message", rec.Value == nil)
+	if len(rec.Headers) == 0 {
+		return msg
+	}
 	if r.conf.multiHeader {
-		var values map[string][]any
+		values := map[string][]any{}
 		for _, h := range rec.Headers {
-			if values == nil {
-				values = map[string][]any{}
-			}
 			values[h.Key] = append(values[h.Key], string(h.Value))
 		}
 		for k, v := range values {
