@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
@@ -272,4 +274,25 @@ func newTestReader(t *testing.T, yaml string) *franzReader {
 	}
 	t.Cleanup(func() { _ = rdr.Close(context.Background()) })
 	return rdr
+}
+
+// TestKafkaFranzSecretsScrubbed checks that sasl passwords and tokens are
+// secret fields, scrubbed when a config is printed.
+func TestKafkaFranzSecretsScrubbed(t *testing.T) {
+	var conf any
+	if err := yaml.Unmarshal([]byte(fullConfigYAML), &conf); err != nil {
+		t.Fatal(err)
+	}
+	out, err := service.NewEnvironment().FullConfigSchema("", "").NewStreamConfigMarshaller().SetScrubSecrets(true).AnyToYAML(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"password: pass", "token: tok"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("printed config contains %q", secret)
+		}
+	}
+	if !strings.Contains(out, "username: user") {
+		t.Errorf("printed config lost the sasl username:\n%s", out)
+	}
 }
