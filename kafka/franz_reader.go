@@ -688,6 +688,7 @@ func (r *franzReader) Close(ctx context.Context) error {
 	select {
 	case <-bgDone:
 	case <-ctx.Done():
+		go cl.Close() // out of time to commit, but do not leak the client
 		return fmt.Errorf("stopping kafka consumer loops: %w", ctx.Err())
 	}
 

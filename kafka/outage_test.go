@@ -69,3 +69,34 @@ kafka_franz:
 	produceRecords(t, addr, recs...)
 	waitFor(t, 30*time.Second, "the records produced after the outage", func() bool { return col.distinct() == 100 })
 }
+
+// TestKafkaFranzCloseBounded closes a reader and a writer whose broker is
+// gone: Close returns by the caller's deadline instead of hanging.
+func TestKafkaFranzCloseBounded(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := cluster.ListenAddrs()[0]
+	produceRecords(t, addr, numberedRecords("gone", 0, 5)...)
+	rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ gone ]\nconsumer_group: gone\n", addr))
+	w := newTestWriter(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopic: gone\n", addr))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, ack, err := rdr.ReadBatch(ctx)
+	if err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	_ = ack(ctx, nil)
+	cluster.Close()
+
+	for name, closer := range map[string]interface{ Close(context.Context) error }{"reader": rdr, "writer": w} {
+		closeCtx, cancel := context.WithTimeout(t.Context(), time.Second)
+		start := time.Now()
+		_ = closer.Close(closeCtx)
+		cancel()
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s Close took %v with a 1s deadline", name, d)
+		}
+	}
+}
