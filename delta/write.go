@@ -425,8 +425,10 @@ type fileWriter struct {
 	// parquet leaf): they go to the column writers directly, skipping the
 	// row-to-column split parquet.Writer.WriteRows would do.
 	colBuf     [][]parquet.Value
+	pending    []Row
+	pendingIdx []int
 	nbuf       int
-	chunkBytes int64
+	chunkRows  int
 	chunkLimit int64
 	out        []writtenFile
 }
@@ -441,6 +443,7 @@ func newFileWriter(l *dataLayout, opts WriterOptions, store storage.Store, dir s
 	fw := &fileWriter{layout: l, opts: opts, codec: codec, ext: ext, store: store, dir: dir, pvals: pvals, now: now, fileSeq: seq}
 	n := len(l.dataCols)
 	fw.chunkLimit = max(1, min(opts.RowGroupBytes, opts.TargetFileSize)/8)
+	fw.chunkRows = 64 // until the first chunk tells the row size
 	fw.colBuf = make([][]parquet.Value, n)
 	for i := range fw.colBuf {
 		fw.colBuf[i] = make([]parquet.Value, writeChunk)
@@ -463,50 +466,163 @@ func (fw *fileWriter) start() {
 	fw.rows, fw.rgBytes, fw.rgRows = 0, 0, 0
 }
 
-// writeRow encodes one row (in table schema order) into the pending chunk.
-func (fw *fileWriter) writeRow(ctx context.Context, row Row) error {
+// writeRow queues one row (in table schema order); rows are encoded a chunk
+// at a time, column by column, so each column's type dispatch and stats
+// live outside the per-value loop.
+func (fw *fileWriter) writeRow(ctx context.Context, ri int, row Row) error {
 	if fw.rows == 0 && fw.nbuf == 0 {
 		fw.start()
 	}
+	fw.pending = append(fw.pending, row)
+	fw.pendingIdx = append(fw.pendingIdx, ri)
+	fw.nbuf++
+	if fw.nbuf >= fw.chunkRows {
+		return fw.flushChunk(ctx)
+	}
+	return nil
+}
+
+// rowError wraps err with the input row index.
+type rowError struct {
+	row int
+	err error
+}
+
+func (e *rowError) Error() string { return fmt.Sprintf("row %d: %v", e.row, e.err) }
+func (e *rowError) Unwrap() error { return e.err }
+
+// encodeChunk converts the pending rows into per-column parquet values and
+// statistics. It returns the approximate uncompressed size.
+func (fw *fileWriter) encodeChunk() (int64, error) {
 	l := fw.layout
 	sc := l.schema
-	k := fw.nbuf
-	var size int64
+	rows := fw.pending
+	n := len(rows)
+	size := int64(8 * n * len(l.dataCols))
 	for j, ci := range l.dataCols {
 		f := &sc.fields[ci]
-		v := row[ci]
+		t := sc.types[ci]
+		leaf := l.leaf[j]
 		st := &fw.stats[j]
-		if v == nil {
-			if !f.Nullable {
-				return &ConversionError{Column: f.Name, Type: sc.types[ci].String(), Value: "null", Reason: "the column is not nullable"}
-			}
-			st.nulls++
-			fw.colBuf[l.leaf[j]][k] = parquet.NullValue().Level(0, 0, l.leaf[j])
-			continue
-		}
-		pv, err := encodeValue(f, sc.types[ci], v, st, j < l.statsCols)
-		if err != nil {
-			return err
-		}
+		want := j < l.statsCols
+		dst := fw.colBuf[leaf][:n]
 		def := 0
 		if f.Nullable {
 			def = 1
 		}
-		if s, ok := v.(string); ok {
-			size += int64(len(s))
+		null := parquet.NullValue().Level(0, 0, leaf)
+		nullErr := func(k int) error {
+			return &rowError{fw.pendingIdx[k], &ConversionError{Column: f.Name, Type: t.String(), Value: "null", Reason: "the column is not nullable"}}
 		}
-		fw.colBuf[l.leaf[j]][k] = pv.Level(0, def, l.leaf[j])
+		switch t.Kind {
+		case KindString:
+			has, lo, hi := st.has, st.minS, st.maxS
+			for k, r := range rows {
+				v := r[ci]
+				if v == nil {
+					if def == 0 {
+						return 0, nullErr(k)
+					}
+					st.nulls++
+					dst[k] = null
+					continue
+				}
+				s, ok := v.(string)
+				if !ok {
+					return 0, &rowError{fw.pendingIdx[k], typeError(*f, t, v)}
+				}
+				size += int64(len(s))
+				if want {
+					switch {
+					case !has:
+						lo, hi, has = s, s, true
+					case s == hi:
+					case s < lo:
+						lo = s
+					case s > hi:
+						hi = s
+					}
+				}
+				// Build in place with the inlinable setters: Value.Level
+				// is not inlined and was a fifth of the encoding cost.
+				pv := parquet.ByteArrayValue(unsafeBytes(s))
+				pv.SetDefinitionLevel(def)
+				pv.SetColumnIndex(leaf)
+				dst[k] = pv
+			}
+			st.has, st.minS, st.maxS = has, lo, hi
+		case KindLong, KindTimestamp, KindInteger:
+			has, lo, hi := st.has, st.minI, st.maxI
+			for k, r := range rows {
+				v := r[ci]
+				if v == nil {
+					if def == 0 {
+						return 0, nullErr(k)
+					}
+					st.nulls++
+					dst[k] = null
+					continue
+				}
+				var x int64
+				var pv parquet.Value
+				switch y := v.(type) {
+				case int64:
+					if t.Kind != KindLong {
+						return 0, &rowError{fw.pendingIdx[k], typeError(*f, t, v)}
+					}
+					x, pv = y, parquet.Int64Value(y)
+				case int32:
+					if t.Kind != KindInteger {
+						return 0, &rowError{fw.pendingIdx[k], typeError(*f, t, v)}
+					}
+					x, pv = int64(y), parquet.Int32Value(y)
+				case time.Time:
+					if t.Kind != KindTimestamp {
+						return 0, &rowError{fw.pendingIdx[k], typeError(*f, t, v)}
+					}
+					x = y.UnixMicro()
+					pv = parquet.Int64Value(x)
+				default:
+					return 0, &rowError{fw.pendingIdx[k], typeError(*f, t, v)}
+				}
+				if want {
+					switch {
+					case !has:
+						lo, hi, has = x, x, true
+					case x < lo:
+						lo = x
+					case x > hi:
+						hi = x
+					}
+				}
+				pv.SetDefinitionLevel(def)
+				pv.SetColumnIndex(leaf)
+				dst[k] = pv
+			}
+			st.has, st.minI, st.maxI = has, lo, hi
+		default:
+			for k, r := range rows {
+				v := r[ci]
+				if v == nil {
+					if def == 0 {
+						return 0, nullErr(k)
+					}
+					st.nulls++
+					dst[k] = null
+					continue
+				}
+				pv, err := encodeValue(f, t, v, st, want)
+				if err != nil {
+					return 0, &rowError{fw.pendingIdx[k], err}
+				}
+				if b, ok := v.([]byte); ok {
+					size += int64(len(b))
+				}
+				dst[k] = pv.Level(0, def, leaf)
+			}
+		}
 	}
-	size += int64(8 * len(l.dataCols))
-	fw.rgBytes += size
-	fw.chunkBytes += size
-	fw.nbuf++
-	// Check the row-group and file bounds every writeChunk rows, or sooner
-	// when rows are big relative to the bounds.
-	if fw.nbuf == writeChunk || fw.chunkBytes >= fw.chunkLimit {
-		return fw.flushChunk(ctx)
-	}
-	return nil
+	return size, nil
 }
 
 func (fw *fileWriter) flushChunk(ctx context.Context) error {
@@ -517,7 +633,7 @@ func (fw *fileWriter) flushChunk(ctx context.Context) error {
 		return err
 	}
 	fw.rgRows += int64(fw.nbuf)
-	fw.nbuf, fw.chunkBytes = 0, 0
+	fw.nbuf = 0
 	if fw.rgBytes >= fw.opts.RowGroupBytes || fw.rgRows >= fw.opts.MaxRowsPerRowGroup {
 		if err := fw.w.Flush(); err != nil {
 			return fmt.Errorf("flushing parquet row group: %w", err)
@@ -567,6 +683,17 @@ func (fw *fileWriter) finishFile(ctx context.Context) error {
 
 // writeColumns hands the pending values to the column writers.
 func (fw *fileWriter) writeColumns() error {
+	size, err := fw.encodeChunk()
+	if err != nil {
+		return err
+	}
+	fw.rgBytes += size
+	// Size the next chunk so one chunk stays a fraction of the row-group
+	// and file bounds even when rows are large.
+	if per := size / int64(fw.nbuf); per > 0 {
+		fw.chunkRows = int(max(1, min(int64(writeChunk), fw.chunkLimit/per)))
+	}
+	fw.pending, fw.pendingIdx = fw.pending[:0], fw.pendingIdx[:0]
 	cws := fw.w.ColumnWriters()
 	for c, vals := range fw.colBuf {
 		if _, err := cws[c].WriteRowValues(vals[:fw.nbuf]); err != nil {
@@ -585,7 +712,8 @@ func (fw *fileWriter) flushChunk0() error {
 	if err := fw.writeColumns(); err != nil {
 		return err
 	}
-	fw.nbuf, fw.chunkBytes = 0, 0
+	fw.rgRows += int64(fw.nbuf)
+	fw.nbuf = 0
 	return nil
 }
 
@@ -1021,8 +1149,8 @@ func writeDataFiles(ctx context.Context, store storage.Store, l *dataLayout, row
 			if len(row) != len(l.schema.fields) {
 				return fmt.Errorf("row %d has %d values, the schema has %d columns", ri, len(row), len(l.schema.fields))
 			}
-			if err := w.writeRow(ctx, row); err != nil {
-				return fmt.Errorf("row %d: %w", ri, err)
+			if err := w.writeRow(ctx, ri, row); err != nil {
+				return err
 			}
 		}
 		if err := w.finishFile(ctx); err != nil {
