@@ -73,7 +73,7 @@ func Fields() []*service.ConfigField {
 			Optional(),
 		service.NewStringField(FieldSchemaFile).
 			Description("A file holding the columns instead of `schema`: the YAML (or JSON) list of `{name, type, nullable}` that `claimx-connect delta create --schema` reads.").
-			Example("./pipelines/schema/itel_cabinet_task_tracking.yaml").
+			Example("./schemas/itel_cabinet_task_tracking.yaml").
 			Optional(),
 		service.NewStringListField(FieldPartitionBy).
 			Description("Partition columns, for a table this component creates.").

@@ -132,14 +132,14 @@ func TestSchemaFile(t *testing.T) {
 	w := newTestWriter(t, fmt.Sprintf(`
 table_uri: %s
 create_if_missing: true
-schema_file: ../../pipelines/schema/itel_cabinet_task_tracking.yaml
+schema_file: ../../schemas/itel_cabinet_task_tracking.yaml
 partition_by: [ year, month, day ]
 `, dir))
 	if got := len(w.table.Schema().Fields()); got != 21 {
 		t.Fatalf("want the 21 columns of the tracking table, got %d", got)
 	}
 	spec := service.NewConfigSpec().Fields(Fields()...)
-	conf, err := spec.ParseYAML(fmt.Sprintf("table_uri: %s\nschema_file: ../../pipelines/schema/itel_cabinet_task_tracking.yaml\nschema: [ { name: a, type: string } ]\n", dir), nil)
+	conf, err := spec.ParseYAML(fmt.Sprintf("table_uri: %s\nschema_file: ../../schemas/itel_cabinet_task_tracking.yaml\nschema: [ { name: a, type: string } ]\n", dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

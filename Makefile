@@ -1,0 +1,51 @@
+# claimx-connect: build, test, lint, bench.
+SHELL      := /bin/bash
+BIN        := bin/claimx-connect
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE       ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+GO_FILES    = $(shell git ls-files '*.go')
+PIPELINES   = $(wildcard pipelines/*.yaml)
+
+.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx clean
+
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+# Installs kcat and the Python Delta readers the tests use (idempotent).
+setup:
+	bash scripts/setup.sh
+
+# The whole suite (installs, emulators, lint, Go tests, pipeline tests): what .ci/run runs.
+test:
+	bash scripts/test.sh
+
+unit:
+	go test -count=1 -timeout 40m ./...
+
+lint: vet fmt-check
+	@if [ -n "$(PIPELINES)" ]; then ./$(BIN) lint -r './pipelines/resources/*.yaml' $(PIPELINES); fi
+
+vet:
+	go vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $(GO_FILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+pipelines-test: build
+	@if [ -n "$(PIPELINES)" ]; then ./$(BIN) test ./pipelines/...; fi
+
+bench: bench-kafka bench-delta bench-claimx
+
+bench-kafka:
+	go run ./tests/bench/kafkainput -records 1000000
+
+bench-delta:
+	go test -run '^$$' -bench . -benchmem -benchtime 3x ./delta/
+
+bench-claimx:
+	go test -run '^$$' -bench BenchmarkLookup -benchtime 1x ./processors/
+
+clean:
+	rm -rf bin data
