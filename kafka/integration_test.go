@@ -577,3 +577,40 @@ batching:
 		t.Errorf("partition %d still owned: committed %d, want 10", kept, got)
 	}
 }
+
+// TestKafkaFranzRegexpTopics consumes the topics matching a pattern, with and
+// without a consumer group.
+func TestKafkaFranzRegexpTopics(t *testing.T) {
+	addr := startCluster(t, 1, "claimx.a", "claimx.b", "other")
+	for _, topic := range []string{"claimx.a", "claimx.b", "other"} {
+		produceRecords(t, addr, numberedRecords(topic, 0, 3)...)
+	}
+	for _, group := range []string{"", "consumer_group: re"} {
+		t.Run(fmt.Sprintf("group=%q", group), func(t *testing.T) {
+			rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ '^claimx\\..*' ]\nregexp_topics: true\nfetch_max_wait: 100ms\n%s\n", addr, group))
+			col := newCollector()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			for col.count() < 6 {
+				batch, ack, err := rdr.ReadBatch(ctx)
+				if err != nil {
+					t.Fatalf("reading after %d messages: %v", col.count(), err)
+				}
+				col.add(t, batch)
+				_ = ack(ctx, nil)
+			}
+			quiet, cancelQuiet := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancelQuiet()
+			if batch, _, err := rdr.ReadBatch(quiet); err == nil {
+				col.add(t, batch)
+			}
+			topics := map[string]int{}
+			for _, r := range col.snapshot() {
+				topics[r.topic]++
+			}
+			if topics["claimx.a"] != 3 || topics["claimx.b"] != 3 || len(topics) != 2 {
+				t.Errorf("messages per topic %v, want 3 of each claimx topic only", topics)
+			}
+		})
+	}
+}
