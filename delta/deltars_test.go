@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/claimx/claimx-connect/delta/storage"
 )
 
 // requireIntegration skips (or, with CLAIMX_REQUIRE_INTEGRATION=1, fails)
@@ -272,5 +275,52 @@ func TestDeltaRSReadsOurTables(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadDeltaRSCheckpoint opens a table delta-rs wrote and checkpointed
+// (with the commits before the checkpoint removed, so only the checkpoint
+// can tell the state), appends to it, and has delta-rs read the result.
+func TestReadDeltaRSCheckpoint(t *testing.T) {
+	py := deltaRSPython(t)
+	dir := t.TempDir()
+	script := `
+import sys, datetime, deltalake, pyarrow as pa
+t = pa.table({"id": pa.array(["a", "b", "c"]), "n": pa.array([1, None, 3], pa.int64()),
+              "ts": pa.array([datetime.datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)] * 3, pa.timestamp("us", tz="UTC")),
+              "p": pa.array(["x", "y", None])})
+for i in range(3):
+    deltalake.write_deltalake(sys.argv[1], t, mode="append", partition_by=["p"])
+deltalake.DeltaTable(sys.argv[1]).create_checkpoint()
+`
+	if out, err := exec.Command(py, "-c", script, dir).CombinedOutput(); err != nil {
+		t.Fatalf("delta-rs writing the table: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	st, err := storage.NewLocal(dir)
+	must(t, err)
+	for v := int64(0); v <= 2; v++ {
+		must(t, st.Delete(ctx, commitPath(v)))
+	}
+	snap, rows := readAll(t, st)
+	eq(t, "version", snap.Version(), int64(2))
+	eq(t, "checkpoint", snap.CheckpointVersion(), int64(2))
+	eq(t, "rows", len(rows), 9)
+	eq(t, "files", snap.NumFiles(), 9)
+	tbl, err := Open(ctx, st, OpenOptions{})
+	must(t, err)
+	sc := tbl.Schema()
+	row := make(Row, sc.Len())
+	row[sc.Index("id")] = "ours"
+	row[sc.Index("n")] = int64(42)
+	row[sc.Index("p")] = "x"
+	row[sc.Index("ts")] = time.Date(2026, 2, 3, 4, 5, 6, 7000, time.UTC)
+	_, err = tbl.Append(ctx, AppendRequest{Rows: []Row{row}, Txns: []Txn{{AppID: "go", Version: 1}}})
+	must(t, err)
+	view := runDeltaRS(t, py, dir, "go")
+	eq(t, "delta-rs version", view.Version, int64(3))
+	eq(t, "delta-rs rows", view.NumRows, int64(10))
+	if v := view.Txn["go"]; v == nil || *v != 1 {
+		t.Errorf("delta-rs txn go = %v", v)
 	}
 }
