@@ -6,7 +6,8 @@ COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE       ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 GO_FILES    = $(shell git ls-files '*.go')
-PIPELINES   = $(wildcard pipelines/*.yaml)
+PIPELINES   = $(filter-out %_benthos_test.yaml pipelines/topics.yaml,$(wildcard pipelines/*.yaml))
+RESOURCES   = $(foreach r,$(wildcard pipelines/resources/*.yaml),-r $(r))
 
 .PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx clean
 
@@ -25,7 +26,7 @@ unit:
 	go test -count=1 -timeout 40m ./...
 
 lint: vet fmt-check
-	@if [ -n "$(PIPELINES)" ]; then ./$(BIN) lint -r './pipelines/resources/*.yaml' $(PIPELINES); fi
+	./$(BIN) lint $(RESOURCES) $(PIPELINES)
 
 vet:
 	go vet ./...
@@ -33,8 +34,9 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $(GO_FILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The pipelines' config unit tests (*_benthos_test.yaml beside each stream).
 pipelines-test: build
-	@if [ -n "$(PIPELINES)" ]; then ./$(BIN) test ./pipelines/...; fi
+	./$(BIN) test $(RESOURCES) ./pipelines/...
 
 bench: bench-kafka bench-delta bench-claimx
 
