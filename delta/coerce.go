@@ -140,6 +140,7 @@ type ConversionError struct {
 	Reason string
 }
 
+// Error names the column, its type, the (truncated) value and the reason.
 func (e *ConversionError) Error() string {
 	return fmt.Sprintf("column %q (%s): cannot use %s: %s", e.Column, e.Type, e.Value, e.Reason)
 }

@@ -94,6 +94,9 @@ type Table struct {
 // an error for Open; the next boundary tries again).
 func Open(ctx context.Context, store storage.Store, opts OpenOptions) (*Table, error) {
 	opts = opts.withDefaults()
+	if _, _, err := opts.Writer.codec(); err != nil {
+		return nil, fmt.Errorf("opening %s: %w", store.URI(), err)
+	}
 	snap, err := loadSnapshot(ctx, store)
 	if err != nil {
 		return nil, err
@@ -281,9 +284,11 @@ type CommitResult struct {
 }
 
 // Append writes the rows as new data files and commits them, with the txns
-// and (under SchemaMerge) a widened schema, in one commit. Data files are
-// uploaded first under unique names; a crash before the commit leaves
-// unreferenced files that Vacuum removes.
+// and (under SchemaMerge) a widened schema, in one commit. Schema and txn
+// checks run before anything is written. Data files are uploaded first
+// under unique names; a crash before the commit, a conflict, or a row that
+// fails its column's type check after earlier files of the batch were
+// uploaded leaves unreferenced files that Vacuum removes.
 func (t *Table) Append(ctx context.Context, req AppendRequest) (CommitResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -696,6 +701,9 @@ func PlanCreate(ctx context.Context, store storage.Store, opts CreateOptions) (*
 		"isBlindAppend": true,
 		"engineInfo":    EngineInfo,
 		"clientVersion": EngineInfo,
+	}
+	if _, _, err := opts.Open.Writer.codec(); err != nil {
+		return nil, fmt.Errorf("creating table: %w", err)
 	}
 	plan := &CreatePlan{ExistingVersion: -1}
 	plan.Actions = []Action{{CommitInfo: ci}, {Protocol: &proto}, {MetaData: &md}}
