@@ -43,36 +43,11 @@ func openTable(c *cli.Context, uri string, readOnly bool) (*delta.Table, error) 
 	return t, nil
 }
 
-// tableArg takes the table URI from --table or the first argument. urfave/cli
-// stops parsing flags at the first argument, so flags written after the URI
-// (`delta describe URI --json`) are applied here.
+// tableArg takes the table URI from --table or the first argument.
 func tableArg(c *cli.Context) (string, error) {
-	args := c.Args().Slice()
-	var positional []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			positional = append(positional, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		f := findFlag(c.Command.Flags, name)
-		if f == nil {
-			return "", cli.Exit(fmt.Sprintf("unknown flag %s", a), 2)
-		}
-		if !hasValue {
-			if _, isBool := f.(*cli.BoolFlag); isBool {
-				value = "true"
-			} else if i+1 < len(args) {
-				i++
-				value = args[i]
-			} else {
-				return "", cli.Exit(fmt.Sprintf("flag %s needs a value", a), 2)
-			}
-		}
-		if err := c.Set(name, value); err != nil {
-			return "", cli.Exit(fmt.Sprintf("flag %s: %v", a, err), 2)
-		}
+	positional, err := interspersedArgs(c)
+	if err != nil {
+		return "", err
 	}
 	if len(positional) > 1 {
 		return "", cli.Exit(fmt.Sprintf("one table URI expected, got %q", positional), 2)
@@ -87,6 +62,40 @@ func tableArg(c *cli.Context) (string, error) {
 		return "", cli.Exit("a table URI is required (--table or argument)", 2)
 	}
 	return positional[0], nil
+}
+
+// interspersedArgs applies flags written after the first argument
+// (`delta describe URI --json`), which urfave/cli leaves unparsed, and
+// returns the positional arguments.
+func interspersedArgs(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()
+	var positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := findFlag(c.Command.Flags, name)
+		if f == nil {
+			return nil, cli.Exit(fmt.Sprintf("unknown flag %s", a), 2)
+		}
+		if !hasValue {
+			if _, isBool := f.(*cli.BoolFlag); isBool {
+				value = "true"
+			} else if i+1 < len(args) {
+				i++
+				value = args[i]
+			} else {
+				return nil, cli.Exit(fmt.Sprintf("flag %s needs a value", a), 2)
+			}
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, cli.Exit(fmt.Sprintf("flag %s: %v", a, err), 2)
+		}
+	}
+	return positional, nil
 }
 
 func findFlag(flags []cli.Flag, name string) cli.Flag {

@@ -30,10 +30,14 @@ replication factor above the number of brokers is an error unless
 				&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after this long"},
 			),
 			Action: func(c *cli.Context) error {
-				if c.NArg() != 1 {
+				args, err := interspersedArgs(c)
+				if err != nil {
+					return err
+				}
+				if len(args) != 1 {
 					return cli.Exit("usage: claimx-connect topics apply FILE [--dry-run]", 2)
 				}
-				specs, err := topics.ParseFile(c.Args().First())
+				specs, err := topics.ParseFile(args[0])
 				if err != nil {
 					return cli.Exit(err.Error(), 1)
 				}
