@@ -37,5 +37,6 @@ func main() {
 		service.CLIOptAddCommand(cli.BrokerCommand()),
 		service.CLIOptAddCommand(cli.DeltaCommand()),
 		service.CLIOptAddCommand(claimxsim.Command()),
+		service.CLIOptAddCommand(cli.DevCommand()),
 	)
 }

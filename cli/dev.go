@@ -1,0 +1,514 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/urfave/cli/v2"
+
+	"github.com/claimx/claimx-connect/claimxsim"
+	"github.com/claimx/claimx-connect/delta"
+	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/claimx/claimx-connect/kafka/broker"
+	"github.com/claimx/claimx-connect/kafka/topics"
+)
+
+// Topic and group names of the shipped pipelines, as their defaults say.
+const (
+	devEventsTopic   = "claimx.events.raw"
+	devTrackingTopic = "itel.cabinet.task.tracking"
+	devSuccessTopic  = "itel.cabinet.task.tracking.success"
+	devErrorsTopic   = "itel.cabinet.task.tracking.errors"
+	devTriggerGroup  = "itel_cabinet_trigger_group"
+	devWorkerGroup   = "itel_cabinet_tracking_worker_group"
+	devTableDir      = "itel_cabinet_task_tracking"
+)
+
+// DevCommand is `claimx-connect dev`: the whole flow on one machine with no
+// outside service.
+func DevCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX simulator, both streams, a local Delta table",
+		Description: `Starts an embedded Kafka-protocol broker, creates the topics, starts the
+ClaimX API simulator, publishes a realistic stream of ClaimX events (many
+assignments, every event type, some malformed), runs the trigger and worker
+streams in streams mode (a child process of this binary), shows progress, and
+ends with a summary. The table is left in --data (recreated each run unless
+--keep-data). Kafka clients such as kcat can connect to --broker-addr while it
+runs; the streams' HTTP server (/ready, /metrics) is on --http-addr.`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "events", Value: 1000, Usage: "ClaimX events to publish"},
+			&cli.Float64Flag{Name: "rate", Value: 500, Usage: "events published per second (0: as fast as possible)"},
+			&cli.BoolFlag{Name: "keep-running", Usage: "keep everything running after the summary, until Ctrl-C"},
+			&cli.StringFlag{Name: "data", Value: "./data", Usage: "directory for the Delta table and the broker's data"},
+			&cli.BoolFlag{Name: "keep-data", Usage: "append to the table of an earlier run instead of recreating it"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the simulator's data and of the events"},
+			&cli.IntFlag{Name: "assignments", Value: 300, Usage: "assignments the simulator knows"},
+			&cli.StringFlag{Name: "pipelines", Value: "./pipelines", Usage: "directory holding trigger.yaml, worker.yaml and resources/"},
+			&cli.StringFlag{Name: "schema", Value: "./schemas/itel_cabinet_task_tracking.yaml", Usage: "the table's schema file"},
+			&cli.StringFlag{Name: "broker-addr", Value: "127.0.0.1:9092", Usage: "address of the embedded broker"},
+			&cli.StringFlag{Name: "api-addr", Value: "127.0.0.1:8089", Usage: "address of the ClaimX simulator"},
+			&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:4195", Usage: "address of the streams' HTTP server"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "give up when the flow has not finished by then"},
+		},
+		Action: runDev,
+	}
+}
+
+type devRun struct {
+	c        *cli.Context
+	out      io.Writer
+	dataDir  string
+	tableDir string
+	cl       *kgo.Client
+	adm      *kadm.Client
+}
+
+func runDev(c *cli.Context) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out := c.App.Writer
+	d := &devRun{c: c, out: out}
+
+	pipelines, err := filepath.Abs(c.String("pipelines"))
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	schema, err := filepath.Abs(c.String("schema"))
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
+		if _, err := os.Stat(f); err != nil {
+			return cli.Exit(fmt.Sprintf("dev needs %s (run it from the repository root, or set --pipelines and --schema): %v", f, err), 1)
+		}
+	}
+	if d.dataDir, err = filepath.Abs(c.String("data")); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	d.tableDir = filepath.Join(d.dataDir, devTableDir)
+	if !c.Bool("keep-data") {
+		// dev owns its data directory: each run starts from an empty table and broker.
+		for _, p := range []string{d.tableDir, filepath.Join(d.dataDir, "kafka"), filepath.Join(d.dataDir, "logs")} {
+			if err := os.RemoveAll(p); err != nil {
+				return cli.Exit(fmt.Sprintf("clearing %s: %v", p, err), 1)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(d.dataDir, "logs"), 0o755); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+
+	// 1. Broker and topics.
+	b, err := broker.Start(broker.Config{
+		Addr: c.String("broker-addr"), DataDir: filepath.Join(d.dataDir, "kafka"),
+		DefaultPartitions: 3, AutoCreateTopics: true,
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer b.Close()
+	brokers := strings.Join(b.Addrs(), ",")
+	fmt.Fprintf(out, "▶ embedded broker on %s\n", brokers)
+
+	d.cl, err = kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ClientID("claimx-connect-dev"))
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer d.cl.Close()
+	d.adm = kadm.NewClient(d.cl)
+	if err := d.applyTopics(ctx, filepath.Join(pipelines, "topics.yaml")); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+
+	// 2. The ClaimX simulator, with a token of this run.
+	token := randomToken()
+	sim, err := claimxsim.New(claimxsim.Config{Seed: c.Int64("seed"), Assignments: c.Int("assignments"), Token: token})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	if err := sim.Start(c.String("api-addr")); err != nil {
+		return cli.Exit(fmt.Sprintf("starting the ClaimX simulator on %s: %v", c.String("api-addr"), err), 1)
+	}
+	defer sim.Close()
+	fmt.Fprintf(out, "▶ ClaimX simulator on %s (%d assignments)\n", sim.URL(), c.Int("assignments"))
+
+	// 3. The streams, in streams mode, as a child process of this binary.
+	streams, err := d.startStreams(ctx, pipelines, schema, brokers, sim.URL(), token)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer streams.stop()
+	fmt.Fprintf(out, "▶ streams trigger and worker running (logs: %s)\n", streams.logPath)
+
+	// 4. Publish the events.
+	events := claimxsim.GenerateEvents(claimxsim.DefaultEventOptions(c.Int64("seed"), c.Int("events"), sim.Assignments()))
+	published := make(chan int, 1)
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- d.publish(ctx, events, c.Float64("rate"), published) }()
+	fmt.Fprintf(out, "▶ publishing %d ClaimX events to %s\n", len(events), devEventsTopic)
+
+	// 5. Progress until both groups have caught up.
+	deadline := time.Now().Add(c.Duration("timeout"))
+	if err := d.waitDone(ctx, streams, len(events), published, pubErr, deadline); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+
+	// 6. Summary.
+	summary, err := d.summarise(ctx, events)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	summary.print(out, d.tableDir)
+
+	if c.Bool("keep-running") {
+		fmt.Fprintf(out, "\nstill running: broker %s, ClaimX API %s, streams HTTP http://%s (Ctrl-C to stop)\n", brokers, sim.URL(), c.String("http-addr"))
+		select {
+		case <-ctx.Done():
+		case err := <-streams.exited:
+			return cli.Exit(fmt.Sprintf("the streams process exited: %v (see %s)", err, streams.logPath), 1)
+		}
+	}
+	if summary.Rows != summary.Tracked {
+		return cli.Exit(fmt.Sprintf("the table holds %d rows but %d task events were tracked", summary.Rows, summary.Tracked), 1)
+	}
+	return nil
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (d *devRun) applyTopics(ctx context.Context, file string) error {
+	specs, err := topics.ParseFile(file)
+	if err != nil {
+		return err
+	}
+	specs = append(specs, topics.Spec{Name: devEventsTopic, Partitions: 3, ReplicationFactor: 1})
+	results, err := topics.Apply(ctx, d.adm, specs, topics.Options{CapReplication: true})
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	for _, r := range results {
+		fmt.Fprintf(d.out, "  topic %s\n", r.Topic)
+	}
+	return nil
+}
+
+type streamsProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan error
+}
+
+func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, apiURL, token string) (*streamsProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding this binary: %w", err)
+	}
+	obs := filepath.Join(d.dataDir, "logs", "observability.yaml")
+	obsYAML := fmt.Sprintf("http:\n  address: %q\nlogger:\n  level: info\n  format: logfmt\nmetrics:\n  prometheus: {}\n", d.c.String("http-addr"))
+	if err := os.WriteFile(obs, []byte(obsYAML), 0o644); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(d.dataDir, "logs", "streams.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "streams", "-o", obs,
+		"-r", filepath.Join(pipelines, "resources", "*.yaml"),
+		filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(),
+		"KAFKA_BOOTSTRAP_SERVERS="+brokers,
+		"CLAIMX_API_BASE_URL="+apiURL,
+		"CLAIMX_API_AUTH_TYPE=bearer",
+		"CLAIMX_API_TOKEN="+token,
+		"CLAIMX_EVENTS_TOPIC="+devEventsTopic,
+		"DELTA_TABLE_URI="+d.tableDir,
+		"ITEL_SCHEMA_FILE="+schema,
+		"WORKER_BATCH_PERIOD=500ms",
+	)
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting the streams: %w", err)
+	}
+	p := &streamsProc{cmd: cmd, logPath: logPath, exited: make(chan error, 1)}
+	go func() {
+		p.exited <- cmd.Wait()
+		logFile.Close()
+	}()
+	return p, nil
+}
+
+// stop asks the streams to finish (SIGTERM) and waits, killing them if slow.
+func (p *streamsProc) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func (d *devRun) publish(ctx context.Context, events []claimxsim.Event, rate float64, published chan<- int) error {
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	n := 0
+	for _, ev := range events {
+		if tick != nil {
+			select {
+			case <-tick:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		rec := &kgo.Record{Topic: devEventsTopic, Key: []byte(ev.Key), Value: ev.Body}
+		if err := d.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			return fmt.Errorf("publishing event %d: %w", n, err)
+		}
+		n++
+		select {
+		case published <- n:
+		default:
+		}
+	}
+	published <- n
+	return nil
+}
+
+// topicCount sums a topic's end offsets: the records written to it.
+func (d *devRun) topicCount(ctx context.Context, topic string) (int64, error) {
+	ends, err := d.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n, nil
+}
+
+// groupLag is the records of the group's topics not yet committed.
+func (d *devRun) groupLag(ctx context.Context, group string) (int64, error) {
+	lags, err := d.adm.Lag(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	l, ok := lags[group]
+	if !ok || l.FetchErr != nil || l.DescribeErr != nil {
+		return -1, nil
+	}
+	if len(l.Lag) == 0 {
+		return -1, nil // no commits yet
+	}
+	return l.Lag.Total(), nil
+}
+
+func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, published <-chan int, pubErr <-chan error, deadline time.Time) error {
+	pub, stableSince := 0, time.Time{}
+	pubDone := false
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return errors.New("interrupted")
+		case err := <-streams.exited:
+			return fmt.Errorf("the streams process exited early: %v (see %s)", err, streams.logPath)
+		case err := <-pubErr:
+			if err != nil {
+				return err
+			}
+			pubDone = true
+		case n := <-published:
+			pub = n
+			continue
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the flow did not finish in time (see %s)", streams.logPath)
+		}
+		tracked, _ := d.topicCount(ctx, devTrackingTopic)
+		ok, _ := d.topicCount(ctx, devSuccessTopic)
+		bad, _ := d.topicCount(ctx, devErrorsTopic)
+		tLag, _ := d.groupLag(ctx, devTriggerGroup)
+		wLag, _ := d.groupLag(ctx, devWorkerGroup)
+		fmt.Fprintf(d.out, "  published %d/%d · tracked %d · written %d · errors %d · lag trigger %s worker %s\n",
+			pub, total, tracked, ok, bad, lagText(tLag), lagText(wLag))
+		done := pubDone && tLag == 0 && (wLag == 0 || (tracked == 0 && wLag == -1))
+		if !done {
+			stableSince = time.Time{}
+			continue
+		}
+		if stableSince.IsZero() {
+			stableSince = time.Now()
+		} else if time.Since(stableSince) >= 2*time.Second {
+			return nil
+		}
+	}
+}
+
+func lagText(l int64) string {
+	if l < 0 {
+		return "-"
+	}
+	return fmt.Sprint(l)
+}
+
+// devSummary is what the run did.
+type devSummary struct {
+	Events, Malformed, UnknownAssignments int
+	Tracked, Successes, Rows              int64
+	Version                               int64
+	ErrorsByReason                        map[string]int
+	ErrorsByStage                         map[string]int
+	Partitions                            int
+}
+
+var (
+	reQuoted = regexp.MustCompile(`"[^"]*"`)
+	reEvent  = regexp.MustCompile(`evt_[0-9a-zA-Z_]+`)
+	reNumber = regexp.MustCompile(`\b[0-9]{5,}\b`)
+)
+
+// reasonClass makes an error text a category by hiding its ids and values.
+func reasonClass(s string) string {
+	s = reQuoted.ReplaceAllString(s, `"…"`)
+	s = reEvent.ReplaceAllString(s, "…")
+	s = reNumber.ReplaceAllString(s, "N")
+	if len(s) > 110 {
+		s = s[:110] + "…"
+	}
+	return s
+}
+
+func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event) (*devSummary, error) {
+	s := &devSummary{Events: len(events), ErrorsByReason: map[string]int{}, ErrorsByStage: map[string]int{}}
+	for _, e := range events {
+		if e.Malformed != "" {
+			s.Malformed++
+		} else if e.UnknownAssignment {
+			s.UnknownAssignments++
+		}
+	}
+	var err error
+	if s.Tracked, err = d.topicCount(ctx, devTrackingTopic); err != nil {
+		return nil, err
+	}
+	if s.Successes, err = d.topicCount(ctx, devSuccessTopic); err != nil {
+		return nil, err
+	}
+	errs, err := d.readAll(ctx, devErrorsTopic)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range errs {
+		var m struct {
+			Error string `json:"error"`
+			Stage string `json:"stage"`
+		}
+		if json.Unmarshal(v, &m) != nil {
+			m.Error, m.Stage = "(unreadable error message)", "?"
+		}
+		s.ErrorsByStage[m.Stage]++
+		s.ErrorsByReason[m.Stage+": "+reasonClass(m.Error)]++
+	}
+	st, err := storage.NewLocal(d.tableDir)
+	if err != nil {
+		return nil, err
+	}
+	tbl, err := delta.Open(ctx, st, delta.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening the table: %w", err)
+	}
+	desc := tbl.Describe()
+	s.Rows, s.Version, s.Partitions = desc.NumRows, desc.Version, desc.NumPartitions
+	return s, nil
+}
+
+// readAll reads every record of a topic.
+func (d *devRun) readAll(ctx context.Context, topic string) ([][]byte, error) {
+	total, err := d.topicCount(ctx, topic)
+	if err != nil || total == 0 {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.cl.OptValue(kgo.SeedBrokers).([]string)...),
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var out [][]byte
+	for int64(len(out)) < total {
+		fs := cl.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return out, fmt.Errorf("reading %s: got %d of %d records: %w", topic, len(out), total, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r.Value) })
+	}
+	return out, nil
+}
+
+func (s *devSummary) print(w io.Writer, table string) {
+	fmt.Fprintln(w, "\n── summary ─────────────────────────────────────────────")
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "events published\t%d\t(%d malformed, %d for unknown assignments)\n", s.Events, s.Malformed, s.UnknownAssignments)
+	fmt.Fprintf(tw, "task events tracked\t%d\t(messages on %s)\n", s.Tracked, devTrackingTopic)
+	fmt.Fprintf(tw, "rows written\t%d\t(%d success messages)\n", s.Rows, s.Successes)
+	fmt.Fprintf(tw, "table\t%s\tversion %d, %d partitions\n", table, s.Version, s.Partitions)
+	total := 0
+	for _, n := range s.ErrorsByStage {
+		total += n
+	}
+	fmt.Fprintf(tw, "errors\t%d\t(on %s)\n", total, devErrorsTopic)
+	tw.Flush()
+	reasons := make([]string, 0, len(s.ErrorsByReason))
+	for r := range s.ErrorsByReason {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if s.ErrorsByReason[reasons[i]] != s.ErrorsByReason[reasons[j]] {
+			return s.ErrorsByReason[reasons[i]] > s.ErrorsByReason[reasons[j]]
+		}
+		return reasons[i] < reasons[j]
+	})
+	for _, r := range reasons {
+		fmt.Fprintf(w, "  %5d  %s\n", s.ErrorsByReason[r], r)
+	}
+	if s.Rows == s.Tracked {
+		fmt.Fprintf(w, "✔ every tracked task event is in the table exactly once (%d rows)\n", s.Rows)
+	} else {
+		fmt.Fprintf(w, "✘ the table holds %d rows for %d tracked task events\n", s.Rows, s.Tracked)
+	}
+}
