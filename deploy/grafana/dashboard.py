@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Generates claimx-connect-dashboard.json (the Grafana dashboard of the panels
+the original promised: events over time, processing latency, ClaimX API latency,
+Delta write rate, consumer lag, errors by stage).
+
+    python3 deploy/grafana/dashboard.py > deploy/grafana/claimx-connect-dashboard.json
+
+Edit this file, not the JSON: tests/docker/check_dockerfile.sh fails when the
+two differ. Every metric named here is exported by the Go code or a `metric`
+processor of pipelines/*.yaml; the check script verifies that too.
+
+Timers: with the default prometheus exporter settings a timer is a summary
+(quantile label 0.5/0.9/0.99); with `use_histogram_timing: true` it is a
+histogram. Each latency panel queries both forms (only one returns data) and the
+mean (rate of _sum / rate of _count), which works for either.
+"""
+import json
+import sys
+
+DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+RI = "$__rate_interval"
+
+
+def target(expr, legend, ref):
+    return {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref, "range": True}
+
+
+def timeseries(title, desc, targets, unit, x, y, w=12, h=8, stack=False, thresholds=None, overrides=None):
+    steps = [{"color": "green", "value": None}]
+    mode = "off"
+    if thresholds is not None:
+        steps.append({"color": "red", "value": thresholds})
+        mode = "line"
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": [target(e, l, chr(ord("A") + i)) for i, (e, l) in enumerate(targets)],
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "min": 0,
+                "custom": {
+                    "drawStyle": "line",
+                    "lineWidth": 1,
+                    "fillOpacity": 10,
+                    "showPoints": "never",
+                    "spanNulls": False,
+                    "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+                    "thresholdsStyle": {"mode": mode},
+                },
+                "thresholds": {"mode": "absolute", "steps": steps},
+            },
+            "overrides": overrides or [],
+        },
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max", "lastNotNull"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def stat(title, desc, expr, unit, x, y, w=4, h=4, red=None, decimals=0):
+    steps = [{"color": "green", "value": None}]
+    if red is not None:
+        steps.append({"color": "red", "value": red})
+    return {
+        "type": "stat",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": [dict(target(expr, title, "A"), instant=True, range=False)],
+        "fieldConfig": {
+            "defaults": {"unit": unit, "decimals": decimals,
+                         "thresholds": {"mode": "absolute", "steps": steps}},
+            "overrides": [],
+        },
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "textMode": "auto",
+        },
+    }
+
+
+def row(title, y):
+    return {"type": "row", "title": title, "collapsed": False, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
+
+
+def latency_targets(metric, scale=""):
+    """Quantiles of a summary, the same of a histogram, and the mean."""
+    return [
+        (f"max by (quantile) ({metric}{{quantile=~\"0.5|0.9|0.99\"}}){scale}", "p{{quantile}} (summary)"),
+        (f"histogram_quantile(0.99, sum by (le) (rate({metric}_bucket[{RI}]))){scale}", "p0.99 (histogram)"),
+        (f"histogram_quantile(0.5, sum by (le) (rate({metric}_bucket[{RI}]))){scale}", "p0.5 (histogram)"),
+        (f"sum(rate({metric}_sum[{RI}])){scale} / sum(rate({metric}_count[{RI}]))", "mean"),
+    ]
+
+
+LAG = 'sum(max by (topic, partition) (kafka_lag{topic="itel.cabinet.task.tracking"}))'
+
+
+def panels():
+    p = []
+    y = 0
+    # Overview
+    p.append(row("Overview", y)); y += 1
+    p.append(stat("Worker consumer lag", "Records of itel.cabinet.task.tracking not yet processed by itel_cabinet_tracking_worker_group (kafka_lag of the worker's input; alert above 1000).", LAG, "short", 0, y, red=1000))
+    p.append(stat("Events tracked (24h)", "Tracking messages the trigger built in the last 24 hours.", "sum(increase(itel_plugin_events_triggered_total[24h]))", "short", 4, y))
+    p.append(stat("Rows written (24h)", "Rows the worker appended to itel_cabinet_task_tracking in the last 24 hours.", "sum(increase(delta_rows_written_total[24h]))", "short", 8, y))
+    p.append(stat("Failed records (1h)", "Records the worker sent to the errors topic in the last hour, all stages.", "sum(increase(itel_worker_messages_failed_total[1h]))", "short", 12, y, red=1))
+    p.append(stat("ClaimX API errors (5m)", "Failed ClaimX API attempts in 5 minutes, 404 excluded (alert above 20).", 'sum(increase(itel_worker_claimx_api_errors_total{reason!="not_found"}[5m]))', "short", 16, y, red=20))
+    p.append(stat("Delta table version", "Latest committed version of itel_cabinet_task_tracking seen by a worker.", "max(delta_table_version)", "none", 20, y))
+    y += 4
+
+    # Trigger
+    p.append(row("Trigger: ClaimX events → itel.cabinet.task.tracking", y)); y += 1
+    p.append(timeseries(
+        "Events over time (trigger)",
+        "ClaimX events read, tracking messages built (itel_plugin_events_triggered_total), published (itel_plugin_events_published_total) and publish errors (itel_plugin_publish_errors_total).",
+        [
+            (f'sum(rate(input_received{{label="claimx_events"}}[{RI}]))', "ClaimX events read"),
+            (f"sum(rate(itel_plugin_events_triggered_total[{RI}]))", "triggered"),
+            (f"sum(rate(itel_plugin_events_published_total[{RI}]))", "published"),
+            (f"sum(rate(itel_plugin_publish_errors_total[{RI}]))", "publish errors"),
+        ], "ops", 0, y))
+    p.append(timeseries(
+        "Trigger errors",
+        "Events the trigger sent to itel.cabinet.task.tracking.errors (unreadable event, unknown assignment), and publish failures.",
+        [
+            (f'sum(rate(output_sent{{label="trigger_errors"}}[{RI}]))', "to errors topic (stage trigger)"),
+            (f"sum(rate(itel_plugin_publish_errors_total[{RI}]))", "publish errors"),
+        ], "ops", 12, y))
+    y += 8
+
+    # Worker
+    p.append(row("Worker: itel.cabinet.task.tracking → Delta", y)); y += 1
+    p.append(timeseries(
+        "Worker messages",
+        "Records consumed, processed (row written or already there) and failed.",
+        [
+            (f"sum(rate(itel_worker_messages_consumed_total[{RI}]))", "consumed"),
+            (f"sum(rate(itel_worker_messages_processed_total[{RI}]))", "processed"),
+            (f"sum(rate(itel_worker_messages_failed_total[{RI}]))", "failed"),
+        ], "ops", 0, y))
+    p.append(timeseries(
+        "Processing latency",
+        "itel_worker_processing_latency_seconds: from the worker reading a record to its result message being built (transform, validate, lookup, Delta commit).",
+        latency_targets("itel_worker_processing_latency_seconds"), "s", 12, y))
+    y += 8
+    p.append(timeseries(
+        "Errors by stage",
+        "Records sent to itel.cabinet.task.tracking.errors per stage (parse, validate, lookup, delta) and by the trigger.",
+        [
+            (f"sum by (stage) (rate(itel_worker_messages_failed_total[{RI}]))", "{{stage}}"),
+            (f'sum(rate(output_sent{{label="trigger_errors"}}[{RI}]))', "trigger"),
+        ], "ops", 0, y, stack=True))
+    p.append(timeseries(
+        "Consumer lag",
+        "Lag of itel_cabinet_tracking_worker_group per partition of itel.cabinet.task.tracking (kafka_lag of the worker input; every replica reports the whole group, so the max is taken). Red line: the alert threshold.",
+        [
+            ('max by (partition) (kafka_lag{topic="itel.cabinet.task.tracking"})', "partition {{partition}}"),
+            (LAG, "total"),
+        ], "short", 12, y, thresholds=1000))
+    y += 8
+
+    # ClaimX API
+    p.append(row("ClaimX API", y)); y += 1
+    p.append(timeseries(
+        "ClaimX API latency",
+        "itel_worker_claimx_api_latency_seconds: one observation per HTTP attempt (retries too), trigger and worker.",
+        latency_targets("itel_worker_claimx_api_latency_seconds"), "s", 0, y, w=8))
+    p.append(timeseries(
+        "ClaimX API calls",
+        "HTTP attempts, per stream, and lookups answered by the cache.",
+        [
+            (f"sum by (stream) (rate(itel_worker_claimx_api_calls_total[{RI}]))", "calls {{stream}}"),
+            (f"sum by (stream) (rate(itel_worker_claimx_api_cache_hits_total[{RI}]))", "cache hits {{stream}}"),
+        ], "reqps", 8, y, w=8))
+    p.append(timeseries(
+        "ClaimX API errors by reason",
+        "auth (401, token), transient (429/5xx/timeouts, retried), client (other 4xx), circuit_open, invalid_response; not_found (404) is normal and not alerted on.",
+        [(f"sum by (reason) (rate(itel_worker_claimx_api_errors_total[{RI}]))", "{{reason}}")],
+        "reqps", 16, y, w=8, stack=True))
+    y += 8
+
+    # Delta
+    p.append(row("Delta table itel_cabinet_task_tracking", y)); y += 1
+    p.append(timeseries(
+        "Delta write rate",
+        "Rows appended and commits (delta_rows_written_total, delta_commits_total); rows the worker counted as written (itel_worker_delta_writes_total).",
+        [
+            (f"sum(rate(delta_rows_written_total[{RI}]))", "rows written"),
+            (f"sum(rate(delta_commits_total[{RI}]))", "commits"),
+            (f"sum(rate(itel_worker_delta_writes_total[{RI}]))", "worker rows written"),
+        ], "ops", 0, y, w=8))
+    p.append(timeseries(
+        "Delta rows skipped and failed",
+        "Replayed Kafka offsets and duplicate event_ids not written again (exactly-once), rows rejected by the schema, and worker records failed at the delta stage.",
+        [
+            (f"sum(rate(delta_rows_skipped_replayed_total[{RI}]))", "replayed (skipped)"),
+            (f"sum(rate(delta_rows_skipped_duplicate_total[{RI}]))", "duplicate event_id (skipped)"),
+            (f"sum(rate(delta_rows_rejected_total[{RI}]))", "rejected"),
+            (f"sum(rate(itel_worker_delta_write_errors_total[{RI}]))", "delta write errors"),
+        ], "ops", 8, y, w=8))
+    p.append(timeseries(
+        "Delta commit latency",
+        "delta_commit_latency_ns (nanoseconds in Prometheus, shown in seconds): one observation per commit.",
+        latency_targets("delta_commit_latency_ns", " / 1e9"), "s", 16, y, w=8))
+    y += 8
+    p.append(timeseries(
+        "Delta table version",
+        "delta_table_version per worker replica: versions grow by one per commit of any writer.",
+        [("max by (instance) (delta_table_version)", "{{instance}}")],
+        "none", 0, y, w=24, h=6))
+    return p
+
+
+def dashboard():
+    return {
+        "__inputs": [{
+            "name": "DS_PROMETHEUS", "label": "Prometheus", "description": "",
+            "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus",
+        }],
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.4.0"},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+            {"type": "panel", "id": "timeseries", "name": "Time series", "version": ""},
+            {"type": "panel", "id": "stat", "name": "Stat", "version": ""},
+        ],
+        "annotations": {"list": [{
+            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
+            "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
+        }]},
+        "description": "claimx-connect: iTel Cabinet trigger and worker streams, ClaimX API, Delta table, consumer lag.",
+        "editable": True,
+        "graphTooltip": 1,
+        "links": [],
+        "panels": [dict(pn, id=i + 1) for i, pn in enumerate(panels())],
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "tags": ["claimx", "claimx-connect", "kafka", "delta"],
+        "templating": {"list": [
+            {
+                "name": "DS_PROMETHEUS", "label": "Prometheus", "type": "datasource", "query": "prometheus",
+                "current": {}, "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False, "options": [],
+            },
+            {
+                "name": "filter", "label": "Filter", "type": "adhoc", "datasource": DS, "filters": [], "hide": 0,
+            },
+        ]},
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "utc",
+        "title": "claimx-connect: iTel Cabinet pipelines",
+        "uid": "claimx-connect-itel",
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+if __name__ == "__main__":
+    json.dump(dashboard(), sys.stdout, indent=2)
+    sys.stdout.write("\n")

