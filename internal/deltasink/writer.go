@@ -358,7 +358,15 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 		req.OperationParameters["appId"] = w.conf.AppID
 	}
 	for app, v := range txns {
+		// A replay (after a restart or a rebalance) can hold only offsets at
+		// or below the recorded one: the record stays, it never goes back.
+		if tbl.TxnApplied(app, v) {
+			continue
+		}
 		req.Txns = append(req.Txns, delta.Txn{AppID: app, Version: v})
+	}
+	if len(rows) == 0 && len(req.Txns) == 0 {
+		return results, nil
 	}
 	start := time.Now()
 	res, err := tbl.Append(ctx, req)

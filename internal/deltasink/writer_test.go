@@ -147,3 +147,25 @@ partition_by: [ year, month, day ]
 		t.Fatal("schema and schema_file together must be refused")
 	}
 }
+
+// A replay after a rebalance carries offsets below the recorded one; with a
+// dedupe column those messages are checked by key, and the recorded offset
+// must stay where it is rather than fail the commit.
+func TestReplayBelowRecordedOffsetWithDedupe(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, fmt.Sprintf(dedupeConf, dir))
+	ctx := t.Context()
+	if _, err := w.Write(ctx, service.MessageBatch{kmsg(`{"event_id":"e1","day":1}`, 0, 40), kmsg(`{"event_id":"e2","day":1}`, 0, 45)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := w.Write(ctx, service.MessageBatch{kmsg(`{"event_id":"e1","day":1}`, 0, 40), kmsg(`{"event_id":"e0","day":1}`, 0, 15)}, nil)
+	if err != nil {
+		t.Fatalf("a replay below the recorded offset failed the commit: %v", err)
+	}
+	if got := statuses(rs); got != "dw" {
+		t.Fatalf("statuses %q, want dw", got)
+	}
+	if v, _ := w.table.TxnVersion("w-t-0"); v != 45 {
+		t.Fatalf("recorded offset moved to %d, want it kept at 45", v)
+	}
+}
