@@ -190,6 +190,9 @@ func runDev(c *cli.Context) error {
 	if summary.Rows != summary.Tracked {
 		return cli.Exit(fmt.Sprintf("the table holds %d rows but %d task events were tracked", summary.Rows, summary.Tracked), 1)
 	}
+	if want := summary.Malformed + summary.UnknownAssignments; summary.ErrorsByStage["trigger"] != want {
+		return cli.Exit(fmt.Sprintf("%d trigger errors on %s, but %d events were malformed or for unknown assignments", summary.ErrorsByStage["trigger"], devErrorsTopic, want), 1)
+	}
 	return nil
 }
 
@@ -510,5 +513,10 @@ func (s *devSummary) print(w io.Writer, table string) {
 		fmt.Fprintf(w, "✔ every tracked task event is in the table exactly once (%d rows)\n", s.Rows)
 	} else {
 		fmt.Fprintf(w, "✘ the table holds %d rows for %d tracked task events\n", s.Rows, s.Tracked)
+	}
+	if want := s.Malformed + s.UnknownAssignments; s.ErrorsByStage["trigger"] == want {
+		fmt.Fprintf(w, "✔ every malformed event and unknown assignment is on the errors topic (%d)\n", want)
+	} else {
+		fmt.Fprintf(w, "✘ %d trigger errors for %d malformed events and unknown assignments\n", s.ErrorsByStage["trigger"], want)
 	}
 }
