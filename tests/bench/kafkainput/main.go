@@ -30,7 +30,7 @@ func main() {
 		records    = flag.Int("records", 1_000_000, "number of records to consume")
 		size       = flag.Int("size", 1024, "bytes per record value")
 		partitions = flag.Int("partitions", 4, "partitions of the topic")
-		runs       = flag.Int("runs", 1, "timed runs of each consumer, alternating; the best of each is reported")
+		runs       = flag.Int("runs", 3, "timed runs of each consumer, alternating; the best of each is reported")
 		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of our input's runs to this file")
 		extraYAML  = flag.String("input-extra", "", "extra YAML fields for the kafka_franz input, e.g. 'fetch_max_partition_bytes: 4MiB'")
 	)
