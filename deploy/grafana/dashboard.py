@@ -177,10 +177,10 @@ def panels():
         latency_targets("itel_worker_claimx_api_latency_seconds"), "s", 0, y, w=8))
     p.append(timeseries(
         "ClaimX API calls",
-        "HTTP attempts, per stream, and lookups answered by the cache.",
+        "HTTP attempts and lookups answered by the cache, per lookup resource (claimx_assignment, claimx_project). The resources are shared by both streams, so these series have an empty stream label.",
         [
-            (f"sum by (stream) (rate(itel_worker_claimx_api_calls_total[{RI}]))", "calls {{stream}}"),
-            (f"sum by (stream) (rate(itel_worker_claimx_api_cache_hits_total[{RI}]))", "cache hits {{stream}}"),
+            (f"sum by (label) (rate(itel_worker_claimx_api_calls_total[{RI}]))", "calls {{label}}"),
+            (f"sum by (label) (rate(itel_worker_claimx_api_cache_hits_total[{RI}]))", "cache hits {{label}}"),
         ], "reqps", 8, y, w=8))
     p.append(timeseries(
         "ClaimX API errors by reason",

@@ -108,8 +108,16 @@ def check_compose(repo):
     if "../grafana/claimx-connect-dashboard.json" not in vols:
         fail("compose: grafana does not mount the dashboard")
     ta = services.get("topics-apply", {}).get("command", [])
-    if ta[:3] != ["topics", "apply", "/etc/claimx-connect/pipelines/topics.yaml"] or "--cap-replication" not in ta:
-        fail(f"compose: topics-apply command is {ta}")
+    # urfave/cli stops reading flags at the first argument: FILE must be last.
+    if ta[:2] != ["topics", "apply"] or ta[-1] != "/etc/claimx-connect/pipelines/topics.yaml" or "--cap-replication" not in ta:
+        fail(f"compose: topics-apply command is {ta}; want topics apply [flags] /etc/claimx-connect/pipelines/topics.yaml")
+    # And for every claimx-connect subcommand: the file argument comes last.
+    for name, s in services.items():
+        cmd = s.get("command") or []
+        if isinstance(cmd, list) and cmd[:1] in (["topics"], ["delta"]):
+            paths = [i for i, a in enumerate(cmd) if a.startswith("/")]
+            if paths and paths[-1] != len(cmd) - 1:
+                fail(f"compose: service {name}: the file argument must come after the flags: {cmd}")
     print(f"compose: {len(services)} services checked")
 
 
