@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,11 +58,13 @@ func adminClient(t *testing.T, addr string) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
+var invalidTopicChars = regexp.MustCompile(`[^a-z0-9._-]+`)
+
 // newTopic creates a topic with a name unique to this run and deletes it
 // when the test ends.
 func newTopic(t *testing.T, addr string, partitions int32) string {
 	t.Helper()
-	name := fmt.Sprintf("conf-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano())
+	name := fmt.Sprintf("conf-%s-%d", invalidTopicChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), time.Now().UnixNano())
 	adm := adminClient(t, addr)
 	resp, err := adm.CreateTopic(t.Context(), partitions, 1, nil, name)
 	if err == nil {
@@ -183,7 +186,10 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // produceWithOutput runs our kafka_franz output over n generated messages:
-// value {"n":i}, key k<i%7>, header x_trace=trace-<i>.
+// value {"n":i}, key k<i%7>, header x_trace=trace-<i>. One batch in flight,
+// so the order of a key's messages is the order generated (benthos sends
+// batches in flight concurrently); a period flushes the last partial batch
+// (benthos does not flush a count-only batch when the input ends).
 func produceWithOutput(t *testing.T, addr, topic string, n int) {
 	t.Helper()
 	b := service.NewStreamBuilder()
@@ -209,10 +215,11 @@ kafka_franz:
   seed_brokers: [ %s ]
   topic: %s
   key: ${! meta("key") }
-  max_in_flight: 4
+  max_in_flight: 1
   compression: zstd
   batching:
     count: 25
+    period: 100ms
   metadata:
     include_prefixes: [ "x_" ]
 `, addr, topic)); err != nil {
@@ -514,14 +521,24 @@ func TestTopicsApply(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	describe := func(topic string) (int, int, string) {
+	describe := func(topic string, wantPartitions int) (int, int, string) {
 		t.Helper()
-		td, err := adm.ListTopics(t.Context(), topic)
-		if err != nil {
-			t.Fatal(err)
+		// Created topics and partitions reach the broker's metadata a
+		// moment after the admin request returns: wait up to 15 s for the
+		// expected partition count, then report what is there.
+		var d kadm.TopicDetail
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			td, err := adm.ListTopics(t.Context(), topic)
+			if err == nil {
+				d = td[topic]
+			}
+			if (err == nil && d.Err == nil && len(d.Partitions) == wantPartitions) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		d := td[topic]
-		if d.Err != nil {
+		if d.Err != nil || len(d.Partitions) == 0 {
 			t.Fatalf("describing %s: %v", topic, d.Err)
 		}
 		rcs, err := adm.DescribeTopicConfigs(t.Context(), topic)
@@ -555,10 +572,10 @@ func TestTopicsApply(t *testing.T) {
 	if err != nil || strings.Count(out, "created") != 2 || !strings.Contains(out, "capped to 1") {
 		t.Fatalf("first apply: %v\n%s", err, out)
 	}
-	if p, rf, ret := describe(a); p != 3 || rf != 1 || ret != "604800000" {
+	if p, rf, ret := describe(a, 3); p != 3 || rf != 1 || ret != "604800000" {
 		t.Errorf("%s after create: %d partitions, rf %d, retention.ms %q", a, p, rf, ret)
 	}
-	if p, rf, ret := describe(b); p != 1 || rf != 1 || ret != "2592000000" {
+	if p, rf, ret := describe(b, 1); p != 1 || rf != 1 || ret != "2592000000" {
 		t.Errorf("%s after create: %d partitions, rf %d, retention.ms %q", b, p, rf, ret)
 	}
 
@@ -568,7 +585,7 @@ func TestTopicsApply(t *testing.T) {
 		!strings.Contains(out, "retention.ms 604800000 -> 86400000") || !strings.Contains(out, "unchanged "+b) {
 		t.Fatalf("second apply: %v\n%s", err, out)
 	}
-	if p, _, ret := describe(a); p != 6 || ret != "86400000" {
+	if p, _, ret := describe(a, 6); p != 6 || ret != "86400000" {
 		t.Errorf("%s after update: %d partitions, retention.ms %q", a, p, ret)
 	}
 	out, err = apply(file, "--cap-replication")
