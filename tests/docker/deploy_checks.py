@@ -6,6 +6,7 @@
     deploy_checks.py k8s REPO OUTDIR      kustomization files, cross-checks, and per deployment
                                           a mount layout under OUTDIR plus a JSON line
                                           {"name", "args"} with paths into that layout
+    deploy_checks.py rendered REPO FILE   the `kustomize build` output: ConfigMap references, files shipped
     deploy_checks.py metrics REPO         every metric the dashboard and the alert rules query is
                                           exported by the Go code or a pipeline `metric` processor
     deploy_checks.py dashboard REPO       the dashboard JSON is valid and equals dashboard.py's output
@@ -250,6 +251,39 @@ def check_k8s(repo, out):
     print(f"k8s: {len(docs)} objects cross-checked", file=sys.stderr)
 
 
+def check_rendered(repo, path):
+    """The output of kustomize: every ConfigMap/Secret a pod refers to is
+    generated (or is the documented Secret claimx-api), and the generated
+    pipeline ConfigMaps hold the repository's files byte for byte."""
+    docs = [d for d in load_all(path) if isinstance(d, dict)]
+    cms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    n = 0
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        pod = d["spec"]["template"]["spec"]
+        refs = [v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v]
+        for c in pod["containers"]:
+            for ef in c.get("envFrom", []):
+                if "configMapRef" in ef:
+                    refs.append(ef["configMapRef"]["name"])
+                if "secretRef" in ef and ef["secretRef"]["name"] != "claimx-api":
+                    fail(f"rendered: {d['metadata']['name']} uses Secret {ef['secretRef']['name']}, documented is claimx-api")
+        for r in refs:
+            n += 1
+            if r not in cms:
+                fail(f"rendered: {d['metadata']['name']} refers to ConfigMap {r}, which the build does not contain")
+    want = {"trigger.yaml": "pipelines/trigger.yaml", "worker.yaml": "pipelines/worker.yaml",
+            "itel_cabinet_task_tracking.yaml": "schemas/itel_cabinet_task_tracking.yaml"}
+    for f in glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml")):
+        want[os.path.basename(f)] = os.path.relpath(f, repo)
+    have = {k: v for cm in cms.values() for k, v in (cm.get("data") or {}).items()}
+    for key, rel in want.items():
+        if have.get(key) != open(os.path.join(repo, rel)).read():
+            fail(f"rendered: no ConfigMap holds {rel} as key {key}")
+    print(f"rendered: {len(docs)} objects, {n} ConfigMap references resolved, {len(want)} files shipped")
+
+
 # --------------------------------------------------------------- metrics
 PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
                 "offset", "bool", "inf", "nan", "e"}
@@ -388,6 +422,8 @@ def main():
         check_compose(repo)
     elif cmd == "k8s":
         check_k8s(repo, os.path.abspath(sys.argv[3]))
+    elif cmd == "rendered":
+        check_rendered(repo, os.path.abspath(sys.argv[3]))
     elif cmd == "metrics":
         check_metrics(repo)
     elif cmd == "dashboard":
