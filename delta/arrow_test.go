@@ -53,6 +53,13 @@ func TestDataFilesReadByArrow(t *testing.T) {
 		for g := 0; g < rdr.NumRowGroups(); g++ {
 			rg := rdr.RowGroup(g)
 			for c := 0; c < rg.NumColumns(); c++ {
+				// parquet-mr (Spark) resolves every column chunk by its
+				// path_in_schema; a wrong one fails the whole read.
+				cc, err := md.RowGroup(g).ColumnChunk(c)
+				must(t, err)
+				if p := cc.PathInSchema(); len(p) != 1 || p[0] != fs.Column(c).Name() {
+					t.Fatalf("%s: row group %d column %d: path_in_schema %q, want [%s]", f.Path, g, c, p, fs.Column(c).Name())
+				}
 				pr, err := rg.GetColumnPageReader(c)
 				must(t, err)
 				pages := 0

@@ -46,7 +46,7 @@ func runSpark(t *testing.T, py, dir string, extra ...string) sparkView {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("spark checker failed: %v\n%s", err, tail(stderr.String(), 4000))
+		t.Fatalf("spark checker failed: %v\n%s", err, tail(stderr.String(), 6000))
 	}
 	var v sparkView
 	d := json.NewDecoder(bytes.NewReader(out))

@@ -453,15 +453,14 @@ func newFileWriter(l *dataLayout, opts WriterOptions, store storage.Store, dir s
 
 func (fw *fileWriter) start() {
 	fw.buf.Reset()
-	if fw.w == nil {
-		fw.w = parquet.NewWriter(&fw.buf, fw.layout.pq,
-			parquet.Compression(fw.codec),
-			parquet.DataPageVersion(1),
-			parquet.CreatedBy("claimx-connect", "", ""),
-		)
-	} else {
-		fw.w.Reset(&fw.buf)
-	}
+	// A new writer per file: parquet-go v0.32's Writer.Reset reuse writes
+	// empty path_in_schema entries into the next file's column chunks,
+	// which parquet-mr (Spark) rejects.
+	fw.w = parquet.NewWriter(&fw.buf, fw.layout.pq,
+		parquet.Compression(fw.codec),
+		parquet.DataPageVersion(1),
+		parquet.CreatedBy("claimx-connect", "", ""),
+	)
 	fw.stats = make([]colStats, len(fw.layout.dataCols))
 	fw.rows, fw.rgBytes, fw.rgRows = 0, 0, 0
 }
