@@ -73,8 +73,9 @@ install() {
   </dependencies>
 </project>
 EOF
-	mvn -q -B -Dstyle.color=never -f "$HOME_DIR/pom/pom.xml" dependency:copy-dependencies \
-		-DincludeScope=runtime -DoutputDirectory="$LIBS" >&2
+	mvn -B -Dstyle.color=never -f "$HOME_DIR/pom/pom.xml" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$LIBS" >"$HOME_DIR/pom/mvn.log" 2>&1 ||
+		{ log "maven failed; see $HOME_DIR/pom/mvn.log"; tail -30 "$HOME_DIR/pom/mvn.log" >&2; return 1; }
 	# Two SLF4J bindings would make SLF4J pick one at random.
 	rm -f "$LIBS"/slf4j-reload4j-*.jar "$LIBS"/slf4j-log4j12-*.jar "$LIBS"/logback-classic-*.jar
 	echo "$VERSION" >"$LIBS/.claimx-version"

@@ -73,8 +73,9 @@ else
 EOF
 	# Only io.delta jars (delta-spark, delta-storage): Spark, Scala and antlr
 	# come with pyspark, and a second scala-library would clash with them.
-	mvn -q -B -Dstyle.color=never -f "$DIR/jars-pom/pom.xml" dependency:copy-dependencies \
-		-DincludeScope=runtime -DincludeGroupIds=io.delta -DoutputDirectory="$DIR/jars" >&2
+	mvn -B -Dstyle.color=never -f "$DIR/jars-pom/pom.xml" dependency:copy-dependencies \
+		-DincludeScope=runtime -DincludeGroupIds=io.delta -DoutputDirectory="$DIR/jars" >"$DIR/jars-pom/mvn.log" 2>&1 ||
+		{ log "maven failed; see $DIR/jars-pom/mvn.log"; tail -30 "$DIR/jars-pom/mvn.log" >&2; exit 1; }
 	echo "$DELTA_SPARK_VERSION" >"$jstamp"
 	log "jars fetched in $((SECONDS - t1)) s"
 fi
