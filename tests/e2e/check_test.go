@@ -1,0 +1,428 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claimx/claimx-connect/claimxsim"
+	"github.com/claimx/claimx-connect/delta"
+	"github.com/claimx/claimx-connect/delta/storage"
+)
+
+// itelTemplate is the task template the trigger is configured for.
+const itelTemplate = 32513
+
+// expectation is what the trigger must make of the generated events.
+type expectation struct {
+	events []claimxsim.Event
+	// tracked are the events that must reach the tracking topic (task
+	// events of template 32513 for a known assignment, readable), by id.
+	tracked map[string]int
+	// triggerErrors are the events that must reach the errors topic with
+	// stage "trigger", by event index, with a part of the reason.
+	triggerErrors map[int]string
+	// dropped counts readable events passed over without error (not a task
+	// event, or another template).
+	dropped int
+}
+
+func expect(t *testing.T, events []claimxsim.Event) expectation {
+	t.Helper()
+	x := expectation{events: events, tracked: map[string]int{}, triggerErrors: map[int]string{}}
+	for i, ev := range events {
+		switch {
+		case ev.Malformed != "":
+			x.triggerErrors[i] = map[string]string{
+				"not_json":              "event is not a JSON object",
+				"missing_event_id":      "event_id is missing or blank",
+				"missing_assignment_id": "task_assignment_id is missing on a CUSTOM_TASK_",
+				"bad_timestamp":         "is not an RFC 3339 timestamp",
+			}[ev.Malformed]
+			if x.triggerErrors[i] == "" {
+				t.Fatalf("event %d: malformed kind %q unknown to this test", i, ev.Malformed)
+			}
+		case ev.UnknownAssignment:
+			x.triggerErrors[i] = fmt.Sprintf("assignment %d is not known to the ClaimX API (404)", ev.AssignmentID)
+		case strings.HasPrefix(ev.EventType, "CUSTOM_TASK_") && ev.TemplateID == itelTemplate:
+			if _, dup := x.tracked[ev.EventID]; dup {
+				t.Fatalf("the generator repeated event id %s", ev.EventID)
+			}
+			x.tracked[ev.EventID] = i
+		default:
+			x.dropped++
+		}
+	}
+	return x
+}
+
+// trackingMsg is the part of a tracking message the checks read.
+type trackingMsg struct {
+	EventID      string `json:"event_id"`
+	TaskID       int    `json:"task_id"`
+	AssignmentID int64  `json:"assignment_id"`
+}
+
+type successMsg struct {
+	EnrichedData struct {
+		EventID string `json:"event_id"`
+	} `json:"enriched_data"`
+	TableVersion int64  `json:"table_version"`
+	WriteStatus  string `json:"write_status"`
+	WorkerName   string `json:"worker_name"`
+}
+
+type errorMsg struct {
+	OriginalMessage json.RawMessage `json:"original_message"`
+	Error           string          `json:"error"`
+	Stage           string          `json:"stage"`
+	WorkerName      string          `json:"worker_name"`
+	Source          *struct {
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Offset    int64  `json:"offset"`
+	} `json:"source"`
+}
+
+// outcome is what the checks measured, for the test's report.
+type outcome struct {
+	trackingMsgs, trackingUnique  int
+	triggerErrMsgs, triggerErrors int
+	workerErrors                  int
+	rows                          int
+	version                       int64
+	successMsgs                   int
+	statuses                      map[string]int
+	// firstDuplicate counts rows whose first success message says
+	// "duplicate": the worker died after the row's Delta commit and before
+	// its success message was published.
+	firstDuplicate int
+	// successByLife counts the worker's success messages by status, per
+	// life of the worker (by record timestamp).
+	successByLife []map[string]int
+	deltaRS       string
+}
+
+// verify runs every end-state check against the expectation.
+func (e *env) verify(x expectation, pub *publisher, workerLives []runInfo) outcome {
+	e.t.Helper()
+	t := e.t
+	var o outcome
+
+	// 1. The tracking topic holds every expected event, and only those.
+	perID := map[string]int{}
+	for _, r := range e.consumeAll(trackingTopic) {
+		var m trackingMsg
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Errorf("tracking message at %d/%d is not JSON: %v", r.Partition, r.Offset, err)
+			continue
+		}
+		if m.TaskID != itelTemplate || string(r.Key) != strconv.FormatInt(m.AssignmentID, 10) {
+			t.Errorf("tracking message %s: task_id %d, key %q, assignment %d", m.EventID, m.TaskID, r.Key, m.AssignmentID)
+		}
+		perID[m.EventID]++
+		o.trackingMsgs++
+	}
+	o.trackingUnique = len(perID)
+	missing, unexpected := diff(keys(x.tracked), keys(perID))
+	if len(missing) > 0 {
+		t.Errorf("%d expected events never reached %s (lost by the trigger), e.g. %v", len(missing), trackingTopic, head(missing))
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("%d events on %s should not be tracked, e.g. %v", len(unexpected), trackingTopic, head(unexpected))
+	}
+
+	// 2. The errors topic: every unreadable event and unknown assignment,
+	// with its reason, from the trigger; nothing from the worker (the
+	// simulator is healthy).
+	workerFailed := map[string]string{}
+	seenTriggerErr := map[int]bool{}
+	for _, r := range e.consumeAll(errorsTopic) {
+		var m errorMsg
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Errorf("error message at offset %d is not JSON: %v", r.Offset, err)
+			continue
+		}
+		switch m.Stage {
+		case "trigger":
+			o.triggerErrMsgs++
+			if m.WorkerName != "itel_cabinet_trigger" || m.Source == nil || m.Source.Topic != eventsTopic {
+				t.Errorf("trigger error without its source: %s", r.Value)
+				continue
+			}
+			pub.mu.Lock()
+			i, ok := pub.positions[position{m.Source.Partition, m.Source.Offset}]
+			pub.mu.Unlock()
+			if !ok {
+				t.Errorf("trigger error names %s/%d/%d, which the test did not publish", m.Source.Topic, m.Source.Partition, m.Source.Offset)
+				continue
+			}
+			want, expected := x.triggerErrors[i]
+			if !expected {
+				t.Errorf("trigger error for event %d (%s), which is valid: %s", i, x.events[i].EventID, m.Error)
+				continue
+			}
+			if !strings.Contains(m.Error, want) {
+				t.Errorf("trigger error for event %d (%s): reason %q does not say %q", i, x.events[i].Malformed, m.Error, want)
+			}
+			seenTriggerErr[i] = true
+		case "validate", "lookup", "delta", "parse":
+			var orig trackingMsg
+			_ = json.Unmarshal(m.OriginalMessage, &orig)
+			workerFailed[orig.EventID] = m.Stage + ": " + m.Error
+		default:
+			t.Errorf("error message with stage %q: %s", m.Stage, r.Value)
+		}
+	}
+	o.triggerErrors = len(seenTriggerErr)
+	o.workerErrors = len(workerFailed)
+	if len(seenTriggerErr) != len(x.triggerErrors) {
+		var lost []int
+		for i := range x.triggerErrors {
+			if !seenTriggerErr[i] {
+				lost = append(lost, i)
+			}
+		}
+		sort.Ints(lost)
+		t.Errorf("%d of %d expected trigger errors are not on %s, e.g. events %v", len(lost), len(x.triggerErrors), errorsTopic, head(lost))
+	}
+	for id, why := range workerFailed {
+		t.Errorf("worker error for %s with a healthy simulator: %s", id, why)
+	}
+
+	// 3. The table: every tracked event exactly once, nothing else, and
+	// contiguous versions.
+	ids, version := readTable(t, e.tableDir)
+	o.rows, o.version = len(ids), version
+	inTable := map[string]int{}
+	for _, id := range ids {
+		inTable[id]++
+	}
+	var dups []string
+	for id, n := range inTable {
+		if n > 1 {
+			dups = append(dups, fmt.Sprintf("%s×%d", id, n))
+		}
+	}
+	sort.Strings(dups)
+	if len(dups) > 0 {
+		t.Errorf("DUPLICATE ROWS: %d event_ids are in the table more than once (%d rows for %d ids), e.g. %v", len(dups), len(ids), len(inTable), head(dups))
+	}
+	notInTable, notTracked := diff(keys(perID), keys(inTable))
+	var lost []string
+	for _, id := range notInTable {
+		if _, failed := workerFailed[id]; !failed {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("LOST: %d tracked events are neither in the table nor on the errors topic, e.g. %v", len(lost), head(lost))
+	}
+	if len(notTracked) > 0 {
+		t.Errorf("%d rows are not tracking messages, e.g. %v", len(notTracked), head(notTracked))
+	}
+	checkContiguousLog(t, e.tableDir, version)
+
+	// 4. An independent reader, when available.
+	o.deltaRS = deltaRSCount(t, e.tableDir, version, len(ids))
+
+	// 5. The success topic: at least one message per row, none for anything
+	// else; statuses tell whether kills landed mid-stream.
+	o.statuses = map[string]int{}
+	firstStatus := map[string]string{}
+	successPer := map[string]int{}
+	o.successByLife = make([]map[string]int, len(workerLives))
+	for i := range o.successByLife {
+		o.successByLife[i] = map[string]int{}
+	}
+	for _, r := range e.consumeAll(successTopic) {
+		var m successMsg
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Errorf("success message at offset %d is not JSON: %v", r.Offset, err)
+			continue
+		}
+		id := m.EnrichedData.EventID
+		o.successMsgs++
+		o.statuses[m.WriteStatus]++
+		successPer[id]++
+		if _, ok := firstStatus[id]; !ok {
+			firstStatus[id] = m.WriteStatus
+			if m.WriteStatus == "duplicate" || m.WriteStatus == "replayed" {
+				o.firstDuplicate++
+			}
+		}
+		if _, ok := inTable[id]; !ok {
+			t.Errorf("success message (%s, version %d) for %s, which is not in the table", m.WriteStatus, m.TableVersion, id)
+		}
+		if l := lifeAt(workerLives, r.Timestamp); l >= 0 {
+			o.successByLife[l][m.WriteStatus]++
+		}
+	}
+	var noSuccess []string
+	for id := range inTable {
+		if successPer[id] == 0 {
+			noSuccess = append(noSuccess, id)
+		}
+	}
+	if len(noSuccess) > 0 {
+		t.Errorf("%d rows have no success message, e.g. %v", len(noSuccess), head(noSuccess))
+	}
+	return o
+}
+
+// lifeAt is the index of the life running at ts (-1: none).
+func lifeAt(lives []runInfo, ts time.Time) int {
+	for i := len(lives) - 1; i >= 0; i-- {
+		if !ts.Before(lives[i].start) {
+			return i
+		}
+	}
+	return -1
+}
+
+// readTable returns the event_id of every row of the table's current
+// snapshot, read with this project's Delta reader, and the version.
+func readTable(t *testing.T, dir string) ([]string, int64) {
+	t.Helper()
+	ctx := t.Context()
+	store, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := delta.Open(ctx, store, delta.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("opening the table: %v", err)
+	}
+	snap := tbl.Snapshot()
+	col := snap.Schema().Index("event_id")
+	if col < 0 {
+		t.Fatalf("the table has no event_id column: %s", snap.Schema())
+	}
+	var ids []string
+	for _, f := range snap.Files() {
+		rows, err := snap.ReadFile(ctx, store, f)
+		if err != nil {
+			t.Fatalf("reading %s: %v", f.Path, err)
+		}
+		for _, r := range rows {
+			id, _ := r[col].(string)
+			if id == "" {
+				t.Errorf("a row of %s has no event_id: %v", f.Path, r[col])
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, snap.Version()
+}
+
+// checkContiguousLog checks that the log holds commits 0..version, no gap.
+func checkContiguousLog(t *testing.T, dir string, version int64) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "_delta_log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []int64
+	for _, en := range entries {
+		name := en.Name()
+		if !strings.HasSuffix(name, ".json") || len(name) != 25 {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSuffix(name, ".json"), 10, 64)
+		if err != nil {
+			t.Errorf("unexpected log file %s", name)
+			continue
+		}
+		versions = append(versions, v)
+	}
+	sort.Slice(versions, func(i, j int) bool { return versions[i] < versions[j] })
+	for i, v := range versions {
+		if v != int64(i) {
+			t.Errorf("the Delta log is not contiguous: commit %d follows %d", v, versions[i-1])
+			return
+		}
+	}
+	if int64(len(versions))-1 != version {
+		t.Errorf("the Delta log holds commits 0..%d, the snapshot is at version %d", len(versions)-1, version)
+	}
+}
+
+const deltaRSScript = `
+import json, sys, deltalake
+t = deltalake.DeltaTable(sys.argv[1])
+ids = t.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
+print(json.dumps({"version": t.version(), "rows": len(ids), "distinct": len(set(ids))}))
+`
+
+// deltaRSCount counts rows and distinct event_ids with delta-rs, when the
+// repository's virtualenv has it, and compares with our reader.
+func deltaRSCount(t *testing.T, dir string, version int64, rows int) string {
+	t.Helper()
+	py := filepath.Join(repoRoot, ".venv", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		return "not run (no .venv/bin/python)"
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := exec.CommandContext(ctx, py, "-c", "import deltalake, pyarrow").Run(); err != nil {
+		return "not run (no deltalake/pyarrow in .venv)"
+	}
+	out, err := exec.CommandContext(ctx, py, "-c", deltaRSScript, dir).CombinedOutput()
+	if err != nil {
+		t.Errorf("delta-rs could not read the table: %v\n%s", err, out)
+		return "failed"
+	}
+	var got struct{ Version, Rows, Distinct int64 }
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Errorf("delta-rs output %q: %v", out, err)
+		return "failed"
+	}
+	if got.Version != version || got.Rows != int64(rows) || got.Distinct != got.Rows {
+		t.Errorf("delta-rs reads version %d with %d rows (%d distinct event_id); our reader version %d with %d rows", got.Version, got.Rows, got.Distinct, version, rows)
+	}
+	return fmt.Sprintf("version %d, %d rows, %d distinct event_id", got.Version, got.Rows, got.Distinct)
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// diff returns what want has and got lacks, and what got has and want lacks.
+func diff(want, got []string) (missing, extra []string) {
+	w, g := map[string]bool{}, map[string]bool{}
+	for _, s := range want {
+		w[s] = true
+	}
+	for _, s := range got {
+		g[s] = true
+		if !w[s] {
+			extra = append(extra, s)
+		}
+	}
+	for _, s := range want {
+		if !g[s] {
+			missing = append(missing, s)
+		}
+	}
+	return missing, extra
+}
+
+func head[T any](s []T) []T {
+	if len(s) > 5 {
+		return s[:5]
+	}
+	return s
+}
