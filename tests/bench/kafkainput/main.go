@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -42,26 +43,36 @@ func main() {
 		runs       = flag.Int("runs", 3, "timed runs of each consumer, alternating; the best of each is reported")
 		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of our input's runs to this file")
 		extraYAML  = flag.String("input-extra", "", "extra YAML fields for the kafka_franz input, e.g. 'fetch_max_partition_bytes: 4MiB'")
+		brokers    = flag.String("brokers", "", "use this external cluster instead of the embedded one (a topic is created and deleted)")
 	)
 	flag.Parse()
-	if err := run(*records, *size, int32(*partitions), *runs, *cpuProfile, *extraYAML); err != nil {
+	if err := run(*records, *size, int32(*partitions), *runs, *cpuProfile, *extraYAML, *brokers); err != nil {
 		fmt.Fprintf(os.Stderr, "kafkainput bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML string) error {
+func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML, brokers string) error {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		return fmt.Errorf("finding kcat: %w", err)
 	}
-	const topic = "bench"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
-	if err != nil {
-		return fmt.Errorf("starting kfake: %w", err)
+	topic, addr := "bench", brokers
+	if brokers == "" {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
+		if err != nil {
+			return fmt.Errorf("starting kfake: %w", err)
+		}
+		defer cluster.Close()
+		addr = cluster.ListenAddrs()[0]
+	} else {
+		topic = fmt.Sprintf("claimx-bench-%d", time.Now().UnixNano())
+		cleanup, err := createTopic(addr, topic, partitions)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
 	}
-	defer cluster.Close()
-	addr := cluster.ListenAddrs()[0]
 
 	start := time.Now()
 	if err := produce(addr, topic, records, size); err != nil {
@@ -77,6 +88,10 @@ func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML st
 		defer profile.Close()
 	}
 
+	cpuNote := "in-process broker included"
+	if brokers != "" {
+		cpuNote = "external broker not included"
+	}
 	var bestOurs, bestKcat time.Duration
 	for i := range runs {
 		// Only our input's runs are profiled; kfake serves in this process
@@ -96,7 +111,7 @@ func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML st
 		if err != nil {
 			return err
 		}
-		fmt.Printf("run %d: kafka_franz input -> drop: %v (cpu %v, broker included)\n", i+1, d.Round(time.Millisecond), oursCPU.Round(time.Millisecond))
+		fmt.Printf("run %d: kafka_franz input -> drop: %v (cpu %v, %s)\n", i+1, d.Round(time.Millisecond), oursCPU.Round(time.Millisecond), cpuNote)
 		if bestOurs == 0 || d < bestOurs {
 			bestOurs = d
 		}
@@ -106,7 +121,7 @@ func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML st
 		if err != nil {
 			return err
 		}
-		fmt.Printf("run %d: kcat -> /dev/null:        %v (cpu %v, broker included)\n", i+1, d.Round(time.Millisecond), (kcatCPU + brokerCPU).Round(time.Millisecond))
+		fmt.Printf("run %d: kcat -> /dev/null:        %v (cpu %v, %s)\n", i+1, d.Round(time.Millisecond), (kcatCPU + brokerCPU).Round(time.Millisecond), cpuNote)
 		if bestKcat == 0 || d < bestKcat {
 			bestKcat = d
 		}
@@ -118,6 +133,30 @@ func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML st
 	fmt.Printf("kcat:              %10.0f records/s %8.1f MB/s\n", kcatRate, mb/bestKcat.Seconds())
 	fmt.Printf("ratio ours/kcat:   %.2f (target 0.80)\n", oursRate/kcatRate)
 	return nil
+}
+
+// createTopic creates a topic on an external cluster and returns a function
+// deleting it.
+func createTopic(addr, topic string, partitions int32) (func(), error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return nil, fmt.Errorf("creating admin client: %w", err)
+	}
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := adm.DeleteTopics(ctx, topic); err != nil {
+			fmt.Fprintf(os.Stderr, "deleting topic %s: %v\n", topic, err)
+		}
+		cl.Close()
+	}, nil
 }
 
 func produce(addr, topic string, records, size int) error {
