@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -106,16 +105,6 @@ func mustCreate(t testing.TB, st storage.Store, sc *Schema, parts []string, prop
 	}
 	return tbl
 }
-
-func dec(s string, scale int) Decimal {
-	d, err := ParseDecimal(s, 38, scale)
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
-
-var _ = big.NewInt
 
 func parseStats(t testing.TB, s string) map[string]any {
 	t.Helper()
