@@ -640,7 +640,9 @@ func checkTable(t *testing.T, reader string, w *wroteTable, to *tableOut) {
 				t.Errorf("COUNT/MIN/MAX(assignment_id) %s: %s (from stats: %v), wrote %s", k, g, fromStats, canon(wantAgg[k]))
 			}
 		}
-		t.Logf("spark answered COUNT(*)/MIN/MAX(assignment_id) from the Delta stats without reading files: %v", fromStats)
+		var withTS bool
+		_ = json.Unmarshal(to.AggPlan["with_timestamps_from_stats"], &withTS)
+		t.Logf("spark answered from the Delta stats without reading files: COUNT(*)/MIN/MAX(assignment_id) %v; with MIN/MAX(event_timestamp) too %v", fromStats, withTS)
 	case "deltars":
 		var st map[string]any
 		d := json.NewDecoder(bytes.NewReader(to.AggPlan["from_stats"]))
