@@ -18,12 +18,25 @@ const (
 	numEvents       = 3000
 	publishRate     = 80 // events per second: publishing lasts about 37 s, past the kills
 	publishChunk    = 30
-	numKills        = 5
 	minKillDelay    = 300 * time.Millisecond
 	maxKillDelay    = 1500 * time.Millisecond
 	progressTimeout = 60 * time.Second
 	drainTimeout    = 90 * time.Second
 )
+
+// numKills is how many times a test kills its stream (E2E_KILLS, default 5).
+func numKills(t *testing.T) int {
+	t.Helper()
+	n := 5
+	if s := os.Getenv("E2E_KILLS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			t.Fatalf("E2E_KILLS=%q: want a number of kills", s)
+		}
+		n = v
+	}
+	return n
+}
 
 // testSeed is the seed of the run (E2E_SEED or the default) plus delta, so
 // that each test has its own events and kill schedule.
@@ -153,7 +166,7 @@ func (e *env) report(x expectation, o outcome) {
 	e.t.Logf("expected from the generator: %d events, %d tracked, %d trigger errors, %d passed over", len(x.events), len(x.tracked), len(x.triggerErrors), x.dropped)
 	e.t.Logf("tracking topic: %d messages, %d distinct events", o.trackingMsgs, o.trackingUnique)
 	e.t.Logf("errors topic: %d trigger error messages for %d distinct events; %d worker errors", o.triggerErrMsgs, o.triggerErrors, o.workerErrors)
-	e.t.Logf("table: version %d, %d rows; delta-rs: %s", o.version, o.rows, o.deltaRS)
+	e.t.Logf("table: version %d, %d rows; delta-rs: %s; %d txn actions, %d of them lower than the previous one of their appId", o.version, o.rows, o.deltaRS, o.txn.txns, o.txn.regressions)
 	e.t.Logf("success topic: %d messages, write_status %s; rows whose first success message is a duplicate: %d", o.successMsgs, fmtCounts(o.statuses), o.firstDuplicate)
 	for i, c := range o.successByLife {
 		e.t.Logf("  worker life %d published success: %s", i+1, fmtCounts(c))
@@ -179,7 +192,7 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	pub := e.publish(events, publishRate, publishChunk)
 
 	rng := rand.New(rand.NewPCG(seed, 0x5151))
-	kills := e.killRepeatedly(worker, numKills, rng, e.topicsGrowth(successTopic))
+	kills := e.killRepeatedly(worker, numKills(t), rng, e.topicsGrowth(successTopic))
 	killPhase := time.Since(began)
 	pub.wait(t)
 	drained := e.waitDrained(pub, 2*time.Second, drainTimeout)
@@ -232,7 +245,7 @@ func TestTriggerSurvivesSIGKILL(t *testing.T) {
 	pub := e.publish(events, publishRate, publishChunk)
 
 	rng := rand.New(rand.NewPCG(seed, 0x7177))
-	kills := e.killRepeatedly(trigger, numKills, rng, e.topicsGrowth(trackingTopic, errorsTopic))
+	kills := e.killRepeatedly(trigger, numKills(t), rng, e.topicsGrowth(trackingTopic, errorsTopic))
 	killPhase := time.Since(began)
 	pub.wait(t)
 	drained := e.waitDrained(pub, 2*time.Second, drainTimeout)
