@@ -19,6 +19,7 @@ import decimal
 import json
 import os
 import sys
+import tempfile
 
 from delta import configure_spark_with_delta_pip
 from pyspark.sql import SparkSession
@@ -48,6 +49,8 @@ def main():
                .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.enabled", "false")
+               # Keep Spark's scratch directories out of the caller's cwd.
+               .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimx-spark-wh-"))
                .config("spark.sql.shuffle.partitions", "1"))
     spark = configure_spark_with_delta_pip(builder).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
