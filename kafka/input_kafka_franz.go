@@ -7,6 +7,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/internal/bytesize"
 )
 
 const (
@@ -137,7 +139,7 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Description("Where to start a partition that has no committed offset (or every partition when consuming without a group).").
 			Default(kfiStartOffsetEarliest).
 			Advanced(),
-		byteSizeField(kfiFieldFetchMaxBytes).
+		bytesize.NewField(kfiFieldFetchMaxBytes).
 			Description("The maximum number of bytes a broker returns for one fetch request, as a number of bytes or a size such as `50MiB`.").
 			Default("50MiB").
 			Advanced(),
@@ -145,11 +147,11 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Description("How long a broker may wait for `fetch_min_bytes` to accumulate before answering a fetch.").
 			Default("5s").
 			Advanced(),
-		byteSizeField(kfiFieldFetchMinBytes).
+		bytesize.NewField(kfiFieldFetchMinBytes).
 			Description("The minimum number of bytes a broker tries to return for one fetch request.").
 			Default("1B").
 			Advanced(),
-		byteSizeField(kfiFieldFetchMaxPartitionBytes).
+		bytesize.NewField(kfiFieldFetchMaxPartitionBytes).
 			Description("The maximum number of bytes a broker returns for one partition in a fetch request.").
 			Default("1MiB").
 			Advanced(),
@@ -386,7 +388,7 @@ func franzFetchOptsFromConfig(conf *service.ParsedConfig) ([]kgo.Opt, error) {
 		{kfiFieldFetchMinBytes, kgo.FetchMinBytes},
 		{kfiFieldFetchMaxPartitionBytes, kgo.FetchMaxPartitionBytes},
 	} {
-		n, err := fieldByteSize(conf, b.field)
+		n, err := bytesize.FromConfig(conf, b.field)
 		if err != nil {
 			return nil, err
 		}

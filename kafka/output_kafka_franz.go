@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/internal/bytesize"
 )
 
 const (
@@ -118,11 +120,11 @@ func franzKafkaOutputFields() []*service.ConfigField {
 			Description("The maximum time to wait for a batch to be acknowledged before its unacknowledged messages fail.").
 			Default("10s").
 			Advanced(),
-		byteSizeField(kfoFieldMaxMessageBytes).
+		bytesize.NewField(kfoFieldMaxMessageBytes).
 			Description("The maximum size of a record batch sent to a partition, as a number of bytes or a size such as `1MiB`; should not exceed the broker's `max.message.bytes`.").
 			Default("1MiB").
 			Advanced(),
-		byteSizeField(kfoFieldBrokerWriteMaxBytes).
+		bytesize.NewField(kfoFieldBrokerWriteMaxBytes).
 			Description("The maximum size of one write to a broker, as a number of bytes or a size such as `100MiB`; should not exceed the broker's `socket.request.max.bytes`.").
 			Default("100MiB").
 			Advanced(),
@@ -267,7 +269,7 @@ func newFranzWriterFromConfig(conf *service.ParsedConfig, res *service.Resources
 		{kfoFieldMaxMessageBytes, func(n int32) kgo.Opt { return kgo.ProducerBatchMaxBytes(n) }},
 		{kfoFieldBrokerWriteMaxBytes, kgo.BrokerMaxWriteBytes},
 	} {
-		n, err := fieldByteSize(conf, b.field)
+		n, err := bytesize.FromConfig(conf, b.field)
 		if err != nil {
 			return nil, err
 		}

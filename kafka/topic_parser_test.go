@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/claimx/claimx-connect/internal/bytesize"
 )
 
 func TestParseTopics(t *testing.T) {
@@ -95,7 +97,7 @@ func TestParseByteSize(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.in, func(t *testing.T) {
-			got, err := parseByteSize(test.in)
+			got, err := bytesize.Parse(test.in)
 			if test.err {
 				if err == nil {
 					t.Fatalf("expected an error, got %d", got)
