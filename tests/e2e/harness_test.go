@@ -52,6 +52,17 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
+	if keep := os.Getenv("E2E_KEEP_DIR"); keep != "" {
+		// Keep the table and the logs for inspection after the test.
+		e.dir = filepath.Join(keep, t.Name())
+		if err := os.RemoveAll(e.dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(e.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("keeping the table and the logs in %s", e.dir)
+	}
 	e.tableDir = filepath.Join(e.dir, "itel_cabinet_task_tracking")
 
 	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", DefaultPartitions: 3})

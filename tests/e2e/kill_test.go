@@ -174,7 +174,7 @@ func (e *env) report(x expectation, o outcome) {
 	e.t.Logf("expected from the generator: %d events, %d tracked, %d trigger errors, %d passed over", len(x.events), len(x.tracked), len(x.triggerErrors), x.dropped)
 	e.t.Logf("tracking topic: %d messages, %d distinct events", o.trackingMsgs, o.trackingUnique)
 	e.t.Logf("errors topic: %d trigger error messages for %d distinct events; %d worker errors", o.triggerErrMsgs, o.triggerErrors, o.workerErrors)
-	e.t.Logf("table: version %d, %d rows; delta-rs: %s; %d txn actions, %d of them lower than the previous one of their appId", o.version, o.rows, o.deltaRS, o.txn.txns, o.txn.regressions)
+	e.t.Logf("table: version %d, %d rows; delta-rs: %s; %d txn actions; %d commits of a batch below its partition's recorded offset (written after a later batch)", o.version, o.rows, o.deltaRS, o.txn.txns, o.txn.belowOffset)
 	e.t.Logf("success topic: %d messages, write_status %s; rows whose first success message is a duplicate: %d", o.successMsgs, fmtCounts(o.statuses), o.firstDuplicate)
 	for i, c := range o.successByLife {
 		e.t.Logf("  worker life %d published success: %s", i+1, fmtCounts(c))

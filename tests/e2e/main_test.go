@@ -10,6 +10,7 @@
 //
 //	E2E_SEED         seed of the events and of the kill schedule (default 20260129)
 //	E2E_KILLS        how many times each test kills its stream (default 5)
+//	E2E_KEEP_DIR     keep each test's table and child logs under this directory
 //	E2E_WORKER_YAML  worker stream file instead of pipelines/worker.yaml, to
 //	                 check that the test catches a broken pipeline (for example
 //	                 a copy without idempotency: it must then fail)
