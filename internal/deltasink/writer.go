@@ -71,13 +71,14 @@ type Writer struct {
 	mVersion   *service.MetricGauge
 	mLatency   *service.MetricTimer
 
-	mu    sync.Mutex // serialises Write and guards table, rejected, dedupe
+	mu    sync.Mutex // serialises Write and guards table, partitions, dedupe
 	table *delta.Table
-	// rejected remembers offsets this process failed to convert, so that
-	// their replay is converted (and rejected) again rather than skipped as
-	// "already written" because a later offset of the partition was written.
-	rejected map[string]map[int64]bool
-	dedupe   *dedupeIndex
+	// partitions tracks, per txn appId, which offsets are written, so a
+	// batch that arrives after a later one of its partition (pipeline
+	// threads run in parallel) or a rejected message's replay is written
+	// rather than skipped as a replay.
+	partitions map[string]*partitionState
+	dedupe     *dedupeIndex
 }
 
 // NewWriter returns a writer; Connect opens the table.
@@ -93,7 +94,7 @@ func NewWriter(conf Config, res *service.Resources) *Writer {
 		mRejected:  m.NewCounter("delta_rows_rejected_total"),
 		mVersion:   m.NewGauge("delta_table_version"),
 		mLatency:   m.NewTimer("delta_commit_latency_ns"),
-		rejected:   map[string]map[int64]bool{},
+		partitions: map[string]*partitionState{},
 	}
 }
 
@@ -137,6 +138,9 @@ func (w *Writer) Connect(ctx context.Context) error {
 			return fmt.Errorf("opening Delta table %s: dedupe column %q is not a column of the table", w.conf.TableURI, w.conf.DedupeColumn)
 		}
 		w.dedupe = newDedupeIndex(w.conf.DedupeColumn, defaultDedupePartitions)
+	}
+	if w.conf.AppID != "" && w.conf.DedupeColumn == "" {
+		w.log.With("table", store.URI(), "app_id", w.conf.AppID).Warn("idempotency by Kafka offsets alone assumes each partition's batches are written in order: run with pipeline.threads: 1 (and max_in_flight: 1 on the output) or set idempotency.dedupe_column")
 	}
 	w.table = tbl
 	w.mVersion.Set(tbl.Version())
@@ -244,13 +248,9 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	if schema == nil {
 		schema = tbl.Schema()
 	}
-	var rejectedNow []position
 	reject := func(i int, pos position, err error) {
 		results[i] = Result{Status: Rejected, Err: fmt.Errorf("message %d%s: %w", i, pos, err)}
 		w.mRejected.Incr(1)
-		if pos.appID != "" {
-			rejectedNow = append(rejectedNow, pos)
-		}
 	}
 
 	type candidate struct {
@@ -272,7 +272,7 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 			}
 			pos = p
 			// With a dedupe column the key decides, not the offset.
-			if w.dedupe == nil && tbl.TxnApplied(pos.appID, pos.offset) && !w.rejected[pos.appID][pos.offset] {
+			if w.dedupe == nil && w.partition(tbl, pos.appID).done(pos.offset) {
 				results[i] = Result{Status: Replayed, Version: version}
 				w.mReplayed.Incr(1)
 				continue
@@ -342,7 +342,6 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 		rows = append(rows, row)
 		written = append(written, c.i)
 	}
-	w.rememberRejected(rejectedNow)
 
 	if len(rows) == 0 && len(txns) == 0 {
 		return results, nil
@@ -385,6 +384,18 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	for _, i := range written {
 		results[i] = Result{Status: Written, Version: res.Version}
 	}
+	if w.conf.AppID != "" {
+		// Record our own txns first, so the table's value is not taken
+		// for another writer's.
+		for _, tx := range req.Txns {
+			w.partitionState(tx.AppID).ourLast = tx.Version
+		}
+		for _, c := range cands {
+			if results[c.i].Status == Written || results[c.i].Status == Duplicate {
+				w.partitionState(c.pos.appID).written.add(c.pos.offset)
+			}
+		}
+	}
 	if res.CheckpointErr != nil {
 		w.log.With("table", w.conf.TableURI, "version", res.Version, "error", res.CheckpointErr.Error()).Warn("checkpoint failed after a successful commit; the next open makes it up")
 	}
@@ -395,13 +406,21 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	return results, nil
 }
 
-func (w *Writer) rememberRejected(ps []position) {
-	for _, p := range ps {
-		if w.rejected[p.appID] == nil {
-			w.rejected[p.appID] = map[int64]bool{}
-		}
-		w.rejected[p.appID][p.offset] = true
+// partition returns what this process knows of a partition, folding in the
+// table's recorded offset.
+func (w *Writer) partition(tbl *delta.Table, appID string) *partitionState {
+	p := w.partitionState(appID)
+	p.observe(tbl.TxnVersion(appID))
+	return p
+}
+
+func (w *Writer) partitionState(appID string) *partitionState {
+	p := w.partitions[appID]
+	if p == nil {
+		p = &partitionState{baseline: -1, ourLast: -1}
+		w.partitions[appID] = p
 	}
+	return p
 }
 
 // Summary joins the reasons of rejected messages into one line for logs and

@@ -44,10 +44,13 @@ func kmsg(body string, partition, offset int) *service.Message {
 	return m
 }
 
+// statuses spells a batch's outcome: w written, p replayed, d duplicate,
+// r rejected, u untouched.
 func statuses(rs []Result) string {
+	letters := map[Status]string{Written: "w", Replayed: "p", Duplicate: "d", Rejected: "r", Untouched: "u"}
 	s := ""
 	for _, r := range rs {
-		s += r.Status.String()[:1]
+		s += letters[r.Status]
 	}
 	return s
 }
@@ -168,4 +171,36 @@ func TestReplayBelowRecordedOffsetWithDedupe(t *testing.T) {
 	if v, _ := w.table.TxnVersion("w-t-0"); v != 45 {
 		t.Fatalf("recorded offset moved to %d, want it kept at 45", v)
 	}
+}
+
+const offsetConf = `
+table_uri: %s
+create_if_missing: true
+schema:
+  - { name: event_id, type: string, nullable: false }
+  - { name: day, type: integer }
+idempotency: { app_id: w }
+`
+
+// Pipeline threads can hand a partition's batches to the writer out of
+// order: the earlier offsets must still be written, not taken for a replay,
+// and a rejected message's replay must be converted (and rejected) again.
+func TestOffsetsOutOfOrderAndRejectedReplays(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, fmt.Sprintf(offsetConf, dir))
+	ctx := t.Context()
+	write := func(want string, msgs ...*service.Message) {
+		t.Helper()
+		rs, err := w.Write(ctx, service.MessageBatch(msgs), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(rs); got != want {
+			t.Fatalf("statuses %q, want %q", got, want)
+		}
+	}
+	write("ww", kmsg(`{"event_id":"e2","day":1}`, 0, 2), kmsg(`{"event_id":"e3","day":1}`, 0, 3))
+	write("wr", kmsg(`{"event_id":"e0","day":1}`, 0, 0), kmsg(`{"event_id":"e1","day":"x"}`, 0, 1))
+	// The replay of all four: three written, one still rejected.
+	write("prpp", kmsg(`{"event_id":"e0","day":1}`, 0, 0), kmsg(`{"event_id":"e1","day":"x"}`, 0, 1), kmsg(`{"event_id":"e2","day":1}`, 0, 2), kmsg(`{"event_id":"e3","day":1}`, 0, 3))
 }
