@@ -43,6 +43,24 @@ func openTable(c *cli.Context, uri string, readOnly bool) (*delta.Table, error) 
 	return t, nil
 }
 
+// tableFromArgs opens the table the arguments name; readOnly is decided
+// after the flags written behind the URI are applied.
+func tableFromArgs(c *cli.Context, readOnly func(*cli.Context) bool) (*delta.Table, error) {
+	uri, err := tableArg(c)
+	if err != nil {
+		return nil, err
+	}
+	t, err := openTable(c, uri, readOnly(c))
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 1)
+	}
+	return t, nil
+}
+
+func readOnly(*cli.Context) bool         { return true }
+func writable(*cli.Context) bool         { return false }
+func dryRunReadOnly(c *cli.Context) bool { return c.Bool("dry-run") }
+
 // tableArg takes the table URI from --table or the first argument.
 func tableArg(c *cli.Context) (string, error) {
 	positional, err := interspersedArgs(c)
@@ -221,13 +239,9 @@ func deltaDescribeCommand() *cli.Command {
 		ArgsUsage: "URI",
 		Flags:     append([]cli.Flag{tableFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			uri, err := tableArg(c)
+			t, err := tableFromArgs(c, readOnly)
 			if err != nil {
 				return err
-			}
-			t, err := openTable(c, uri, true)
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
 			}
 			d := t.Describe()
 			if c.Bool("json") {
@@ -319,13 +333,9 @@ func deltaHistoryCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			uri, err := tableArg(c)
+			t, err := tableFromArgs(c, readOnly)
 			if err != nil {
 				return err
-			}
-			t, err := openTable(c, uri, true)
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
 			}
 			hist, err := t.History(c.Context, c.Int("limit"))
 			if err != nil {
@@ -352,13 +362,9 @@ func deltaCheckpointCommand() *cli.Command {
 		ArgsUsage: "URI",
 		Flags:     append([]cli.Flag{tableFlag()}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			uri, err := tableArg(c)
+			t, err := tableFromArgs(c, writable)
 			if err != nil {
 				return err
-			}
-			t, err := openTable(c, uri, false)
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
 			}
 			if err := t.Checkpoint(c.Context); err != nil {
 				return cli.Exit(err.Error(), 1)
@@ -379,13 +385,9 @@ func deltaOptimizeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be compacted and write nothing"},
 		}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			uri, err := tableArg(c)
+			t, err := tableFromArgs(c, dryRunReadOnly)
 			if err != nil {
 				return err
-			}
-			t, err := openTable(c, uri, c.Bool("dry-run"))
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
 			}
 			size, err := bytesize.Parse(c.String("target-size"))
 			if err != nil {
@@ -425,13 +427,9 @@ func deltaVacuumCommand() *cli.Command {
 			&cli.BoolFlag{Name: "log", Usage: "also delete log files older than delta.logRetentionDuration behind a checkpoint"},
 		}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			uri, err := tableArg(c)
+			t, err := tableFromArgs(c, dryRunReadOnly)
 			if err != nil {
 				return err
-			}
-			t, err := openTable(c, uri, c.Bool("dry-run"))
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
 			}
 			res, err := t.Vacuum(c.Context, delta.VacuumOptions{Retention: c.Duration("retain"), Force: c.Bool("force"), DryRun: c.Bool("dry-run")})
 			if err != nil {
