@@ -160,7 +160,10 @@ func runDev(c *cli.Context) error {
 	fmt.Fprintf(out, "▶ streams trigger and worker running (logs: %s)\n", streams.logPath)
 
 	// 4. Publish the events.
-	events := claimxsim.GenerateEvents(claimxsim.DefaultEventOptions(c.Int64("seed"), c.Int("events"), sim.Assignments()))
+	opts := claimxsim.DefaultEventOptions(c.Int64("seed"), c.Int("events"), sim.Assignments())
+	// Start before midnight UTC so the events span two daily partitions.
+	opts.Start = time.Date(2026, 1, 10, 23, 50, 0, 0, time.UTC)
+	events := claimxsim.GenerateEvents(opts)
 	published := make(chan int, 1)
 	pubErr := make(chan error, 1)
 	go func() { pubErr <- d.publish(ctx, events, c.Float64("rate"), published) }()
