@@ -761,4 +761,3 @@ func asInt(v any) int {
 	}
 	return -1
 }
-
