@@ -17,76 +17,12 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-)
 
-var (
-	// repoRoot is the root of the module (the directory holding go.mod).
-	repoRoot string
-	// binPath is the claimx-connect binary TestMain built; empty when the
-	// build failed (buildErr says why), and then every test skips.
-	binPath  string
-	buildErr error
+	"github.com/claimx/claimx-connect/tests/internal/harness"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	root, err := findRepoRoot()
-	if err != nil {
-		buildErr = err
-		return m.Run()
-	}
-	repoRoot = root
-	dir, err := os.MkdirTemp("", "claimx-e2e-bin-")
-	if err != nil {
-		buildErr = err
-		return m.Run()
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "claimx-connect")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("go build: %v\n%s", err, b)
-	} else {
-		binPath = out
-	}
-	return m.Run()
-}
-
-// findRepoRoot walks up from the working directory to the go.mod of the
-// claimx-connect module.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/claimx/claimx-connect\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of github.com/claimx/claimx-connect above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// requireBinary skips the test when the binary could not be built.
-func requireBinary(t *testing.T) {
-	t.Helper()
-	if binPath == "" {
-		t.Skipf("claimx-connect could not be built: %v", buildErr)
-	}
+	os.Exit(harness.Main(m))
 }

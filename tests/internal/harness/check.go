@@ -1,4 +1,4 @@
-package e2e
+package harness
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,57 +22,57 @@ import (
 // itelTemplate is the task template the trigger is configured for.
 const itelTemplate = 32513
 
-// expectation is what the trigger must make of the generated events.
-type expectation struct {
-	events []claimxsim.Event
+// Expectation is what the trigger must make of the generated events.
+type Expectation struct {
+	Events []claimxsim.Event
 	// tracked are the events that must reach the tracking topic (task
 	// events of template 32513 for a known assignment, readable), by id.
-	tracked map[string]int
+	Tracked map[string]int
 	// triggerErrors are the events that must reach the errors topic with
 	// stage "trigger", by event index, with a part of the reason.
-	triggerErrors map[int]string
+	TriggerErrors map[int]string
 	// dropped counts readable events passed over without error (not a task
 	// event, or another template).
-	dropped int
+	Dropped int
 }
 
-func expect(t *testing.T, events []claimxsim.Event) expectation {
+func Expect(t *testing.T, events []claimxsim.Event) Expectation {
 	t.Helper()
-	x := expectation{events: events, tracked: map[string]int{}, triggerErrors: map[int]string{}}
+	x := Expectation{Events: events, Tracked: map[string]int{}, TriggerErrors: map[int]string{}}
 	for i, ev := range events {
 		switch {
 		case ev.Malformed != "":
-			x.triggerErrors[i] = map[string]string{
+			x.TriggerErrors[i] = map[string]string{
 				"not_json":              "event is not a JSON object",
 				"missing_event_id":      "event_id is missing or blank",
 				"missing_assignment_id": "task_assignment_id is missing on a CUSTOM_TASK_",
 				"bad_timestamp":         "is not an RFC 3339 timestamp",
 			}[ev.Malformed]
-			if x.triggerErrors[i] == "" {
+			if x.TriggerErrors[i] == "" {
 				t.Fatalf("event %d: malformed kind %q unknown to this test", i, ev.Malformed)
 			}
 		case ev.UnknownAssignment:
-			x.triggerErrors[i] = fmt.Sprintf("assignment %d is not known to the ClaimX API (404)", ev.AssignmentID)
+			x.TriggerErrors[i] = fmt.Sprintf("assignment %d is not known to the ClaimX API (404)", ev.AssignmentID)
 		case strings.HasPrefix(ev.EventType, "CUSTOM_TASK_") && ev.TemplateID == itelTemplate:
-			if _, dup := x.tracked[ev.EventID]; dup {
+			if _, dup := x.Tracked[ev.EventID]; dup {
 				t.Fatalf("the generator repeated event id %s", ev.EventID)
 			}
-			x.tracked[ev.EventID] = i
+			x.Tracked[ev.EventID] = i
 		default:
-			x.dropped++
+			x.Dropped++
 		}
 	}
 	return x
 }
 
-// trackingMsg is the part of a tracking message the checks read.
-type trackingMsg struct {
+// TrackingMsg is the part of a tracking message the checks read.
+type TrackingMsg struct {
 	EventID      string `json:"event_id"`
 	TaskID       int    `json:"task_id"`
 	AssignmentID int64  `json:"assignment_id"`
 }
 
-type successMsg struct {
+type SuccessMsg struct {
 	EnrichedData struct {
 		EventID string `json:"event_id"`
 	} `json:"enriched_data"`
@@ -80,7 +81,7 @@ type successMsg struct {
 	WorkerName   string `json:"worker_name"`
 }
 
-type errorMsg struct {
+type ErrorMsg struct {
 	OriginalMessage json.RawMessage `json:"original_message"`
 	Error           string          `json:"error"`
 	Stage           string          `json:"stage"`
@@ -92,36 +93,133 @@ type errorMsg struct {
 	} `json:"source"`
 }
 
-// outcome is what the checks measured, for the test's report.
-type outcome struct {
-	trackingMsgs, trackingUnique  int
-	triggerErrMsgs, triggerErrors int
-	workerErrors                  int
-	rows                          int
-	version                       int64
-	successMsgs                   int
-	statuses                      map[string]int
+// Outcome is what the checks measured, for the test's report.
+type Outcome struct {
+	TrackingMsgs, TrackingUnique  int
+	TriggerErrMsgs, TriggerErrors int
+	WorkerErrors                  int
+	Rows                          int
+	Version                       int64
+	SuccessMsgs                   int
+	Statuses                      map[string]int
 	// firstDuplicate counts rows whose first success message says
 	// "duplicate": the worker died after the row's Delta commit and before
 	// its success message was published.
-	firstDuplicate int
+	FirstDuplicate int
 	// successByLife counts the worker's success messages by status, per
 	// life of the worker (by record timestamp).
-	successByLife []map[string]int
-	deltaRS       string
-	txn           txnStats
+	SuccessByLife []map[string]int
+	DeltaRS       string
+	Txn           TxnStats
+	// TriggerFailed counts valid events the trigger put on the errors topic
+	// (accepted by Env.AllowTriggerError); WorkerErrDups counts worker
+	// errors repeated for one event.
+	TriggerFailed, WorkerErrDups int
+	// ErrorsByStage counts error messages by stage; ErrorReasons by stage
+	// and reason (digits folded, see ReasonClass).
+	ErrorsByStage, ErrorReasons map[string]int
 }
 
-// verify runs every end-state check against the expectation.
-func (e *env) verify(x expectation, pub *publisher, workerLives []runInfo) outcome {
-	e.t.Helper()
-	t := e.t
-	var o outcome
+var digits = regexp.MustCompile(`[0-9]+`)
 
-	// 1. The tracking topic holds every expected event, and only those.
+// ReasonClass folds the numbers of an error reason (ids, offsets,
+// durations), so that reasons can be counted by kind.
+func ReasonClass(reason string) string {
+	s := digits.ReplaceAllString(reason, "N")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+// verify runs every end-state check against the Expectation.
+func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outcome {
+	e.T.Helper()
+	t := e.T
+	var o Outcome
+
+	// 1. The errors topic: every unreadable event and unknown assignment,
+	// with its reason, from the trigger; nothing from the worker unless
+	// e.AllowWorkerError accepts it (by default the simulator is healthy).
+	workerFailed := map[string]string{}
+	seenTriggerErr := map[int]bool{}
+	// triggerFailed are valid events the trigger gave up on (a lookup
+	// failure e.AllowTriggerError accepts), by event id.
+	triggerFailed := map[string]string{}
+	o.ErrorsByStage = map[string]int{}
+	o.ErrorReasons = map[string]int{}
+	for _, r := range e.ConsumeAll(e.Names.Errors) {
+		var m ErrorMsg
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Errorf("error message at offset %d is not JSON: %v", r.Offset, err)
+			continue
+		}
+		o.ErrorsByStage[m.Stage]++
+		o.ErrorReasons[m.Stage+": "+ReasonClass(m.Error)]++
+		switch m.Stage {
+		case "trigger":
+			o.TriggerErrMsgs++
+			if m.WorkerName != "itel_cabinet_trigger" || m.Source == nil || m.Source.Topic != e.Names.Events {
+				t.Errorf("trigger error without its source: %s", r.Value)
+				continue
+			}
+			pub.mu.Lock()
+			i, ok := pub.positions[Position{m.Source.Partition, m.Source.Offset}]
+			pub.mu.Unlock()
+			if !ok {
+				t.Errorf("trigger error names %s/%d/%d, which the test did not publish", m.Source.Topic, m.Source.Partition, m.Source.Offset)
+				continue
+			}
+			want, expected := x.TriggerErrors[i]
+			allowed := e.AllowTriggerError != nil && e.AllowTriggerError(m.Error)
+			switch {
+			case expected && (strings.Contains(m.Error, want) || allowed):
+				seenTriggerErr[i] = true
+			case expected:
+				t.Errorf("trigger error for event %d (%s): reason %q does not say %q", i, x.Events[i].Malformed, m.Error, want)
+				seenTriggerErr[i] = true
+			case allowed:
+				triggerFailed[x.Events[i].EventID] = m.Error
+			default:
+				t.Errorf("trigger error for event %d (%s), which is valid: %s", i, x.Events[i].EventID, m.Error)
+			}
+		case "validate", "lookup", "delta", "parse":
+			var orig TrackingMsg
+			_ = json.Unmarshal(m.OriginalMessage, &orig)
+			if strings.TrimSpace(m.Error) == "" {
+				t.Errorf("worker error for %s (stage %s) without a reason", orig.EventID, m.Stage)
+			}
+			if prev, dup := workerFailed[orig.EventID]; dup {
+				o.WorkerErrDups++
+				t.Logf("event %s is on the errors topic more than once (%s; %s: %s)", orig.EventID, prev, m.Stage, m.Error)
+			}
+			workerFailed[orig.EventID] = m.Stage + ": " + m.Error
+			if e.AllowWorkerError == nil || !e.AllowWorkerError(m.Stage, m.Error) {
+				t.Errorf("worker error for %s: %s: %s", orig.EventID, m.Stage, m.Error)
+			}
+		default:
+			t.Errorf("error message with stage %q: %s", m.Stage, r.Value)
+		}
+	}
+	o.TriggerErrors = len(seenTriggerErr)
+	o.TriggerFailed = len(triggerFailed)
+	o.WorkerErrors = len(workerFailed)
+	if len(seenTriggerErr) != len(x.TriggerErrors) {
+		var lost []int
+		for i := range x.TriggerErrors {
+			if !seenTriggerErr[i] {
+				lost = append(lost, i)
+			}
+		}
+		sort.Ints(lost)
+		t.Errorf("%d of %d expected trigger errors are not on %s, e.g. events %v", len(lost), len(x.TriggerErrors), e.Names.Errors, Head(lost))
+	}
+
+	// 2. The tracking topic holds every expected event the trigger did not
+	// give up on, and only those.
 	perID := map[string]int{}
-	for _, r := range e.consumeAll(trackingTopic) {
-		var m trackingMsg
+	for _, r := range e.ConsumeAll(e.Names.Tracking) {
+		var m TrackingMsg
 		if err := json.Unmarshal(r.Value, &m); err != nil {
 			t.Errorf("tracking message at %d/%d is not JSON: %v", r.Partition, r.Offset, err)
 			continue
@@ -130,79 +228,32 @@ func (e *env) verify(x expectation, pub *publisher, workerLives []runInfo) outco
 			t.Errorf("tracking message %s: task_id %d, key %q, assignment %d", m.EventID, m.TaskID, r.Key, m.AssignmentID)
 		}
 		perID[m.EventID]++
-		o.trackingMsgs++
+		o.TrackingMsgs++
 	}
-	o.trackingUnique = len(perID)
-	missing, unexpected := diff(keys(x.tracked), keys(perID))
-	if len(missing) > 0 {
-		t.Errorf("%d expected events never reached %s (lost by the trigger), e.g. %v", len(missing), trackingTopic, head(missing))
+	o.TrackingUnique = len(perID)
+	missing, unexpected := Diff(Keys(x.Tracked), Keys(perID))
+	var lostByTrigger []string
+	for _, id := range missing {
+		if _, failed := triggerFailed[id]; !failed {
+			lostByTrigger = append(lostByTrigger, id)
+		}
+	}
+	if len(lostByTrigger) > 0 {
+		t.Errorf("LOST: %d expected events never reached %s nor the errors topic (lost by the trigger), e.g. %v", len(lostByTrigger), e.Names.Tracking, Head(lostByTrigger))
 	}
 	if len(unexpected) > 0 {
-		t.Errorf("%d events on %s should not be tracked, e.g. %v", len(unexpected), trackingTopic, head(unexpected))
+		t.Errorf("%d events on %s should not be tracked, e.g. %v", len(unexpected), e.Names.Tracking, Head(unexpected))
 	}
-
-	// 2. The errors topic: every unreadable event and unknown assignment,
-	// with its reason, from the trigger; nothing from the worker (the
-	// simulator is healthy).
-	workerFailed := map[string]string{}
-	seenTriggerErr := map[int]bool{}
-	for _, r := range e.consumeAll(errorsTopic) {
-		var m errorMsg
-		if err := json.Unmarshal(r.Value, &m); err != nil {
-			t.Errorf("error message at offset %d is not JSON: %v", r.Offset, err)
-			continue
+	for id, why := range triggerFailed {
+		if perID[id] > 0 {
+			t.Errorf("event %s is both on the tracking topic and on the errors topic (trigger: %s)", id, why)
 		}
-		switch m.Stage {
-		case "trigger":
-			o.triggerErrMsgs++
-			if m.WorkerName != "itel_cabinet_trigger" || m.Source == nil || m.Source.Topic != eventsTopic {
-				t.Errorf("trigger error without its source: %s", r.Value)
-				continue
-			}
-			pub.mu.Lock()
-			i, ok := pub.positions[position{m.Source.Partition, m.Source.Offset}]
-			pub.mu.Unlock()
-			if !ok {
-				t.Errorf("trigger error names %s/%d/%d, which the test did not publish", m.Source.Topic, m.Source.Partition, m.Source.Offset)
-				continue
-			}
-			want, expected := x.triggerErrors[i]
-			if !expected {
-				t.Errorf("trigger error for event %d (%s), which is valid: %s", i, x.events[i].EventID, m.Error)
-				continue
-			}
-			if !strings.Contains(m.Error, want) {
-				t.Errorf("trigger error for event %d (%s): reason %q does not say %q", i, x.events[i].Malformed, m.Error, want)
-			}
-			seenTriggerErr[i] = true
-		case "validate", "lookup", "delta", "parse":
-			var orig trackingMsg
-			_ = json.Unmarshal(m.OriginalMessage, &orig)
-			workerFailed[orig.EventID] = m.Stage + ": " + m.Error
-		default:
-			t.Errorf("error message with stage %q: %s", m.Stage, r.Value)
-		}
-	}
-	o.triggerErrors = len(seenTriggerErr)
-	o.workerErrors = len(workerFailed)
-	if len(seenTriggerErr) != len(x.triggerErrors) {
-		var lost []int
-		for i := range x.triggerErrors {
-			if !seenTriggerErr[i] {
-				lost = append(lost, i)
-			}
-		}
-		sort.Ints(lost)
-		t.Errorf("%d of %d expected trigger errors are not on %s, e.g. events %v", len(lost), len(x.triggerErrors), errorsTopic, head(lost))
-	}
-	for id, why := range workerFailed {
-		t.Errorf("worker error for %s with a healthy simulator: %s", id, why)
 	}
 
 	// 3. The table: every tracked event exactly once, nothing else, and
 	// contiguous versions.
-	ids, version := readTable(t, e.tableDir)
-	o.rows, o.version = len(ids), version
+	ids, version := ReadTable(t, e.TableDir)
+	o.Rows, o.Version = len(ids), version
 	inTable := map[string]int{}
 	for _, id := range ids {
 		inTable[id]++
@@ -215,9 +266,9 @@ func (e *env) verify(x expectation, pub *publisher, workerLives []runInfo) outco
 	}
 	sort.Strings(dups)
 	if len(dups) > 0 {
-		t.Errorf("DUPLICATE ROWS: %d event_ids are in the table more than once (%d rows for %d ids), e.g. %v", len(dups), len(ids), len(inTable), head(dups))
+		t.Errorf("DUPLICATE ROWS: %d event_ids are in the table more than once (%d rows for %d ids), e.g. %v", len(dups), len(ids), len(inTable), Head(dups))
 	}
-	notInTable, notTracked := diff(keys(perID), keys(inTable))
+	notInTable, notTracked := Diff(Keys(perID), Keys(inTable))
 	var lost []string
 	for _, id := range notInTable {
 		if _, failed := workerFailed[id]; !failed {
@@ -225,47 +276,52 @@ func (e *env) verify(x expectation, pub *publisher, workerLives []runInfo) outco
 		}
 	}
 	if len(lost) > 0 {
-		t.Errorf("LOST: %d tracked events are neither in the table nor on the errors topic, e.g. %v", len(lost), head(lost))
+		t.Errorf("LOST: %d tracked events are neither in the table nor on the errors topic, e.g. %v", len(lost), Head(lost))
+	}
+	for id, why := range workerFailed {
+		if inTable[id] > 0 {
+			t.Errorf("event %s is both in the table and on the errors topic (%s)", id, why)
+		}
 	}
 	if len(notTracked) > 0 {
-		t.Errorf("%d rows are not tracking messages, e.g. %v", len(notTracked), head(notTracked))
+		t.Errorf("%d rows are not tracking messages, e.g. %v", len(notTracked), Head(notTracked))
 	}
-	o.txn = checkContiguousLog(t, e.tableDir, version)
+	o.Txn = CheckContiguousLog(t, e.TableDir, version)
 
 	// 4. An independent reader, when available.
-	o.deltaRS = deltaRSCount(t, e.tableDir, version, len(ids))
+	o.DeltaRS = DeltaRSCount(t, e.TableDir, version, len(ids))
 
 	// 5. The success topic: at least one message per row, none for anything
 	// else; statuses tell whether kills landed mid-stream.
-	o.statuses = map[string]int{}
+	o.Statuses = map[string]int{}
 	firstStatus := map[string]string{}
 	successPer := map[string]int{}
-	o.successByLife = make([]map[string]int, len(workerLives))
-	for i := range o.successByLife {
-		o.successByLife[i] = map[string]int{}
+	o.SuccessByLife = make([]map[string]int, len(workerLives))
+	for i := range o.SuccessByLife {
+		o.SuccessByLife[i] = map[string]int{}
 	}
-	for _, r := range e.consumeAll(successTopic) {
-		var m successMsg
+	for _, r := range e.ConsumeAll(e.Names.Success) {
+		var m SuccessMsg
 		if err := json.Unmarshal(r.Value, &m); err != nil {
 			t.Errorf("success message at offset %d is not JSON: %v", r.Offset, err)
 			continue
 		}
 		id := m.EnrichedData.EventID
-		o.successMsgs++
-		o.statuses[m.WriteStatus]++
+		o.SuccessMsgs++
+		o.Statuses[m.WriteStatus]++
 		successPer[id]++
 		_, isRow := inTable[id]
 		if _, ok := firstStatus[id]; !ok {
 			firstStatus[id] = m.WriteStatus
 			if isRow && (m.WriteStatus == "duplicate" || m.WriteStatus == "replayed") {
-				o.firstDuplicate++
+				o.FirstDuplicate++
 			}
 		}
 		if !isRow {
 			t.Errorf("success message (%s, version %d) for %s, which is not in the table", m.WriteStatus, m.TableVersion, id)
 		}
-		if l := lifeAt(workerLives, r.Timestamp); l >= 0 {
-			o.successByLife[l][m.WriteStatus]++
+		if l := LifeAt(workerLives, r.Timestamp); l >= 0 {
+			o.SuccessByLife[l][m.WriteStatus]++
 		}
 	}
 	var noSuccess []string
@@ -275,24 +331,24 @@ func (e *env) verify(x expectation, pub *publisher, workerLives []runInfo) outco
 		}
 	}
 	if len(noSuccess) > 0 {
-		t.Errorf("%d rows have no success message, e.g. %v", len(noSuccess), head(noSuccess))
+		t.Errorf("%d rows have no success message, e.g. %v", len(noSuccess), Head(noSuccess))
 	}
 	return o
 }
 
 // lifeAt is the index of the life running at ts (-1: none).
-func lifeAt(lives []runInfo, ts time.Time) int {
+func LifeAt(lives []RunInfo, ts time.Time) int {
 	for i := len(lives) - 1; i >= 0; i-- {
-		if !ts.Before(lives[i].start) {
+		if !ts.Before(lives[i].Began) {
 			return i
 		}
 	}
 	return -1
 }
 
-// readTable returns the event_id of every row of the table's current
+// ReadTable returns the event_id of every row of the table's current
 // snapshot, read with this project's Delta reader, and the version.
-func readTable(t *testing.T, dir string) ([]string, int64) {
+func ReadTable(t *testing.T, dir string) ([]string, int64) {
 	t.Helper()
 	ctx := t.Context()
 	store, err := storage.NewLocal(dir)
@@ -325,9 +381,9 @@ func readTable(t *testing.T, dir string) ([]string, int64) {
 	return ids, snap.Version()
 }
 
-// checkContiguousLog checks that the log holds commits 0..version, no gap,
+// CheckContiguousLog checks that the log holds commits 0..version, no gap,
 // and measures the txn actions.
-func checkContiguousLog(t *testing.T, dir string, version int64) txnStats {
+func CheckContiguousLog(t *testing.T, dir string, version int64) TxnStats {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(dir, "_delta_log"))
 	if err != nil {
@@ -350,14 +406,14 @@ func checkContiguousLog(t *testing.T, dir string, version int64) txnStats {
 	for i, v := range versions {
 		if v != int64(i) {
 			t.Errorf("the Delta log is not contiguous: commit %d follows %d", v, versions[i-1])
-			return txnStats{}
+			return TxnStats{}
 		}
 	}
 	if int64(len(versions))-1 != version {
 		t.Errorf("the Delta log holds commits 0..%d, the snapshot is at version %d", len(versions)-1, version)
 	}
 	// The txn actions (Kafka offsets per topic-partition), in commit order.
-	var st txnStats
+	var st TxnStats
 	last := map[string]int64{}
 	for _, v := range versions {
 		b, err := os.ReadFile(filepath.Join(dir, "_delta_log", fmt.Sprintf("%020d.json", v)))
@@ -389,22 +445,22 @@ func checkContiguousLog(t *testing.T, dir string, version int64) txnStats {
 			}
 			last[a.Txn.AppID] = a.Txn.Version
 		}
-		st.txns += txns
+		st.Txns += txns
 		if adds > 0 && txns == 0 {
-			st.belowOffset++
+			st.BelowOffset++
 		}
 	}
-	if st.txns == 0 {
-		st.belowOffset = 0 // no offsets recorded at all (idempotency off)
+	if st.Txns == 0 {
+		st.BelowOffset = 0 // no offsets recorded at all (idempotency off)
 	}
 	return st
 }
 
-// txnStats counts the txn actions of the log, and the commits that added
+// TxnStats counts the txn actions of the log, and the commits that added
 // rows without a txn: the writer leaves the recorded offset where it is when
 // a batch's offsets are all below it, so such a commit is a batch of a
 // partition written after a later batch of the same partition.
-type txnStats struct{ txns, belowOffset int }
+type TxnStats struct{ Txns, BelowOffset int }
 
 const deltaRSScript = `
 import json, os, sys, deltalake
@@ -417,11 +473,11 @@ sys.stdout.flush()
 os._exit(0)
 `
 
-// deltaRSCount counts rows and distinct event_ids with delta-rs, when the
+// DeltaRSCount counts rows and distinct event_ids with delta-rs, when the
 // repository's virtualenv has it, and compares with our reader.
-func deltaRSCount(t *testing.T, dir string, version int64, rows int) string {
+func DeltaRSCount(t *testing.T, dir string, version int64, rows int) string {
 	t.Helper()
-	py := filepath.Join(repoRoot, ".venv", "bin", "python")
+	py := filepath.Join(RepoRoot, ".venv", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
 		return "not run (no .venv/bin/python)"
 	}
@@ -446,7 +502,7 @@ func deltaRSCount(t *testing.T, dir string, version int64, rows int) string {
 	return fmt.Sprintf("version %d, %d rows, %d distinct event_id", got.Version, got.Rows, got.Distinct)
 }
 
-func keys[V any](m map[string]V) []string {
+func Keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -456,7 +512,7 @@ func keys[V any](m map[string]V) []string {
 }
 
 // diff returns what want has and got lacks, and what got has and want lacks.
-func diff(want, got []string) (missing, extra []string) {
+func Diff(want, got []string) (missing, extra []string) {
 	w, g := map[string]bool{}, map[string]bool{}
 	for _, s := range want {
 		w[s] = true
@@ -475,7 +531,7 @@ func diff(want, got []string) (missing, extra []string) {
 	return missing, extra
 }
 
-func head[T any](s []T) []T {
+func Head[T any](s []T) []T {
 	if len(s) > 5 {
 		return s[:5]
 	}
