@@ -9,7 +9,7 @@ GO_FILES    = $(shell git ls-files '*.go')
 PIPELINES   = $(filter-out %_benthos_test.yaml pipelines/topics.yaml,$(wildcard pipelines/*.yaml))
 RESOURCES   = $(foreach r,$(wildcard pipelines/resources/*.yaml),-r $(r))
 
-.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx clean
+.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx bench-e2e clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -48,6 +48,10 @@ bench-delta:
 
 bench-claimx:
 	go test -run '^$$' -bench BenchmarkLookup -benchtime 1x ./processors/
+
+# The worker end to end on real Kafka (starts scripts/kafka.sh if needed); not in CI.
+bench-e2e:
+	bash scripts/bench-e2e.sh $(BENCH_E2E_ARGS)
 
 clean:
 	rm -rf bin data
