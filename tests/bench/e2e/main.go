@@ -65,6 +65,7 @@ func main() {
 	flag.StringVar(&o.batchCount, "batch-count", "", "WORKER_BATCH_COUNT for the worker (default: the pipeline's)")
 	flag.StringVar(&o.batchPeriod, "batch-period", "", "WORKER_BATCH_PERIOD for the worker (default: the pipeline's)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a 10 s CPU profile of the worker during the measured run to this file (via /debug/pprof)")
+	flag.IntVar(&o.rate, "rate", 0, "produce at this many records/s (0: as fast as the producer goes); below the worker's capacity, the latency is that of a steady flow instead of a backlog")
 	flag.BoolVar(&o.keep, "keep", false, "keep the table and the worker log (printed)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -75,6 +76,7 @@ func main() {
 
 type opts struct {
 	records, partitions, assignments int
+	rate                             int
 	brokers, bin, batchCount         string
 	batchPeriod, cpuProfile          string
 	keep                             bool
@@ -241,7 +243,13 @@ func run(o opts) error {
 		profDone = make(chan error, 1)
 		go func() { profDone <- fetchProfile(httpAddr, o.cpuProfile, 10) }()
 	}
-	for _, r := range recs {
+	for i, r := range recs {
+		if o.rate > 0 && i%100 == 0 {
+			// Paced in steps of 100 records.
+			if d := time.Until(t0.Add(time.Duration(float64(i) / float64(o.rate) * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.CompareAndSwap(nil, &err)
@@ -334,6 +342,9 @@ func run(o opts) error {
 	}
 	floor := float64(total) / floorD.Seconds()
 
+	if o.rate > 0 {
+		fmt.Printf("paced at %d records/s: records/s below is bounded by the pace\n", o.rate)
+	}
 	fmt.Printf("produced in %v; last success message read %v after the first produce\n", tProduced.Sub(t0).Round(time.Millisecond), tSeen.Sub(t0).Round(time.Millisecond))
 	fmt.Printf("table versions: %d commits for %d rows (write_status %v); errors topic: %d records; ClaimX API requests during the run: %d\n",
 		len(commits), len(msgs), statuses, errCount, lookups1.Total-lookups0.Total)
