@@ -99,6 +99,12 @@ type Env struct {
 	// AllowWorkerError, when set, accepts a worker error (stage, reason);
 	// by default any worker error fails the test (the simulator is healthy).
 	AllowWorkerError func(stage, reason string) bool
+	// AllowTrackedAfterTriggerError, when set, accepts an event that is
+	// both on the errors topic (a trigger error with this reason) and on
+	// the tracking topic: the trigger recorded a failure, then published
+	// the event when its input replayed it. Verify counts these in
+	// Outcome.TrackedAfterError; by default they fail the test.
+	AllowTrackedAfterTriggerError func(reason string) bool
 }
 
 // New sets up an Env with the zero Options (tests/e2e).

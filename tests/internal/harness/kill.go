@@ -144,8 +144,8 @@ func (e *Env) Report(x Expectation, o Outcome) {
 			e.T.Logf("  %5d  %s", o.ErrorReasons[r], r)
 		}
 	}
-	if o.TriggerFailed > 0 || o.WorkerErrDups > 0 {
-		e.T.Logf("valid events the trigger gave up on: %d; worker errors repeated for one event: %d", o.TriggerFailed, o.WorkerErrDups)
+	if o.TriggerFailed > 0 || o.WorkerErrDups > 0 || o.TrackedAfterError > 0 {
+		e.T.Logf("valid events the trigger put on the errors topic: %d (of which %d were tracked after all, on a replay); worker errors repeated for one event: %d", o.TriggerFailed, o.TrackedAfterError, o.WorkerErrDups)
 	}
 	for i, c := range o.SuccessByLife {
 		e.T.Logf("  worker life %d published success: %s", i+1, FmtCounts(c))
