@@ -126,9 +126,10 @@ when the cache answered.
 
 ### Circuit breaker
 
-Every HTTP attempt counts: timeouts, connection errors, 429 and 5xx are failures;
+Every HTTP attempt counts: timeouts, connection errors and 5xx are failures;
 any other answer (200, 404, other 4xx, an invalid body) proves the API is up and
-counts as a success. After `+"`circuit_breaker.failure_threshold`"+` consecutive failures the
+counts as a success, except 429, which counts neither way: a rate-limiting API is
+up, and its Retry-After is honoured instead. After `+"`circuit_breaker.failure_threshold`"+` consecutive failures the
 circuit opens for `+"`circuit_breaker.open_timeout`"+`: lookups then fail at once with
 `+"`circuit_open`"+` without calling the API. It then lets up to
 `+"`circuit_breaker.half_open_max_requests`"+` probes through; they close it again or reopen it.
@@ -1202,7 +1203,13 @@ func (p *claimxLookup) call(ctx context.Context, req *clRequest) (r *clResult, r
 	case status == http.StatusUnauthorized:
 		p.mErrors.Incr(1, clErrAuth)
 		return fail(clErrAuth, status, "credentials refused"+clSnippet(body)), 0, false, nil
-	case status == http.StatusTooManyRequests || status >= 500:
+	case status == http.StatusTooManyRequests:
+		// A rate-limiting API is up: waiting for its Retry-After is the
+		// remedy, so 429 never opens the circuit (nor closes it).
+		p.mErrors.Incr(1, clErrTransient)
+		ra := clRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return fail(clErrTransient, status, http.StatusText(status)+clSnippet(body)), ra, true, errClBreakerExcluded
+	case status >= 500:
 		p.mErrors.Incr(1, clErrTransient)
 		ra := clRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return fail(clErrTransient, status, http.StatusText(status)+clSnippet(body)), ra, true, errClBreakerFailure

@@ -786,3 +786,31 @@ func TestLookupSecretsScrubbedFromEcho(t *testing.T) {
 		t.Fatalf("the config was not printed:\n%s", out)
 	}
 }
+
+// A rate-limiting API is up: a burst of 429s is waited out through
+// Retry-After and never opens the circuit (found by the conformance fault
+// test, where a minute of events went to the errors topic as circuit_open).
+func TestClaimXLookup429DoesNotOpenTheCircuit(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Assignments: 20, RateLimit: 2})
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+		"retries":         "{ max_attempts: 10, initial_interval: 10ms, max_interval: 3s }",
+		"circuit_breaker": "{ failure_threshold: 2, open_timeout: 60s }",
+		"max_concurrency": "8",
+	}), "")
+	var docs []string
+	for _, a := range sim.Assignments()[:8] {
+		docs = append(docs, eventFor(a.AssignmentID))
+	}
+	out := p.process(docs...)
+	if len(out) != len(docs) {
+		t.Fatalf("got %d messages, want %d", len(out), len(docs))
+	}
+	for i, m := range out {
+		if err := m.GetError(); err != nil {
+			t.Errorf("message %d failed (%s): %v", i, meta(m, ClaimXLookupMetaError), err)
+		}
+	}
+	if st := sim.Stats(); st.ByStatus["429"] == 0 {
+		t.Fatalf("the simulator answered no 429 (stats %+v): the test did not exercise rate limiting", st)
+	}
+}
