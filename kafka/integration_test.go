@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/kafka/kafkatest"
 )
 
 // TestKafkaFranzRoundtrip writes through the output and reads back through
@@ -22,11 +24,7 @@ func TestKafkaFranzRoundtrip(t *testing.T) {
 	addr := startCluster(t, 3, "rt")
 	const n = 200
 
-	b := service.NewStreamBuilder()
-	if err := b.SetLoggerYAML("level: warn"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddInputYAML(fmt.Sprintf(`
+	kafkatest.RunProducer(t, fmt.Sprintf(`
 generate:
   count: %d
   interval: ""
@@ -36,10 +34,7 @@ generate:
     meta key = "k%%d".format($n %% 7)
     meta x_trace = "trace-%%d".format($n)
     meta other = "not a header"
-`, n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddOutputYAML(fmt.Sprintf(`
+`, n), fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topic: rt
@@ -49,71 +44,60 @@ kafka_franz:
     count: 20
   metadata:
     include_prefixes: [ "x_" ]
-`, addr)); err != nil {
-		t.Fatal(err)
-	}
-	out, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := out.Run(ctx); err != nil {
-		t.Fatalf("running producer stream: %v", err)
-	}
+`, addr), 30*time.Second)
 
-	col := newCollector()
-	startStream(t, fmt.Sprintf(`
+	col := kafkatest.NewCollector()
+	kafkatest.StartStream(t, fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topics: [ rt ]
   consumer_group: rt
 `, addr), func(_ context.Context, batch service.MessageBatch) error {
-		col.add(t, batch)
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 20*time.Second, "all messages", func() bool { return col.distinct() == n })
+	kafkatest.WaitFor(t, 20*time.Second, "all messages", func() bool { return col.Distinct() == n })
 
 	lastN := map[string]int{}
 	partitionOfKey := map[string]int64{}
-	for _, r := range col.snapshot() {
+	for _, r := range col.Snapshot() {
 		var body struct{ N int }
-		if _, err := fmt.Sscanf(r.value, `{"n":%d}`, &body.N); err != nil {
-			t.Fatalf("message %q: %v", r.value, err)
+		if _, err := fmt.Sscanf(r.Value, `{"n":%d}`, &body.N); err != nil {
+			t.Fatalf("message %q: %v", r.Value, err)
 		}
-		if want := fmt.Sprintf("k%d", body.N%7); r.key != want {
-			t.Errorf("message %d: kafka_key %q, want %q", body.N, r.key, want)
+		if want := fmt.Sprintf("k%d", body.N%7); r.Key != want {
+			t.Errorf("message %d: kafka_key %q, want %q", body.N, r.Key, want)
 		}
-		if got, want := r.meta["x_trace"], fmt.Sprintf("trace-%d", body.N); got != want {
+		if got, want := r.Meta["x_trace"], fmt.Sprintf("trace-%d", body.N); got != want {
 			t.Errorf("message %d: header x_trace %v, want %s", body.N, got, want)
 		}
 		for _, absent := range []string{"other", "key"} {
-			if _, ok := r.meta[absent]; ok {
+			if _, ok := r.Meta[absent]; ok {
 				t.Errorf("message %d: metadata %q leaked into headers", body.N, absent)
 			}
 		}
-		if r.topic != "rt" {
-			t.Errorf("message %d: kafka_topic %q", body.N, r.topic)
+		if r.Topic != "rt" {
+			t.Errorf("message %d: kafka_topic %q", body.N, r.Topic)
 		}
-		if p, ok := partitionOfKey[r.key]; ok && p != r.partition {
-			t.Errorf("key %s in partitions %d and %d", r.key, p, r.partition)
+		if p, ok := partitionOfKey[r.Key]; ok && p != r.Partition {
+			t.Errorf("key %s in partitions %d and %d", r.Key, p, r.Partition)
 		}
-		partitionOfKey[r.key] = r.partition
-		ms, _ := r.meta["kafka_timestamp_ms"].(int64)
-		unix, _ := r.meta["kafka_timestamp_unix"].(int64)
+		partitionOfKey[r.Key] = r.Partition
+		ms, _ := r.Meta["kafka_timestamp_ms"].(int64)
+		unix, _ := r.Meta["kafka_timestamp_unix"].(int64)
 		if ms <= 0 || unix != ms/1000 {
-			t.Errorf("message %d: timestamps ms=%v unix=%v", body.N, r.meta["kafka_timestamp_ms"], r.meta["kafka_timestamp_unix"])
+			t.Errorf("message %d: timestamps ms=%v unix=%v", body.N, r.Meta["kafka_timestamp_ms"], r.Meta["kafka_timestamp_unix"])
 		}
-		if tomb, ok := r.meta["kafka_tombstone_message"].(bool); !ok || tomb {
-			t.Errorf("message %d: kafka_tombstone_message %v", body.N, r.meta["kafka_tombstone_message"])
+		if tomb, ok := r.Meta["kafka_tombstone_message"].(bool); !ok || tomb {
+			t.Errorf("message %d: kafka_tombstone_message %v", body.N, r.Meta["kafka_tombstone_message"])
 		}
-		if lag, ok := r.meta["kafka_lag"].(int64); !ok || lag < 0 {
-			t.Errorf("message %d: kafka_lag %v", body.N, r.meta["kafka_lag"])
+		if lag, ok := r.Meta["kafka_lag"].(int64); !ok || lag < 0 {
+			t.Errorf("message %d: kafka_lag %v", body.N, r.Meta["kafka_lag"])
 		}
-		if prev, ok := lastN[r.key]; ok && body.N <= prev {
-			t.Errorf("key %s: message %d after %d, order lost", r.key, body.N, prev)
+		if prev, ok := lastN[r.Key]; ok && body.N <= prev {
+			t.Errorf("key %s: message %d after %d, order lost", r.Key, body.N, prev)
 		}
-		lastN[r.key] = body.N
+		lastN[r.Key] = body.N
 	}
 }
 
@@ -139,35 +123,35 @@ func TestKafkaFranzInputMetadata(t *testing.T) {
 	for _, test := range tests {
 		t.Run(fmt.Sprintf("multi_header=%v", test.multiHeader), func(t *testing.T) {
 			rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ meta ]\nmulti_header: %v\nfetch_max_wait: 100ms\n", addr, test.multiHeader))
-			col := newCollector()
+			col := kafkatest.NewCollector()
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			for col.count() < 2 {
+			for col.Count() < 2 {
 				batch, ack, err := rdr.ReadBatch(ctx)
 				if err != nil {
 					t.Fatalf("reading: %v", err)
 				}
-				col.add(t, batch)
+				col.Add(t, batch)
 				_ = ack(ctx, nil)
 			}
-			msgs := col.snapshot()
+			msgs := col.Snapshot()
 			first, second := msgs[0], msgs[1]
 			checks := []struct {
 				name      string
 				got, want any
 			}{
-				{"key", first.meta["kafka_key"], "k1"},
-				{"partition", first.meta["kafka_partition"], int64(0)},
-				{"offset", first.meta["kafka_offset"], int64(0)},
-				{"timestamp_ms", first.meta["kafka_timestamp_ms"], ts.UnixMilli()},
-				{"timestamp_unix", first.meta["kafka_timestamp_unix"], ts.Unix()},
-				{"lag", first.meta["kafka_lag"], int64(1)},
-				{"tombstone", first.meta["kafka_tombstone_message"], false},
-				{"header h", first.meta["h"], test.wantH},
-				{"header single", first.meta["single"], test.wantSingle},
-				{"second offset", second.meta["kafka_offset"], int64(1)},
-				{"second lag", second.meta["kafka_lag"], int64(0)},
-				{"second tombstone", second.meta["kafka_tombstone_message"], true},
+				{"key", first.Meta["kafka_key"], "k1"},
+				{"partition", first.Meta["kafka_partition"], int64(0)},
+				{"offset", first.Meta["kafka_offset"], int64(0)},
+				{"timestamp_ms", first.Meta["kafka_timestamp_ms"], ts.UnixMilli()},
+				{"timestamp_unix", first.Meta["kafka_timestamp_unix"], ts.Unix()},
+				{"lag", first.Meta["kafka_lag"], int64(1)},
+				{"tombstone", first.Meta["kafka_tombstone_message"], false},
+				{"header h", first.Meta["h"], test.wantH},
+				{"header single", first.Meta["single"], test.wantSingle},
+				{"second offset", second.Meta["kafka_offset"], int64(1)},
+				{"second lag", second.Meta["kafka_lag"], int64(0)},
+				{"second tombstone", second.Meta["kafka_tombstone_message"], true},
 			}
 			for _, c := range checks {
 				if fmt.Sprintf("%#v", c.got) != fmt.Sprintf("%#v", c.want) {
@@ -214,11 +198,11 @@ func TestKafkaFranzRebalance(t *testing.T) {
 		}
 	}()
 
-	col := newCollector()
+	col := kafkatest.NewCollector()
 	var members [2]atomic.Int64
 	consumer := func(member int) service.MessageBatchHandlerFunc {
 		return func(_ context.Context, batch service.MessageBatch) error {
-			col.add(t, batch)
+			col.Add(t, batch)
 			members[member].Add(int64(len(batch)))
 			time.Sleep(2 * time.Millisecond) // let the rebalance land mid-stream
 			return nil
@@ -237,23 +221,23 @@ kafka_franz:
     count: 20
     period: 50ms
 `, addr)
-	first := startStream(t, conf, consumer(0))
-	waitFor(t, 20*time.Second, "first member to consume", func() bool { return col.distinct() > 500 })
-	startStream(t, conf, consumer(1))
-	waitFor(t, 20*time.Second, "second member to get partitions", func() bool { return members[1].Load() > 0 })
+	first := kafkatest.StartStream(t, conf, consumer(0))
+	kafkatest.WaitFor(t, 20*time.Second, "first member to consume", func() bool { return col.Distinct() > 500 })
+	kafkatest.StartStream(t, conf, consumer(1))
+	kafkatest.WaitFor(t, 20*time.Second, "second member to get partitions", func() bool { return members[1].Load() > 0 })
 	firstBefore := members[0].Load()
-	waitFor(t, 20*time.Second, "first member to keep consuming after the rebalance", func() bool { return members[0].Load() > firstBefore+100 })
-	first.stop(t, 10*time.Second)
+	kafkatest.WaitFor(t, 20*time.Second, "first member to keep consuming after the rebalance", func() bool { return members[0].Load() > firstBefore+100 })
+	first.Stop(t, 10*time.Second)
 	secondBefore := members[1].Load()
-	waitFor(t, 20*time.Second, "second member to take over", func() bool { return members[1].Load() > secondBefore+500 })
+	kafkatest.WaitFor(t, 20*time.Second, "second member to take over", func() bool { return members[1].Load() > secondBefore+500 })
 	close(stopProducing)
 	<-produceDone
 	total := int(produced.Load())
-	waitFor(t, 30*time.Second, "every record", func() bool { return col.distinct() == total })
+	kafkatest.WaitFor(t, 30*time.Second, "every record", func() bool { return col.Distinct() == total })
 
 	seen := map[string]bool{}
-	for _, r := range col.snapshot() {
-		seen[r.value] = true
+	for _, r := range col.Snapshot() {
+		seen[r.Value] = true
 	}
 	for i := range total {
 		if !seen[strconv.Itoa(i)] {
@@ -261,7 +245,7 @@ kafka_franz:
 		}
 	}
 	t.Logf("consumed %d messages for %d records (%d duplicates); members consumed %d and %d",
-		col.count(), total, col.count()-total, members[0].Load(), members[1].Load())
+		col.Count(), total, col.Count()-total, members[0].Load(), members[1].Load())
 }
 
 // TestKafkaFranzRedeliverUnacked stops a member while it holds unacknowledged
@@ -281,7 +265,7 @@ kafka_franz:
 
 	var acked atomic.Int64
 	blocked := make(chan struct{}, 10)
-	first := startStream(t, conf, func(ctx context.Context, batch service.MessageBatch) error {
+	first := kafkatest.StartStream(t, conf, func(ctx context.Context, batch service.MessageBatch) error {
 		if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) < 50 {
 			acked.Add(int64(len(batch)))
 			return nil
@@ -291,23 +275,23 @@ kafka_franz:
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	waitFor(t, 10*time.Second, "50 acks and a blocked batch", func() bool { return acked.Load() == 50 && len(blocked) > 0 })
-	first.stop(t, time.Second)
+	kafkatest.WaitFor(t, 10*time.Second, "50 acks and a blocked batch", func() bool { return acked.Load() == 50 && len(blocked) > 0 })
+	first.Stop(t, time.Second)
 
 	if got := committedOffset(t, addr, "ug", "unacked", 0); got != 50 {
 		t.Fatalf("committed offset %d after acking offsets 0-49, want 50", got)
 	}
 
-	col := newCollector()
-	startStream(t, conf, func(_ context.Context, batch service.MessageBatch) error {
-		col.add(t, batch)
+	col := kafkatest.NewCollector()
+	kafkatest.StartStream(t, conf, func(_ context.Context, batch service.MessageBatch) error {
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 10*time.Second, "the unacked messages", func() bool { return col.distinct() == 50 })
+	kafkatest.WaitFor(t, 10*time.Second, "the unacked messages", func() bool { return col.Distinct() == 50 })
 	time.Sleep(200 * time.Millisecond) // anything below offset 50 would have come first
-	for _, r := range col.snapshot() {
-		if r.offset < 50 {
-			t.Errorf("acknowledged offset %d delivered again", r.offset)
+	for _, r := range col.Snapshot() {
+		if r.Offset < 50 {
+			t.Errorf("acknowledged offset %d delivered again", r.Offset)
 		}
 	}
 }
@@ -413,9 +397,9 @@ func TestKafkaFranzNackRedelivered(t *testing.T) {
 	addr := startCluster(t, 1, "nack")
 	const n = 20
 	produceRecords(t, addr, numberedRecords("nack", 0, n)...)
-	col := newCollector()
+	col := kafkatest.NewCollector()
 	var nacked atomic.Bool
-	startStream(t, fmt.Sprintf(`
+	kafkatest.StartStream(t, fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topics: [ nack ]
@@ -426,15 +410,15 @@ kafka_franz:
 		if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) == 5 && nacked.CompareAndSwap(false, true) {
 			return fmt.Errorf("deliberate failure")
 		}
-		col.add(t, batch)
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 10*time.Second, "every message", func() bool { return col.distinct() == n })
+	kafkatest.WaitFor(t, 10*time.Second, "every message", func() bool { return col.Distinct() == n })
 	if !nacked.Load() {
 		t.Fatal("message 5 was never rejected")
 	}
-	if col.snapshot()[0].offset != 0 {
-		t.Errorf("first delivered offset %d", col.snapshot()[0].offset)
+	if col.Snapshot()[0].Offset != 0 {
+		t.Errorf("first delivered offset %d", col.Snapshot()[0].Offset)
 	}
 }
 
@@ -601,25 +585,25 @@ func TestKafkaFranzRegexpTopics(t *testing.T) {
 	for _, group := range []string{"", "consumer_group: re"} {
 		t.Run(fmt.Sprintf("group=%q", group), func(t *testing.T) {
 			rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ '^claimx\\..*' ]\nregexp_topics: true\nfetch_max_wait: 100ms\n%s\n", addr, group))
-			col := newCollector()
+			col := kafkatest.NewCollector()
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			for col.count() < 6 {
+			for col.Count() < 6 {
 				batch, ack, err := rdr.ReadBatch(ctx)
 				if err != nil {
-					t.Fatalf("reading after %d messages: %v", col.count(), err)
+					t.Fatalf("reading after %d messages: %v", col.Count(), err)
 				}
-				col.add(t, batch)
+				col.Add(t, batch)
 				_ = ack(ctx, nil)
 			}
 			quiet, cancelQuiet := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancelQuiet()
 			if batch, _, err := rdr.ReadBatch(quiet); err == nil {
-				col.add(t, batch)
+				col.Add(t, batch)
 			}
 			topics := map[string]int{}
-			for _, r := range col.snapshot() {
-				topics[r.topic]++
+			for _, r := range col.Snapshot() {
+				topics[r.Topic]++
 			}
 			if topics["claimx.a"] != 3 || topics["claimx.b"] != 3 || len(topics) != 2 {
 				t.Errorf("messages per topic %v, want 3 of each claimx topic only", topics)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/claimx/claimx-connect/kafka/kafkatest"
 )
 
 func kcatPath(t *testing.T) string {
@@ -36,18 +36,18 @@ func TestKafkaFranzKcatProducesInputReads(t *testing.T) {
 	}
 
 	rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ fromkcat ]\nfetch_max_wait: 100ms\n", addr))
-	col := newCollector()
-	for col.count() < 3 {
+	col := kafkatest.NewCollector()
+	for col.Count() < 3 {
 		batch, ack, err := rdr.ReadBatch(ctx)
 		if err != nil {
 			t.Fatalf("reading: %v", err)
 		}
-		col.add(t, batch)
+		col.Add(t, batch)
 		_ = ack(ctx, nil)
 	}
 	var got []string
-	for _, r := range col.snapshot() {
-		got = append(got, fmt.Sprintf("%s=%s origin=%v trace=%v", r.key, r.value, r.meta["origin"], r.meta["trace"]))
+	for _, r := range col.Snapshot() {
+		got = append(got, fmt.Sprintf("%s=%s origin=%v trace=%v", r.Key, r.Value, r.Meta["origin"], r.Meta["trace"]))
 	}
 	want := []string{"k1=hello origin=kcat trace=t1", "k2=world origin=kcat trace=t1", "k1=again origin=kcat trace=t1"}
 	if !slices.Equal(got, want) {
@@ -61,11 +61,9 @@ func TestKafkaFranzOutputKcatReads(t *testing.T) {
 	kcat := kcatPath(t)
 	addr := startCluster(t, 1, "tokcat")
 
-	b := service.NewStreamBuilder()
-	if err := b.SetLoggerYAML("level: warn"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddInputYAML(`
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	kafkatest.RunProducer(t, `
 generate:
   count: 3
   interval: ""
@@ -74,10 +72,7 @@ generate:
     root = "msg-%d".format($n)
     meta key = "key-%d".format($n)
     meta x_origin = "claimx"
-`); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddOutputYAML(fmt.Sprintf(`
+`, fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topic: tokcat
@@ -85,18 +80,7 @@ kafka_franz:
   max_in_flight: 1
   metadata:
     include_prefixes: [ "x_" ]
-`, addr)); err != nil {
-		t.Fatal(err)
-	}
-	s, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := s.Run(ctx); err != nil {
-		t.Fatalf("running producer stream: %v", err)
-	}
+`, addr), 30*time.Second)
 
 	out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-C", "-t", "tokcat", "-o", "beginning", "-e", "-q", "-f", "%k|%h|%s\n").Output()
 	if err != nil {

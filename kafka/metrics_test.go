@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/kafka/kafkatest"
 )
 
 // gaugeCapture is a metrics exporter remembering the last value of gauges.
@@ -119,11 +121,10 @@ kafka_franz:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &runningStream{stream: s, done: make(chan error, 1)}
-	go func() { rs.done <- s.Run(context.Background()) }()
-	defer rs.stop(t, time.Second)
+	rs := kafkatest.Start(t, s)
+	defer rs.Stop(t, time.Second)
 
-	waitFor(t, 10*time.Second, "kafka_lag of 6", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "kafka_lag of 6", func() bool {
 		v, ok := capture.find("kafka_lag", "topic=lag", "partition=0")
 		return ok && v == 6
 	})

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/kafka/kafkatest"
 )
 
 // TestKafkaFranzBrokerOutage stops the broker mid-stream and starts it again
@@ -43,18 +45,18 @@ func TestKafkaFranzBrokerOutage(t *testing.T) {
 	addr := cluster.ListenAddrs()[0]
 	produceRecords(t, addr, numberedRecords("outage", 0, 50)...)
 
-	col := newCollector()
-	startStream(t, fmt.Sprintf(`
+	col := kafkatest.NewCollector()
+	kafkatest.StartStream(t, fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topics: [ outage ]
   consumer_group: outage
   commit_period: 100ms
 `, addr), func(_ context.Context, batch service.MessageBatch) error {
-		col.add(t, batch)
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 10*time.Second, "the first records", func() bool { return col.distinct() == 50 })
+	kafkatest.WaitFor(t, 10*time.Second, "the first records", func() bool { return col.Distinct() == 50 })
 	time.Sleep(300 * time.Millisecond) // let a commit land before the outage
 
 	cluster.Close()
@@ -67,7 +69,7 @@ kafka_franz:
 		r.Value = []byte(strconv.Itoa(50 + i))
 	}
 	produceRecords(t, addr, recs...)
-	waitFor(t, 30*time.Second, "the records produced after the outage", func() bool { return col.distinct() == 100 })
+	kafkatest.WaitFor(t, 30*time.Second, "the records produced after the outage", func() bool { return col.Distinct() == 100 })
 }
 
 // TestKafkaFranzCloseBounded closes a reader and a writer whose broker is

@@ -4,7 +4,6 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/claimx/claimx-connect/kafka/kafkatest"
 
 	_ "github.com/claimx/claimx-connect/kafka"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
@@ -81,110 +82,6 @@ func newTopic(t *testing.T, addr string, partitions int32) string {
 	return name
 }
 
-// received is one message a test stream consumed.
-type received struct {
-	partition, offset int64
-	key, value        string
-	meta              map[string]any
-}
-
-type collector struct {
-	mu   sync.Mutex
-	msgs []received
-	seen map[string]int
-}
-
-func newCollector() *collector { return &collector{seen: map[string]int{}} }
-
-func (c *collector) add(t *testing.T, batch service.MessageBatch) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range batch {
-		r := received{meta: map[string]any{}}
-		_ = m.MetaWalkMut(func(k string, v any) error {
-			r.meta[k] = v
-			return nil
-		})
-		r.partition, _ = r.meta["kafka_partition"].(int64)
-		r.offset, _ = r.meta["kafka_offset"].(int64)
-		r.key, _ = r.meta["kafka_key"].(string)
-		b, err := m.AsBytes()
-		if err != nil {
-			t.Errorf("reading message: %v", err)
-		}
-		r.value = string(b)
-		c.msgs = append(c.msgs, r)
-		c.seen[fmt.Sprintf("%d/%d", r.partition, r.offset)]++
-	}
-}
-
-func (c *collector) distinct() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.seen)
-}
-
-func (c *collector) snapshot() []received {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]received(nil), c.msgs...)
-}
-
-type runningStream struct {
-	stream *service.Stream
-	done   chan error
-}
-
-// startConsumer runs a stream from a kafka_franz input config into fn.
-func startConsumer(t *testing.T, inputYAML string, fn service.MessageBatchHandlerFunc) *runningStream {
-	t.Helper()
-	b := service.NewStreamBuilder()
-	if err := b.SetLoggerYAML("level: warn"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddInputYAML(inputYAML); err != nil {
-		t.Fatalf("adding input: %v", err)
-	}
-	if err := b.AddBatchConsumerFunc(fn); err != nil {
-		t.Fatal(err)
-	}
-	s, err := b.Build()
-	if err != nil {
-		t.Fatalf("building stream: %v", err)
-	}
-	rs := &runningStream{stream: s, done: make(chan error, 1)}
-	go func() { rs.done <- s.Run(context.Background()) }()
-	t.Cleanup(func() { rs.stop(t, 5*time.Second) })
-	return rs
-}
-
-func (rs *runningStream) stop(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	if rs.stream == nil {
-		return
-	}
-	if err := rs.stream.StopWithin(timeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		t.Logf("stopping stream: %v", err)
-	}
-	select {
-	case <-rs.done:
-	case <-time.After(timeout + 5*time.Second):
-		t.Errorf("stream did not stop")
-	}
-	rs.stream = nil
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // produceWithOutput runs our kafka_franz output over n generated messages:
 // value {"n":i}, key k<i%7>, header x_trace=trace-<i>. One batch in flight,
 // so the order of a key's messages is the order generated (benthos sends
@@ -192,11 +89,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // (benthos does not flush a count-only batch when the input ends).
 func produceWithOutput(t *testing.T, addr, topic string, n int) {
 	t.Helper()
-	b := service.NewStreamBuilder()
-	if err := b.SetLoggerYAML("level: warn"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddInputYAML(fmt.Sprintf(`
+	kafkatest.RunProducer(t, fmt.Sprintf(`
 generate:
   count: %d
   interval: ""
@@ -207,10 +100,7 @@ generate:
     meta x_trace = "trace-%%d".format($n)
     meta x_unicode = "prüfen ✓ 🚀"
     meta other = "not a header"
-`, n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddOutputYAML(fmt.Sprintf(`
+`, n), fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topic: %s
@@ -222,18 +112,7 @@ kafka_franz:
     period: 100ms
   metadata:
     include_prefixes: [ "x_" ]
-`, addr, topic)); err != nil {
-		t.Fatal(err)
-	}
-	s, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	if err := s.Run(ctx); err != nil {
-		t.Fatalf("running producer stream: %v", err)
-	}
+`, addr, topic), 60*time.Second)
 }
 
 // TestKafkaRoundtrip: our output writes to real Kafka, our input reads it
@@ -247,8 +126,8 @@ func TestKafkaRoundtrip(t *testing.T) {
 	produceWithOutput(t, addr, topic, n)
 
 	group := topic + "-g"
-	col := newCollector()
-	startConsumer(t, fmt.Sprintf(`
+	col := kafkatest.NewCollector()
+	kafkatest.StartStream(t, fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topics: [ %s ]
@@ -259,51 +138,51 @@ kafka_franz:
     count: 16
     period: 100ms
 `, addr, topic, group), func(_ context.Context, batch service.MessageBatch) error {
-		col.add(t, batch)
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 60*time.Second, "all messages", func() bool { return col.distinct() == n })
+	kafkatest.WaitFor(t, 60*time.Second, "all messages", func() bool { return col.Distinct() == n })
 
 	lastN := map[string]int{}
 	partOfKey := map[string]int64{}
 	perPartition := map[int64]int64{}
-	for _, r := range col.snapshot() {
-		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r.value, `{"n":`), "}"))
+	for _, r := range col.Snapshot() {
+		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r.Value, `{"n":`), "}"))
 		if err != nil {
-			t.Fatalf("value %q: %v", r.value, err)
+			t.Fatalf("value %q: %v", r.Value, err)
 		}
-		if want := fmt.Sprintf("k%d", i%7); r.key != want {
-			t.Errorf("message %d: key %q, want %q", i, r.key, want)
+		if want := fmt.Sprintf("k%d", i%7); r.Key != want {
+			t.Errorf("message %d: key %q, want %q", i, r.Key, want)
 		}
-		if got := r.meta["x_trace"]; got != fmt.Sprintf("trace-%d", i) {
+		if got := r.Meta["x_trace"]; got != fmt.Sprintf("trace-%d", i) {
 			t.Errorf("message %d: header x_trace %v", i, got)
 		}
-		if got := r.meta["x_unicode"]; got != "prüfen ✓ 🚀" {
+		if got := r.Meta["x_unicode"]; got != "prüfen ✓ 🚀" {
 			t.Errorf("message %d: header x_unicode %v", i, got)
 		}
-		if _, ok := r.meta["other"]; ok {
+		if _, ok := r.Meta["other"]; ok {
 			t.Errorf("message %d: metadata outside include_prefixes became a header", i)
 		}
-		if r.meta["kafka_topic"] != topic {
-			t.Errorf("message %d: kafka_topic %v", i, r.meta["kafka_topic"])
+		if r.Meta["kafka_topic"] != topic {
+			t.Errorf("message %d: kafka_topic %v", i, r.Meta["kafka_topic"])
 		}
-		if p, ok := partOfKey[r.key]; ok && p != r.partition {
-			t.Errorf("key %s in partitions %d and %d", r.key, p, r.partition)
+		if p, ok := partOfKey[r.Key]; ok && p != r.Partition {
+			t.Errorf("key %s in partitions %d and %d", r.Key, p, r.Partition)
 		}
-		partOfKey[r.key] = r.partition
-		if prev, ok := lastN[r.key]; ok && i <= prev {
-			t.Errorf("key %s: message %d after %d", r.key, i, prev)
+		partOfKey[r.Key] = r.Partition
+		if prev, ok := lastN[r.Key]; ok && i <= prev {
+			t.Errorf("key %s: message %d after %d", r.Key, i, prev)
 		}
-		lastN[r.key] = i
-		if r.offset+1 > perPartition[r.partition] {
-			perPartition[r.partition] = r.offset + 1
+		lastN[r.Key] = i
+		if r.Offset+1 > perPartition[r.Partition] {
+			perPartition[r.Partition] = r.Offset + 1
 		}
 	}
 	if len(partOfKey) != 7 {
 		t.Errorf("%d distinct keys, want 7", len(partOfKey))
 	}
 	adm := adminClient(t, addr)
-	waitFor(t, 20*time.Second, "offsets committed at the end of every partition", func() bool {
+	kafkatest.WaitFor(t, 20*time.Second, "offsets committed at the end of every partition", func() bool {
 		offs, err := adm.FetchOffsets(t.Context(), group)
 		if err != nil {
 			return false
@@ -340,7 +219,7 @@ kafka_franz:
 
 	var acked atomic.Int64
 	blocked := make(chan struct{}, 10)
-	first := startConsumer(t, conf, func(ctx context.Context, batch service.MessageBatch) error {
+	first := kafkatest.StartStream(t, conf, func(ctx context.Context, batch service.MessageBatch) error {
 		if off, _ := batch[0].MetaGetMut("kafka_offset"); off.(int64) < 50 {
 			acked.Add(int64(len(batch)))
 			return nil
@@ -349,10 +228,10 @@ kafka_franz:
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	waitFor(t, 30*time.Second, "50 acks and a held batch", func() bool { return acked.Load() == 50 && len(blocked) > 0 })
+	kafkatest.WaitFor(t, 30*time.Second, "50 acks and a held batch", func() bool { return acked.Load() == 50 && len(blocked) > 0 })
 	// Let a commit period pass so offset 50 is committed, then stop.
 	time.Sleep(500 * time.Millisecond)
-	first.stop(t, 2*time.Second)
+	first.Stop(t, 2*time.Second)
 
 	adm := adminClient(t, addr)
 	offs, err := adm.FetchOffsets(t.Context(), group)
@@ -363,22 +242,22 @@ kafka_franz:
 		t.Fatalf("committed offset %v (found %v) after acknowledging offsets 0-49, want 50", o.At, ok)
 	}
 
-	col := newCollector()
-	second := startConsumer(t, conf, func(_ context.Context, batch service.MessageBatch) error {
-		col.add(t, batch)
+	col := kafkatest.NewCollector()
+	second := kafkatest.StartStream(t, conf, func(_ context.Context, batch service.MessageBatch) error {
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 30*time.Second, "the 50 unacknowledged messages again", func() bool { return col.distinct() == 50 })
+	kafkatest.WaitFor(t, 30*time.Second, "the 50 unacknowledged messages again", func() bool { return col.Distinct() == 50 })
 	time.Sleep(300 * time.Millisecond)
-	for _, r := range col.snapshot() {
-		if r.offset < 50 {
-			t.Errorf("acknowledged offset %d delivered again", r.offset)
+	for _, r := range col.Snapshot() {
+		if r.Offset < 50 {
+			t.Errorf("acknowledged offset %d delivered again", r.Offset)
 		}
-		if want := fmt.Sprintf(`{"n":%d}`, r.offset+1); r.value != want {
-			t.Errorf("offset %d: value %s, want %s", r.offset, r.value, want)
+		if want := fmt.Sprintf(`{"n":%d}`, r.Offset+1); r.Value != want {
+			t.Errorf("offset %d: value %s, want %s", r.Offset, r.Value, want)
 		}
 	}
-	second.stop(t, 5*time.Second)
+	second.Stop(t, 5*time.Second)
 	offs, err = adm.FetchOffsets(t.Context(), group)
 	if err != nil {
 		t.Fatal(err)
@@ -431,21 +310,21 @@ func TestKafkaKcat(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kcat producing: %v: %s", err, b)
 	}
-	col := newCollector()
-	startConsumer(t, fmt.Sprintf(`
+	col := kafkatest.NewCollector()
+	kafkatest.StartStream(t, fmt.Sprintf(`
 kafka_franz:
   seed_brokers: [ %s ]
   topics: [ %s ]
   consumer_group: %s-g
   start_offset: earliest
 `, addr, in, in), func(_ context.Context, batch service.MessageBatch) error {
-		col.add(t, batch)
+		col.Add(t, batch)
 		return nil
 	})
-	waitFor(t, 30*time.Second, "kcat's 3 records", func() bool { return col.distinct() == 3 })
+	kafkatest.WaitFor(t, 30*time.Second, "kcat's 3 records", func() bool { return col.Distinct() == 3 })
 	var read []string
-	for _, r := range col.snapshot() {
-		read = append(read, fmt.Sprintf("%s=%s origin=%v trace=%v", r.key, r.value, r.meta["origin"], r.meta["trace"]))
+	for _, r := range col.Snapshot() {
+		read = append(read, fmt.Sprintf("%s=%s origin=%v trace=%v", r.Key, r.Value, r.Meta["origin"], r.Meta["trace"]))
 	}
 	wantIn := []string{"k1=hello origin=kcat trace=t1", "k2=wörld ✓ origin=kcat trace=t1", "k1=again origin=kcat trace=t1"}
 	if !slices.Equal(read, wantIn) {

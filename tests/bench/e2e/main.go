@@ -39,18 +39,13 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/redpanda-data/benthos/v4/public/service"
-
 	"github.com/claimx/claimx-connect/claimxsim"
-
-	_ "github.com/claimx/claimx-connect/kafka"
-	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+	"github.com/claimx/claimx-connect/tests/internal/benchfloor"
 )
 
 const clockTicks = 100 // USER_HZ on Linux
@@ -538,96 +533,9 @@ func repoRoot() (string, error) {
 // ---- the floor: kafka_franz input -> drop, as tests/bench/kafkainput ----
 
 func timeInputToDrop(brokers, topic, group string, records int) (time.Duration, time.Duration, error) {
-	env := service.NewEnvironment()
-	sent := &sentCounter{target: int64(records), done: make(chan struct{})}
-	if err := env.RegisterMetricsExporter("bench_sent", service.NewConfigSpec(),
-		func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return sent, nil }); err != nil {
-		return 0, 0, err
-	}
-	b := env.NewStreamBuilder()
-	if err := b.SetLoggerYAML("level: warn"); err != nil {
-		return 0, 0, err
-	}
-	if err := b.SetYAML(fmt.Sprintf(`
-input:
-  kafka_franz:
-    seed_brokers: [ %s ]
-    topics: [ %s ]
-    consumer_group: %s
-output:
-  drop: {}
-metrics:
-  bench_sent: {}
-logger:
-  level: warn
-`, brokers, topic, group)); err != nil {
-		return 0, 0, err
-	}
-	stream, err := b.Build()
-	if err != nil {
-		return 0, 0, err
-	}
-	runErr := make(chan error, 1)
-	cpu0 := selfCPU()
-	start := time.Now()
-	go func() { runErr <- stream.Run(context.Background()) }()
-	select {
-	case <-sent.done:
-	case err := <-runErr:
-		return 0, 0, fmt.Errorf("stream ended after %d records: %v", sent.n.Load(), err)
-	case <-time.After(5 * time.Minute):
-		return 0, 0, fmt.Errorf("timed out after %d of %d records", sent.n.Load(), records)
-	}
-	d, cpu := time.Since(start), selfCPU()-cpu0
-	_ = stream.StopWithin(30 * time.Second)
-	return d, cpu, nil
-}
-
-type sentCounter struct {
-	n      atomic.Int64
-	target int64
-	done   chan struct{}
-}
-
-type counterFunc func(int64)
-
-func (f counterFunc) Incr(n int64) { f(n) }
-
-type nopTimer struct{}
-
-func (nopTimer) Timing(int64) {}
-
-type nopGauge struct{}
-
-func (nopGauge) Set(int64) {}
-
-func (s *sentCounter) NewCounterCtor(name string, _ ...string) service.MetricsExporterCounterCtor {
-	return func(...string) service.MetricsExporterCounter {
-		if name != "output_sent" {
-			return counterFunc(func(int64) {})
-		}
-		return counterFunc(func(n int64) {
-			if before := s.n.Add(n) - n; before < s.target && before+n >= s.target {
-				close(s.done)
-			}
-		})
-	}
-}
-
-func (s *sentCounter) NewTimerCtor(string, ...string) service.MetricsExporterTimerCtor {
-	return func(...string) service.MetricsExporterTimer { return nopTimer{} }
-}
-
-func (s *sentCounter) NewGaugeCtor(string, ...string) service.MetricsExporterGaugeCtor {
-	return func(...string) service.MetricsExporterGauge { return nopGauge{} }
-}
-
-func (s *sentCounter) Close(context.Context) error { return nil }
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	res, err := benchfloor.InputToDrop(benchfloor.Config{
+		Brokers: brokers, Topic: topic, Group: group, Records: records,
+		LogLevel: "warn", Timeout: 5 * time.Minute,
+	})
+	return res.Elapsed, res.CPU, err // an error stopping the stream afterwards does not matter here
 }

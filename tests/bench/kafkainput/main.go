@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,17 +21,13 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/redpanda-data/benthos/v4/public/service"
-
-	_ "github.com/claimx/claimx-connect/kafka"
-	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+	"github.com/claimx/claimx-connect/tests/internal/benchfloor"
 )
 
 func main() {
@@ -101,9 +96,9 @@ func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML, b
 				return fmt.Errorf("starting cpu profile: %w", err)
 			}
 		}
-		cpu0 := selfCPU()
+		cpu0 := benchfloor.SelfCPU()
 		d, err := timeOurInput(addr, topic, fmt.Sprintf("bench-%d", i), records, extraYAML)
-		oursCPU := selfCPU() - cpu0
+		oursCPU := benchfloor.SelfCPU() - cpu0
 		if profile != nil {
 			pprof.StopCPUProfile()
 			profile = nil // one profile file holds one run
@@ -115,9 +110,9 @@ func run(records, size int, partitions int32, runs int, cpuProfile, extraYAML, b
 		if bestOurs == 0 || d < bestOurs {
 			bestOurs = d
 		}
-		cpu0 = selfCPU()
+		cpu0 = benchfloor.SelfCPU()
 		d, kcatCPU, err := timeKcat(kcat, addr, topic)
-		brokerCPU := selfCPU() - cpu0
+		brokerCPU := benchfloor.SelfCPU() - cpu0
 		if err != nil {
 			return err
 		}
@@ -194,110 +189,20 @@ func produce(addr, topic string, records, size int) error {
 }
 
 // timeOurInput runs kafka_franz (consumer group) -> drop and returns the time
-// from the start of the stream until the drop output has sent every record,
-// as counted by the stream's own output_sent metric (so that no processor
-// adds its per-message cost to the measure).
+// from the start of the stream until the drop output has sent every record
+// (benchfloor.InputToDrop).
 func timeOurInput(addr, topic, group string, records int, extraYAML string) (time.Duration, error) {
-	env := service.NewEnvironment()
-	sent := &sentCounter{target: int64(records), done: make(chan struct{})}
-	err := env.RegisterMetricsExporter("bench_sent", service.NewConfigSpec(),
-		func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return sent, nil })
+	res, err := benchfloor.InputToDrop(benchfloor.Config{
+		Brokers: addr, Topic: topic, Group: group, Records: records,
+		InputExtra: extraYAML, Timeout: 10 * time.Minute,
+	})
 	if err != nil {
-		return 0, fmt.Errorf("registering counter: %w", err)
-	}
-	b := env.NewStreamBuilder()
-	if err := b.SetLoggerYAML("level: warn"); err != nil {
 		return 0, err
 	}
-	if extraYAML != "" {
-		extraYAML = "\n    " + strings.ReplaceAll(extraYAML, "\n", "\n    ")
+	if res.StopErr != nil {
+		return 0, fmt.Errorf("stopping stream: %w", res.StopErr)
 	}
-	conf := fmt.Sprintf(`
-input:
-  kafka_franz:
-    seed_brokers: [ %s ]
-    topics: [ %s ]
-    consumer_group: %s%s
-output:
-  drop: {}
-metrics:
-  bench_sent: {}
-`, addr, topic, group, extraYAML)
-	if err := b.SetYAML(conf); err != nil {
-		return 0, fmt.Errorf("building stream config: %w", err)
-	}
-	stream, err := b.Build()
-	if err != nil {
-		return 0, fmt.Errorf("building stream: %w", err)
-	}
-	runErr := make(chan error, 1)
-	start := time.Now()
-	go func() { runErr <- stream.Run(context.Background()) }()
-	select {
-	case <-sent.done:
-	case err := <-runErr:
-		return 0, fmt.Errorf("stream ended after %d records: %v", sent.n.Load(), err)
-	case <-time.After(10 * time.Minute):
-		return 0, fmt.Errorf("timed out after %d of %d records", sent.n.Load(), records)
-	}
-	elapsed := time.Since(start)
-	if err := stream.StopWithin(30 * time.Second); err != nil && !errors.Is(err, context.Canceled) {
-		return 0, fmt.Errorf("stopping stream: %w", err)
-	}
-	return elapsed, nil
-}
-
-// sentCounter is a metrics exporter that only counts output_sent and closes
-// done when target messages have been sent.
-type sentCounter struct {
-	n      atomic.Int64
-	target int64
-	done   chan struct{}
-}
-
-type counterFunc func(int64)
-
-func (f counterFunc) Incr(n int64) { f(n) }
-
-type nopTimer struct{}
-
-func (nopTimer) Timing(int64) {}
-
-type nopGauge struct{}
-
-func (nopGauge) Set(int64) {}
-
-func (s *sentCounter) NewCounterCtor(name string, _ ...string) service.MetricsExporterCounterCtor {
-	return func(...string) service.MetricsExporterCounter {
-		if name != "output_sent" {
-			return counterFunc(func(int64) {})
-		}
-		return counterFunc(func(n int64) {
-			if before := s.n.Add(n) - n; before < s.target && before+n >= s.target {
-				close(s.done)
-			}
-		})
-	}
-}
-
-func (s *sentCounter) NewTimerCtor(string, ...string) service.MetricsExporterTimerCtor {
-	return func(...string) service.MetricsExporterTimer { return nopTimer{} }
-}
-
-func (s *sentCounter) NewGaugeCtor(string, ...string) service.MetricsExporterGaugeCtor {
-	return func(...string) service.MetricsExporterGauge { return nopGauge{} }
-}
-
-func (s *sentCounter) Close(context.Context) error { return nil }
-
-// selfCPU returns the user and system CPU time of this process so far. On
-// a shared machine CPU time varies less than wall time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return res.Elapsed, nil
 }
 
 // timeKcat consumes the topic from the beginning to its end with kcat and
