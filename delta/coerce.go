@@ -164,6 +164,7 @@ func (s *Schema) RowFromJSON(m map[string]any) (Row, error) {
 			}
 			continue
 		}
+		raw = goValueAsJSON(raw)
 		v, err := ConvertJSONValue(s.types[i], raw)
 		if err != nil {
 			return nil, &ConversionError{Column: f.Name, Type: s.types[i].String(), Value: describeValue(raw), Reason: err.Error()}
@@ -217,7 +218,7 @@ func (s *Schema) WithJSONColumns(m map[string]any) (*Schema, error) {
 // InferType returns the Delta type a JSON value would get as a new column;
 // false for null.
 func InferType(v any) (DataType, bool) {
-	switch x := v.(type) {
+	switch x := goValueAsJSON(v).(type) {
 	case nil:
 		return DataType{}, false
 	case bool:
@@ -240,6 +241,7 @@ func InferType(v any) (DataType, bool) {
 // ConvertJSONValue converts one non-null decoded JSON value to the Go type of
 // t (see Row). The error says why, without naming the column.
 func ConvertJSONValue(t DataType, v any) (any, error) {
+	v = goValueAsJSON(v)
 	switch t.Kind {
 	case KindString:
 		switch x := v.(type) {
@@ -364,6 +366,46 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("a JSON %s cannot be converted to %s", jsonKind(v), t)
+}
+
+// goValueAsJSON maps the Go values a structured message can hold besides
+// decoded JSON (benthos mappings produce int64, float32, time.Time, …) to the
+// decoded-JSON value they encode as, so that a structured message converts
+// exactly like its JSON text would.
+func goValueAsJSON(v any) any {
+	switch x := v.(type) {
+	case nil, string, json.Number, float64, bool, map[string]any, []any:
+		return v
+	case int64:
+		return json.Number(strconv.FormatInt(x, 10))
+	case int:
+		return json.Number(strconv.FormatInt(int64(x), 10))
+	case int32:
+		return json.Number(strconv.FormatInt(int64(x), 10))
+	case int16:
+		return json.Number(strconv.FormatInt(int64(x), 10))
+	case int8:
+		return json.Number(strconv.FormatInt(int64(x), 10))
+	case uint64:
+		return json.Number(strconv.FormatUint(x, 10))
+	case uint:
+		return json.Number(strconv.FormatUint(uint64(x), 10))
+	case uint32:
+		return json.Number(strconv.FormatUint(uint64(x), 10))
+	case uint16:
+		return json.Number(strconv.FormatUint(uint64(x), 10))
+	case uint8:
+		return json.Number(strconv.FormatUint(uint64(x), 10))
+	case float32:
+		// As encoding/json writes it: the shortest text that is this float32.
+		return json.Number(strconv.FormatFloat(float64(x), 'g', -1, 32))
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	case []byte:
+		// encoding/json writes bytes as base64 text.
+		return base64.StdEncoding.EncodeToString(x)
+	}
+	return v
 }
 
 func jsonKind(v any) string {

@@ -233,3 +233,87 @@ func TestParseDecimalAndString(t *testing.T) {
 	d := Decimal{Unscaled: big.NewInt(-5), Scale: 3}
 	eq(t, "small negative", d.String(), "-0.005")
 }
+
+// A structured message (a benthos mapping's result) holds Go values such as
+// int64 and time.Time: each must convert exactly as its JSON text would.
+func TestRowFromGoValuesMatchesJSON(t *testing.T) {
+	sc := MustSchema(
+		Field{Name: "s", Type: "string", Nullable: true},
+		Field{Name: "l", Type: "long", Nullable: true},
+		Field{Name: "i", Type: "integer", Nullable: true},
+		Field{Name: "f", Type: "float", Nullable: true},
+		Field{Name: "d", Type: "double", Nullable: true},
+		Field{Name: "ts", Type: "timestamp", Nullable: true},
+		Field{Name: "bin", Type: "binary", Nullable: true},
+	)
+	ts := time.Date(2026, 1, 10, 22, 30, 7, 120000000, time.FixedZone("x", 3600))
+	tests := []struct {
+		name string
+		col  string
+		v    any
+	}{
+		{"int64 to long", "l", int64(9007199254740993)},
+		{"int to integer", "i", int(-5)},
+		{"uint64 to long", "l", uint64(42)},
+		{"int64 to string", "s", int64(5423723)},
+		{"int64 to double", "d", int64(3)},
+		{"float32 to float", "f", float32(0.1)},
+		{"float32 to string", "s", float32(0.1)},
+		{"time to timestamp", "ts", ts},
+		{"time to string", "s", ts},
+		{"bytes to binary", "bin", []byte{0, 1, 254}},
+		{"nested Go values to string", "s", map[string]any{"n": int64(7), "t": ts, "a": []any{uint8(1)}}},
+		{"out of range int64 to integer", "i", int64(1) << 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(map[string]any{tt.col: tt.v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fromText map[string]any
+			dec := json.NewDecoder(strings.NewReader(string(b)))
+			dec.UseNumber()
+			if err := dec.Decode(&fromText); err != nil {
+				t.Fatal(err)
+			}
+			want, wantErr := sc.RowFromJSON(fromText)
+			got, gotErr := sc.RowFromJSON(map[string]any{tt.col: tt.v})
+			if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+				t.Fatalf("error: from Go %v, from JSON %v", gotErr, wantErr)
+			}
+			if wantErr == nil && !rowsEqual(got, want) {
+				t.Fatalf("from Go %#v, from JSON text %s %#v", got, b, want)
+			}
+		})
+	}
+	if got, _ := InferType(int64(1)); got.Kind != KindLong {
+		t.Fatalf("InferType(int64) = %v, want long", got)
+	}
+}
+
+func rowsEqual(a, b Row) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, xok := a[i].(time.Time)
+		y, yok := b[i].(time.Time)
+		if xok && yok {
+			if !x.Equal(y) {
+				return false
+			}
+			continue
+		}
+		if xb, ok := a[i].([]byte); ok {
+			if yb, ok := b[i].([]byte); !ok || string(xb) != string(yb) {
+				return false
+			}
+			continue
+		}
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -313,8 +313,9 @@ func (w *franzWriter) WriteBatch(ctx context.Context, batch service.MessageBatch
 
 	errs := make([]error, len(batch))
 	records := make([]*kgo.Record, len(batch))
+	ex := w.executors(batch)
 	for i := range batch {
-		rec, err := w.toRecord(batch, i)
+		rec, err := w.toRecord(batch, ex, i)
 		if err != nil {
 			errs[i] = fmt.Errorf("preparing message %d of batch: %w", i, err)
 			continue
@@ -356,26 +357,48 @@ func (w *franzWriter) WriteBatch(ctx context.Context, batch service.MessageBatch
 	return nil
 }
 
-func (w *franzWriter) toRecord(batch service.MessageBatch, i int) (*kgo.Record, error) {
+// recordExecutors holds the interpolations of one batch. benthos copies the
+// whole batch each time an executor is made, so making one per message would
+// cost time quadratic in the batch size.
+type recordExecutors struct {
+	topic, key, partition, timestamp *service.MessageBatchInterpolationExecutor
+}
+
+func (w *franzWriter) executors(batch service.MessageBatch) recordExecutors {
+	var ex recordExecutors
+	ex.topic = batch.InterpolationExecutor(w.topic)
+	if w.key != nil {
+		ex.key = batch.InterpolationExecutor(w.key)
+	}
+	if w.partition != nil {
+		ex.partition = batch.InterpolationExecutor(w.partition)
+	}
+	if w.timestamp != nil {
+		ex.timestamp = batch.InterpolationExecutor(w.timestamp)
+	}
+	return ex
+}
+
+func (w *franzWriter) toRecord(batch service.MessageBatch, ex recordExecutors, i int) (*kgo.Record, error) {
 	msg := batch[i]
 	value, err := msg.AsBytes()
 	if err != nil {
 		return nil, fmt.Errorf("reading content: %w", err)
 	}
 	rec := &kgo.Record{Value: value}
-	if rec.Topic, err = batch.TryInterpolatedString(i, w.topic); err != nil {
+	if rec.Topic, err = ex.topic.TryString(i); err != nil {
 		return nil, fmt.Errorf("interpolating %s: %w", kfoFieldTopic, err)
 	}
 	if rec.Topic == "" {
 		return nil, fmt.Errorf("interpolating %s: empty topic", kfoFieldTopic)
 	}
 	if w.key != nil {
-		if rec.Key, err = batch.TryInterpolatedBytes(i, w.key); err != nil {
+		if rec.Key, err = ex.key.TryBytes(i); err != nil {
 			return nil, fmt.Errorf("interpolating %s: %w", kfoFieldKey, err)
 		}
 	}
 	if w.partition != nil {
-		s, err := batch.TryInterpolatedString(i, w.partition)
+		s, err := ex.partition.TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("interpolating %s: %w", kfoFieldPartition, err)
 		}
@@ -386,7 +409,7 @@ func (w *franzWriter) toRecord(batch service.MessageBatch, i int) (*kgo.Record, 
 		rec.Partition = int32(p)
 	}
 	if w.timestamp != nil {
-		s, err := batch.TryInterpolatedString(i, w.timestamp)
+		s, err := ex.timestamp.TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("interpolating %s: %w", kfoFieldTimestampMs, err)
 		}

@@ -669,7 +669,8 @@ type clRequest struct {
 // clResult is the outcome of a lookup.
 type clResult struct {
 	body     []byte
-	parsed   any
+	parsed   any    // the body decoded, when the answer is stored as a value
+	text     string // the body compacted, when it is stored as a string (result_as_string)
 	status   int
 	attempts int
 	cached   bool
@@ -680,9 +681,15 @@ type clResult struct {
 func (p *claimxLookup) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	results := make([]*clResult, len(batch))
 	drop := make([]bool, len(batch))
+	// Messages of a batch asking for the same URL share one lookup: one
+	// cache read and one decoding instead of one per message.
+	firstOf := map[string]int{}
+	sameAs := make([]int, len(batch))
+	ex := p.executors(batch)
 	var wg sync.WaitGroup
 	for i, msg := range batch {
-		req, err := p.resolve(batch, i)
+		sameAs[i] = -1
+		req, err := p.resolve(ex, i)
 		if err != nil {
 			msg.SetError(err)
 			msg.MetaSetMut(ClaimXLookupMetaError, clErrClient)
@@ -699,6 +706,11 @@ func (p *claimxLookup) ProcessBatch(ctx context.Context, batch service.MessageBa
 				continue
 			}
 		}
+		if j, ok := firstOf[req.key]; ok {
+			sameAs[i] = j
+			continue
+		}
+		firstOf[req.key] = i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -713,6 +725,11 @@ func (p *claimxLookup) ProcessBatch(ctx context.Context, batch service.MessageBa
 		}()
 	}
 	wg.Wait()
+	for i, j := range sameAs {
+		if j >= 0 {
+			results[i] = results[j]
+		}
+	}
 
 	for i, msg := range batch {
 		r := results[i]
@@ -772,12 +789,7 @@ func (p *claimxLookup) apply(msg *service.Message, r *clResult) bool {
 	}
 	var v any = r.parsed
 	if p.conf.resultAsString {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, r.body); err == nil {
-			v = buf.String()
-		} else {
-			v = string(r.body)
-		}
+		v = r.text // immutable: shared by the messages with the same answer
 	} else {
 		// The parsed value may be shared with other messages of the batch
 		// (cache and in-flight sharing), so each message gets its own copy.
@@ -840,12 +852,39 @@ func clDeepCopy(v any) any {
 	}
 }
 
+// clExecutors holds the expressions of one batch. benthos copies the whole
+// batch each time an executor is made, so making them per message would cost
+// time quadratic in the batch size.
+type clExecutors struct {
+	params  map[string]*service.MessageBatchBloblangExecutor
+	query   map[string]*service.MessageBatchInterpolationExecutor
+	headers map[string]*service.MessageBatchInterpolationExecutor
+}
+
+func (p *claimxLookup) executors(batch service.MessageBatch) *clExecutors {
+	ex := &clExecutors{
+		params:  make(map[string]*service.MessageBatchBloblangExecutor, len(p.conf.pathParams)),
+		query:   make(map[string]*service.MessageBatchInterpolationExecutor, len(p.conf.query)),
+		headers: make(map[string]*service.MessageBatchInterpolationExecutor, len(p.conf.headers)),
+	}
+	for k, e := range p.conf.pathParams {
+		ex.params[k] = batch.BloblangExecutor(e)
+	}
+	for k, is := range p.conf.query {
+		ex.query[k] = batch.InterpolationExecutor(is)
+	}
+	for k, is := range p.conf.headers {
+		ex.headers[k] = batch.InterpolationExecutor(is)
+	}
+	return ex
+}
+
 // resolve builds the request of message i.
-func (p *claimxLookup) resolve(batch service.MessageBatch, i int) (*clRequest, error) {
+func (p *claimxLookup) resolve(ex *clExecutors, i int) (*clRequest, error) {
 	var resolveErr error
 	path := clPlaceholderRe.ReplaceAllStringFunc(p.conf.pathTemplate, func(ph string) string {
 		name := ph[1 : len(ph)-1]
-		v, err := clQuery(batch, i, p.conf.pathParams[name])
+		v, err := clQuery(ex.params[name], i)
 		if err != nil {
 			if resolveErr == nil {
 				resolveErr = fmt.Errorf("claimx lookup: evaluating path_params.%s: %w", name, err)
@@ -866,8 +905,8 @@ func (p *claimxLookup) resolve(batch service.MessageBatch, i int) (*clRequest, e
 	}
 
 	q := url.Values{}
-	for k, is := range p.conf.query {
-		v, err := batch.InterpolationExecutor(is).TryString(i)
+	for k := range p.conf.query {
+		v, err := ex.query[k].TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("claimx lookup: interpolating query parameter %s: %w", k, err)
 		}
@@ -875,7 +914,7 @@ func (p *claimxLookup) resolve(batch service.MessageBatch, i int) (*clRequest, e
 	}
 	h := http.Header{}
 	for k, is := range p.conf.headers {
-		v, err := batch.InterpolationExecutor(is).TryString(i)
+		v, err := ex.headers[k].TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("claimx lookup: interpolating header %s: %w", k, err)
 		}
@@ -920,8 +959,8 @@ func (p *claimxLookup) addSecretOnce(s string) {
 
 // clQuery evaluates a path parameter against message i, with its content as
 // `this` and its metadata available.
-func clQuery(batch service.MessageBatch, i int, exec *bloblang.Executor) (any, error) {
-	res, err := batch.BloblangExecutor(exec).Query(i)
+func clQuery(exec *service.MessageBatchBloblangExecutor, i int) (any, error) {
+	res, err := exec.Query(i)
 	if err != nil {
 		return nil, err
 	}
@@ -1019,9 +1058,10 @@ func (p *claimxLookup) lookup(ctx context.Context, req *clRequest) *clResult {
 		case err != nil:
 			p.log.Warnf("claimx lookup GET %s: reading cache %s: %v", req.url.EscapedPath(), p.conf.cache, err)
 		case getErr == nil:
-			if parsed, jerr := clParseJSON(body); jerr == nil {
+			if r, jerr := p.decode(body); jerr == nil {
 				p.mCacheHits.Incr(1)
-				return &clResult{body: body, parsed: parsed, status: http.StatusOK, cached: true}
+				r.status, r.cached = http.StatusOK, true
+				return r
 			}
 		case !errors.Is(getErr, service.ErrKeyNotFound):
 			p.log.Warnf("claimx lookup GET %s: reading cache %s: %v", req.url.EscapedPath(), p.conf.cache, getErr)
@@ -1191,12 +1231,13 @@ func (p *claimxLookup) call(ctx context.Context, req *clRequest) (r *clResult, r
 			p.mErrors.Incr(1, clErrInvalidResponse)
 			return fail(clErrInvalidResponse, status, fmt.Sprintf("Content-Type %q is not JSON", ct)), 0, false, nil
 		}
-		parsed, err := clParseJSON(body)
+		r, err := p.decode(body)
 		if err != nil {
 			p.mErrors.Incr(1, clErrInvalidResponse)
 			return fail(clErrInvalidResponse, status, "body is not valid JSON: "+err.Error()), 0, false, nil
 		}
-		return &clResult{body: body, parsed: parsed, status: status}, 0, false, nil
+		r.status = status
+		return r, 0, false, nil
 	case status == http.StatusNotFound:
 		p.mErrors.Incr(1, clErrNotFound)
 		return fail(clErrNotFound, status, "not found"+clSnippet(body)), 0, false, nil
@@ -1249,6 +1290,25 @@ func clSnippet(body []byte) string {
 		s = s[:maxLen] + "…"
 	}
 	return ": " + s
+}
+
+// decode checks that an answer is JSON and prepares it in the one form the
+// message will take: compacted text for result_as_string (no decoding: the
+// worker stores the answer as a JSON string column), a decoded value otherwise.
+func (p *claimxLookup) decode(body []byte) (*clResult, error) {
+	if p.conf.resultAsString {
+		var buf bytes.Buffer
+		buf.Grow(len(body))
+		if err := json.Compact(&buf, body); err != nil {
+			return nil, err
+		}
+		return &clResult{body: body, text: buf.String()}, nil
+	}
+	parsed, err := clParseJSON(body)
+	if err != nil {
+		return nil, err
+	}
+	return &clResult{body: body, parsed: parsed}, nil
 }
 
 // clParseJSON parses a body the way benthos parses messages: numbers stay

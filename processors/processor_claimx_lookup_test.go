@@ -814,3 +814,36 @@ func TestClaimXLookup429DoesNotOpenTheCircuit(t *testing.T) {
 		t.Fatalf("the simulator answered no 429 (stats %+v): the test did not exercise rate limiting", st)
 	}
 }
+
+// Messages of one batch asking for the same assignment share one lookup: one
+// cache read (and one compaction of the answer), each message getting it.
+func TestLookupBatchSharesOneCacheRead(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{})
+	as := sim.Assignments()
+	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"cache": "lookups", "result_as_string": "true"}), `
+cache_resources:
+  - label: lookups
+    memory: { default_ttl: 5m }
+`)
+	p.process(eventFor(as[0].AssignmentID))
+	out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID), eventFor(as[0].AssignmentID), eventFor(as[0].AssignmentID))
+	if n := sim.Stats().ByEndpoint["assignment"]; n != 2 {
+		t.Fatalf("%d API requests, want 2 (one per assignment)", n)
+	}
+	if got := p.metrics.counter("claimx_api_cache_hits_total{}"); got != 1 {
+		t.Fatalf("cache hits %d, want 1 (one read for the three messages of assignment %d)", got, as[0].AssignmentID)
+	}
+	for i, want := range []int64{as[0].AssignmentID, as[1].AssignmentID, as[0].AssignmentID, as[0].AssignmentID} {
+		if out[i].GetError() != nil {
+			t.Fatalf("message %d: %v", i, out[i].GetError())
+		}
+		v, _ := out[i].AsStructured()
+		s, _ := v.(map[string]any)["claimx_task_full"].(string)
+		if full := decodeNum(t, []byte(s)); fmt.Sprint(full["assignmentId"]) != strconv.FormatInt(want, 10) {
+			t.Fatalf("message %d holds %.100s, want assignment %d", i, s, want)
+		}
+		if meta(out[i], ClaimXLookupMetaCached) != strconv.FormatBool(want == as[0].AssignmentID) {
+			t.Fatalf("message %d cached=%q", i, meta(out[i], ClaimXLookupMetaCached))
+		}
+	}
+}

@@ -1,9 +1,7 @@
 package deltasink
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -206,21 +204,37 @@ func (w *Writer) position(msg *service.Message) (position, error) {
 	return position{appID: w.conf.AppID + "-" + topic + "-" + part, offset: off}, nil
 }
 
-// decodeObject parses a JSON object keeping numbers exact.
-func decodeObject(b []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+// messageObject is the message as a JSON object. It reads the structured
+// value benthos already holds (a mapping's result) instead of encoding it to
+// JSON and parsing it back, which cost the worker a quarter of its CPU; raw
+// bytes are parsed by benthos with numbers kept exact. The value is shared
+// with the message: it is only read.
+func messageObject(msg *service.Message) (map[string]any, error) {
+	v, err := msg.AsStructured()
+	if err != nil {
 		return nil, fmt.Errorf("message is not a JSON object: %w", err)
 	}
-	if m == nil {
-		return nil, errors.New("message is not a JSON object: null")
-	}
-	if dec.More() {
-		return nil, errors.New("message is not a JSON object: trailing data after the object")
+	m, ok := v.(map[string]any)
+	if !ok {
+		if v == nil {
+			return nil, errors.New("message is not a JSON object: null")
+		}
+		return nil, fmt.Errorf("message is not a JSON object: a JSON %s", jsonKindOf(v))
 	}
 	return m, nil
+}
+
+func jsonKindOf(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case []any:
+		return "array"
+	default:
+		return "number"
+	}
 }
 
 // Write converts the batch and appends its new rows in one commit, with the
@@ -278,12 +292,7 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 				continue
 			}
 		}
-		b, err := msg.AsBytes()
-		if err != nil {
-			reject(i, pos, fmt.Errorf("reading message: %w", err))
-			continue
-		}
-		m, err := decodeObject(b)
+		m, err := messageObject(msg)
 		if err != nil {
 			reject(i, pos, err)
 			continue
