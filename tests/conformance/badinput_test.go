@@ -376,7 +376,12 @@ func generatedBadCorpus() []*badEntry {
 			Reason: []string{"(no event_id)", "event_id is missing or blank"}},
 		{Name: "worker/invalid UTF-8 bytes", Stream: "worker", Stage: "parse",
 			bytes:  []byte("\xff\xfe{\x00\"event_id\": \"bad_w_utf16\"\x00}"),
-			Reason: []string{"tracking message is not a JSON object"}},
+			Reason: []string{"tracking message is not valid UTF-8", "0xFF at offset 0"}},
+		{Name: "worker/Latin-1 inside a JSON string", Stream: "worker", Stage: "parse",
+			bytes: []byte("{\"event_id\":\"bad_w_latin1\",\"event_type\":\"CUSTOM_TASK_COMPLETED\",\"project_id\":\"4895140\"," +
+				"\"task_id\":32513,\"assignment_id\":5423723,\"task_status\":\"COMPLETED\",\"timestamp\":\"2026-01-10T22:30:07.120Z\"," +
+				"\"task_name\":\"R\xe9paration\"}"),
+			Reason: []string{"not valid UTF-8", "0xE9"}},
 		{Name: "worker/10 MB message with task_id \"abc\"", Stream: "worker", Stage: "validate", bytes: tenMBTracking,
 			Reason: []string{"task_id", "abc"}},
 	}
