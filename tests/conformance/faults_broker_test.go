@@ -6,7 +6,6 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,17 +40,11 @@ func TestFaultBrokerRestart(t *testing.T) {
 			_ = exec.Command(filepath.Join(repoRoot(t), "scripts", "kafka.sh"), "start").Run()
 		}
 	})
-	// While the broker is down the trigger's tracking publish fails and
-	// its fallback puts the event on the errors topic; that publish fails
-	// too until the broker is back. Its offset commit fails as well, so the
-	// event may be replayed and published after all: then it is both in the
-	// table and on the errors topic (a stale error). Measured and reported,
-	// not hidden: see Outcome.TrackedAfterError.
-	publishFailure := func(reason string) bool {
-		return strings.HasPrefix(reason, "producing message") || strings.Contains(reason, "unable to dial")
-	}
-	e.AllowTriggerError = publishFailure
-	e.AllowTrackedAfterTriggerError = publishFailure
+	// While the broker is down the trigger's tracking publish fails; the
+	// trigger counts it (itel_plugin_publish_errors_total) and nacks the
+	// event, which its input delivers again until the publish succeeds. No
+	// valid event may end on the errors topic, nor be both there and in the
+	// table (Verify fails on either).
 	events, x := generate(t, e, seed, 1200)
 
 	trigger := e.TriggerProc()
@@ -102,8 +95,9 @@ func TestFaultBrokerRestart(t *testing.T) {
 	t.Logf("trigger (never restarted): %s", harness.FmtMetrics(tm))
 	t.Logf("tracking messages republished by the trigger: %d; success messages saying duplicate=%d replayed=%d",
 		o.TrackingMsgs-o.TrackingUnique, o.Statuses["duplicate"], o.Statuses["replayed"])
-	t.Logf("events in the table and also on the errors topic with a stale publish failure (known issue, above): %d; valid events only on the errors topic: %d",
-		o.TrackedAfterError, o.TriggerFailed-o.TrackedAfterError)
+	// Not every run has a publish in flight when the broker stops.
+	t.Logf("trigger: failed tracking publishes counted and delivered again (itel_plugin_publish_errors_total): %g; valid events on the errors topic: %d, of which also tracked: %d",
+		tm["itel_plugin_publish_errors_total"], o.TriggerFailed, o.TrackedAfterError)
 	if afterStop := int64(o.SuccessMsgs) - beforeStop; afterStop <= 0 {
 		t.Errorf("nothing was written after the broker came back")
 	}
