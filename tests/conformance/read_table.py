@@ -30,7 +30,15 @@ RESULT is {"error": "..."} or:
   pruning      {files, rows, total_files, detail}: data files the reader
                scanned for a filter on the partition columns, rows returned
   lookups      [count of rows matching each equality filter]
-  history      [{version, operation}] newest first (spark, deltars)
+  history      [{version, operation, parameters, metrics}] newest first
+               (spark, deltars): commitInfo's operationParameters and
+               operationMetrics as the reader reports them
+  txns         (spark, deltars; when the spec names "txn_app_ids") the txn
+               actions of the snapshot, app id -> version
+
+  --queries QUERIES_SQL TABLE_DIR WORK_DIR (spark): after the tables, every
+  statement of QUERIES_SQL through tests/docker/run_queries.py in the same
+  Spark session; "queries": {exit_code, output} in the result.
 """
 import argparse
 import datetime
@@ -196,9 +204,63 @@ class Spark:
         # DataFrame filters, not SQL text: Spark SQL literals treat a
         # backslash as an escape.
         out["lookups"] = [df.where(F.col(c) == F.lit(v)).count() for c, v in t.get("lookups", [])]
-        h = spark.sql(f"DESCRIBE HISTORY {ref}").select("version", "operation").collect()
-        out["history"] = [{"version": r["version"], "operation": r["operation"]} for r in h]
+        h = spark.sql(f"DESCRIBE HISTORY {ref}").select("version", "operation", "operationParameters", "operationMetrics").collect()
+        out["history"] = [{"version": r["version"], "operation": r["operation"],
+                           "parameters": dict(r["operationParameters"] or {}),
+                           "metrics": dict(r["operationMetrics"] or {})} for r in h]
+        if t.get("txn_app_ids") is not None:
+            out["txns"] = self.txns(path)
         return out
+
+    def txns(self, path):
+        """The snapshot's txn actions (app id -> version) as Delta Lake sees
+        them: not in SQL, so through the JVM DeltaLog."""
+        try:
+            jvm = self.spark._jvm
+            dl = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(self.spark._jsparkSession, path)
+            try:
+                snap = dl.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+            except Exception:  # noqa: BLE001 - another update() signature: the snapshot the reads above loaded
+                snap = dl.unsafeVolatileSnapshot()
+            it = snap.transactions().iterator()
+            out = {}
+            while it.hasNext():
+                kv = it.next()
+                out[kv._1()] = int(kv._2())
+            return out
+        except Exception as e:  # noqa: BLE001 - reported, the Go test decides
+            return {"error": f"{type(e).__name__}: {str(e)[:500]}"}
+
+    def run_queries(self, sql, table, work):
+        """Runs tests/docker/run_queries.py (docs/queries.sql) in this Spark
+        session: its SparkSession.builder.getOrCreate() returns this session.
+        It stops the session at its end, so this runs last."""
+        import contextlib
+        import importlib.util
+        import io
+        here = os.path.dirname(os.path.abspath(__file__))
+        spec = importlib.util.spec_from_file_location("run_queries", os.path.join(here, "..", "docker", "run_queries.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        buf = io.StringIO()
+        argv, cwd, code = sys.argv, os.getcwd(), None
+        sys.argv = ["run_queries.py", sql, table, work]
+        # Its prints are captured; whatever the JVM writes to fd 1 goes to
+        # stderr, so stdout stays one JSON document.
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            with contextlib.redirect_stdout(buf):
+                mod.main()
+        except SystemExit as e:
+            code = e.code
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            sys.argv = argv
+            os.chdir(cwd)
+        return {"exit_code": code, "output": buf.getvalue()}
 
 
 # ---------------------------------------------------------------- deltars ---
@@ -268,7 +330,11 @@ class DeltaRS:
         for c, v in t.get("lookups", []):
             lk.append(dt.to_pyarrow_dataset().to_table(filter=ds.field(c) == v).num_rows)
         out["lookups"] = lk
-        out["history"] = [{"version": h.get("version"), "operation": h.get("operation")} for h in dt.history()]
+        out["history"] = [{"version": h.get("version"), "operation": h.get("operation"),
+                           "parameters": h.get("operationParameters"), "metrics": h.get("operationMetrics")}
+                          for h in dt.history()]
+        if t.get("txn_app_ids") is not None:
+            out["txns"] = {a: dt.transaction_version(a) for a in t["txn_app_ids"]}
         return out
 
 
@@ -363,6 +429,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reader", choices=["spark", "deltars", "duckdb"])
     ap.add_argument("--create-deltars", nargs=2, metavar=("TABLE_DIR", "ROWS_JSON"))
+    ap.add_argument("--queries", nargs=3, metavar=("QUERIES_SQL", "TABLE_DIR", "WORK_DIR"),
+                    help="(spark) after the tables, run tests/docker/run_queries.py in the same session")
     ap.add_argument("spec", nargs="?")
     args = ap.parse_args()
     if args.create_deltars:
@@ -382,6 +450,12 @@ def main():
             r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
         r["seconds"] = round(time.time() - t1, 1)
         res["tables"][t["name"]] = r
+    if args.queries:
+        if args.reader != "spark":
+            ap.error("--queries needs --reader spark")
+        t1 = time.time()
+        res["queries"] = reader.run_queries(*args.queries)
+        res["queries"]["seconds"] = round(time.time() - t1, 1)
     json.dump(res, sys.stdout, default=str)
 
 
