@@ -368,10 +368,14 @@ func generatedBadCorpus() []*badEntry {
 	return []*badEntry{
 		{Name: "trigger/invalid UTF-8 bytes", Stream: "trigger", Stage: "trigger",
 			bytes:  []byte("\xff\xfe{\x00\"event_id\": \"bad_t_utf16\"\x00}"),
-			Reason: []string{"event is not a JSON object"}},
+			Reason: []string{"event is not valid UTF-8", "0xFF at offset 0"}},
 		{Name: "trigger/Latin-1 text (invalid UTF-8)", Stream: "trigger", Stage: "trigger",
 			bytes:  []byte("\xe9v\xe9nement CUSTOM_TASK_ASSIGNED t\xe2che 5423723"),
-			Reason: []string{"event is not a JSON object"}},
+			Reason: []string{"event is not valid UTF-8", "0xE9 at offset 0"}},
+		{Name: "trigger/Latin-1 inside a JSON string", Stream: "trigger", Stage: "trigger",
+			bytes: []byte("{\"event_id\":\"bad_t_latin1\",\"event_type\":\"CUSTOM_TASK_ASSIGNED\",\"project_id\":\"4895140\"," +
+				"\"task_assignment_id\":\"5423723\",\"ingested_at\":\"2026-01-10T22:00:00Z\",\"raw_data\":{\"note\":\"t\xe2che\"}}"),
+			Reason: []string{"event is not valid UTF-8", "0xE2"}},
 		{Name: "trigger/10 MB event without event_id", Stream: "trigger", Stage: "trigger", bytes: tenMBEvent,
 			Reason: []string{"(no event_id)", "event_id is missing or blank"}},
 		{Name: "worker/invalid UTF-8 bytes", Stream: "worker", Stage: "parse",
