@@ -393,7 +393,8 @@ func TestWorkerTableReaders(t *testing.T) {
 		}
 		bad += checkAgainstEvents(t, rows[id], ev, assignments[ev.AssignmentID], bodies[ev.AssignmentID], began, ended)
 		if bad > 30 {
-			t.Fatalf("too many differences between the rows and the events")
+			t.Errorf("more than 30 differences between the published rows and the events: the rest not checked")
+			break
 		}
 	}
 
