@@ -38,15 +38,17 @@ const (
 
 // workerTableEvents generates ClaimX events in bursts on several days: one
 // burst runs across midnight UTC, one starts a new month, so the table gets
-// several year/month/day partitions. Body times carry UTC offsets (the
-// generator's mix), the partitions are UTC dates.
+// several year/month/day partitions; the last burst is two hours ago, so
+// the "recent events" and "last 30 days" queries of docs/queries.sql find
+// rows. Body times carry UTC offsets (the generator's mix), the partitions
+// are UTC dates.
 func workerTableEvents(t *testing.T, sim *claimxsim.Server) []claimxsim.Event {
 	t.Helper()
 	starts := []time.Time{
 		time.Date(2026, 1, 10, 23, 55, 0, 0, time.UTC), // runs past midnight into 01-11
 		time.Date(2026, 1, 13, 9, 30, 0, 0, time.UTC),
 		time.Date(2026, 1, 31, 23, 58, 0, 0, time.UTC), // into February
-		time.Date(2026, 2, 14, 12, 0, 0, 0, time.UTC),
+		time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Minute),
 	}
 	var events []claimxsim.Event
 	for i, start := range starts {
