@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -376,26 +377,10 @@ func goValueAsJSON(v any) any {
 	switch x := v.(type) {
 	case nil, string, json.Number, float64, bool, map[string]any, []any:
 		return v
-	case int64:
-		return json.Number(strconv.FormatInt(x, 10))
-	case int:
-		return json.Number(strconv.FormatInt(int64(x), 10))
-	case int32:
-		return json.Number(strconv.FormatInt(int64(x), 10))
-	case int16:
-		return json.Number(strconv.FormatInt(int64(x), 10))
-	case int8:
-		return json.Number(strconv.FormatInt(int64(x), 10))
-	case uint64:
-		return json.Number(strconv.FormatUint(x, 10))
-	case uint:
-		return json.Number(strconv.FormatUint(uint64(x), 10))
-	case uint32:
-		return json.Number(strconv.FormatUint(uint64(x), 10))
-	case uint16:
-		return json.Number(strconv.FormatUint(uint64(x), 10))
-	case uint8:
-		return json.Number(strconv.FormatUint(uint64(x), 10))
+	case int, int8, int16, int32, int64:
+		return json.Number(strconv.FormatInt(reflect.ValueOf(x).Int(), 10))
+	case uint, uint8, uint16, uint32, uint64:
+		return json.Number(strconv.FormatUint(reflect.ValueOf(x).Uint(), 10))
 	case float32:
 		// As encoding/json writes it: the shortest text that is this float32.
 		return json.Number(strconv.FormatFloat(float64(x), 'g', -1, 32))
