@@ -144,7 +144,7 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Default("50MiB").
 			Advanced(),
 		service.NewDurationField(kfiFieldFetchMaxWait).
-			Description("How long a broker may wait for `fetch_min_bytes` to accumulate before answering a fetch.").
+			Description("How long a broker may wait for `fetch_min_bytes` to accumulate before answering a fetch. A partition paused at `checkpoint_limit` is fetched again only after the fetch in flight returns, so with a backlog on some partitions and none on the others consumption stalls for up to this long; lower it when the pipeline often reaches `checkpoint_limit`.").
 			Default("5s").
 			Advanced(),
 		bytesize.NewField(kfiFieldFetchMinBytes).

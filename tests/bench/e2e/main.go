@@ -290,6 +290,7 @@ func run(o opts) error {
 	var lat []time.Duration
 	var lastCommit time.Time
 	statuses := map[string]int{}
+	rowsAt := map[int64]int{} // rows per table version
 	for _, m := range msgs {
 		var s struct {
 			Data struct {
@@ -303,6 +304,7 @@ func run(o opts) error {
 			return fmt.Errorf("success message: %w", err)
 		}
 		statuses[s.Status]++
+		rowsAt[s.Version]++
 		ct, ok := commits[s.Version]
 		if !ok {
 			if ct, err = commitTime(table, s.Version); err != nil {
@@ -328,6 +330,7 @@ func run(o opts) error {
 	}
 
 	elapsed := lastCommit.Sub(t0)
+	steady, steadyD := steadyRate(commits, rowsAt, o.records)
 	rate := float64(o.records) / elapsed.Seconds()
 	cpuPer1k := (cpu1 - cpu0).Seconds() / float64(o.records) * 1000
 
@@ -357,6 +360,7 @@ func run(o opts) error {
 	fmt.Printf("table versions: %d commits for %d rows (write_status %v); errors topic: %d records; ClaimX API requests during the run: %d\n",
 		len(commits), len(msgs), statuses, errCount, lookups1.Total-lookups0.Total)
 	fmt.Printf("worker:            %10.0f records/s (first produce -> last row's commit: %v)\n", rate, elapsed.Round(time.Millisecond))
+	fmt.Printf("worker steady:     %10.0f records/s (rows committed from the 10%% to the 90%% point of the run, %v: without the start and the last partial batches' batching period)\n", steady, steadyD.Round(time.Millisecond))
 	fmt.Printf("worker CPU:        %10.3f s per 1,000 records (%.2f s for %d)\n", cpuPer1k, (cpu1 - cpu0).Seconds(), o.records)
 	fmt.Printf("worker peak RSS:   %10.1f MiB (VmHWM) — under 256 MiB: %v\n", float64(hwm)/(1<<20), hwm < 256<<20)
 	fmt.Printf("event-to-table:    p50 %v  p90 %v  p99 %v  max %v\n", pct(0.5).Round(time.Millisecond), pct(0.9).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
@@ -366,6 +370,32 @@ func run(o opts) error {
 	floorCPUPerRec := floorCPU.Seconds() / float64(total)
 	fmt.Printf("CPU per record:    worker %.1f µs, floor %.1f µs; floor/worker %.3f\n", workerCPUPerRec*1e6, floorCPUPerRec*1e6, floorCPUPerRec/workerCPUPerRec)
 	return nil
+}
+
+// steadyRate is the rate of rows committed between the commits that bring
+// the table past 10% and past 90% of n rows.
+func steadyRate(commits map[int64]time.Time, rowsAt map[int64]int, n int) (float64, time.Duration) {
+	versions := make([]int64, 0, len(commits))
+	for v := range commits {
+		versions = append(versions, v)
+	}
+	sort.Slice(versions, func(i, j int) bool { return versions[i] < versions[j] })
+	var t10, t90 time.Time
+	var r10, r90, sum int
+	for _, v := range versions {
+		sum += rowsAt[v]
+		if t10.IsZero() && sum >= n/10 {
+			t10, r10 = commits[v], sum
+		}
+		if t90.IsZero() && sum >= n*9/10 {
+			t90, r90 = commits[v], sum
+		}
+	}
+	d := t90.Sub(t10)
+	if d <= 0 {
+		return 0, 0
+	}
+	return float64(r90-r10) / d.Seconds(), d
 }
 
 func eventID(r *kgo.Record) string {
@@ -551,7 +581,10 @@ func repoRoot() (string, error) {
 func timeInputToDrop(brokers, topic, group string, records int) (time.Duration, time.Duration, error) {
 	res, err := benchfloor.InputToDrop(benchfloor.Config{
 		Brokers: brokers, Topic: topic, Group: group, Records: records,
-		LogLevel: "warn", Timeout: 5 * time.Minute,
+		// The worker's fetch_max_wait (pipelines/worker.yaml): with the
+		// default 5s the input itself stalls whenever it pauses a partition.
+		InputExtra: "fetch_max_wait: 500ms",
+		LogLevel:   "warn", Timeout: 5 * time.Minute,
 	})
 	return res.Elapsed, res.CPU, err // an error stopping the stream afterwards does not matter here
 }
