@@ -15,10 +15,8 @@ package conformance
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,16 +28,7 @@ import (
 // faultSeed is the seed of one fault test (FAULTS_SEED plus delta).
 func faultSeed(t *testing.T, delta uint64) uint64 {
 	t.Helper()
-	seed := uint64(20260129)
-	if s := os.Getenv("FAULTS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("FAULTS_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d+%d (set FAULTS_SEED to change)", seed, delta)
-	return seed + delta
+	return harness.Seed(t, "FAULTS_SEED", delta)
 }
 
 // faultEnv sets up topics and groups of the test's own on the real broker.

@@ -36,16 +36,7 @@ func numKills(t *testing.T) int {
 // that each test has its own events and kill schedule.
 func testSeed(t *testing.T, delta uint64) uint64 {
 	t.Helper()
-	seed := uint64(20260129)
-	if s := os.Getenv("E2E_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("E2E_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d+%d (set E2E_SEED to change)", seed, delta)
-	return seed + delta
+	return harness.Seed(t, "E2E_SEED", delta)
 }
 
 // TestWorkerSurvivesSIGKILL is the acceptance test of the exactly-once
