@@ -62,6 +62,7 @@ func main() {
 	flag.StringVar(&o.batchCount, "batch-count", "", "WORKER_BATCH_COUNT for the worker (default: the pipeline's)")
 	flag.StringVar(&o.batchPeriod, "batch-period", "", "WORKER_BATCH_PERIOD for the worker (default: the pipeline's)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a 10 s CPU profile of the worker during the measured run to this file (via /debug/pprof)")
+	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of the worker, taken 5 s into the measured run, to this file (via /debug/pprof)")
 	flag.IntVar(&o.rate, "rate", 0, "produce at this many records/s (0: as fast as the producer goes); below the worker's capacity, the latency is that of a steady flow instead of a backlog")
 	flag.BoolVar(&o.keep, "keep", false, "keep the table and the worker log (printed)")
 	flag.Parse()
@@ -76,6 +77,7 @@ type opts struct {
 	rate                             int
 	brokers, bin, batchCount         string
 	batchPeriod, cpuProfile          string
+	heapProfile                      string
 	keep                             bool
 }
 
@@ -239,6 +241,17 @@ func run(o opts) error {
 	if o.cpuProfile != "" {
 		profDone = make(chan error, 1)
 		go func() { profDone <- fetchProfile(httpAddr, o.cpuProfile, 10) }()
+	}
+	if o.heapProfile != "" {
+		go func() {
+			time.Sleep(5 * time.Second)
+			url := fmt.Sprintf("http://%s/debug/pprof/heap", httpAddr)
+			if out, err := exec.Command("curl", "-sf", "-o", o.heapProfile, url).CombinedOutput(); err != nil {
+				fmt.Printf("heap profile: %v: %s\n", err, out)
+				return
+			}
+			fmt.Printf("heap profile of the worker: %s (go tool pprof -sample_index=inuse_space -top %s)\n", o.heapProfile, o.heapProfile)
+		}()
 	}
 	for i, r := range recs {
 		if o.rate > 0 && i%100 == 0 {
