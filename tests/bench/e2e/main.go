@@ -24,7 +24,22 @@
 //     drop has sent every record, as tests/bench/kafkainput does; the ratio
 //     is worker records/s over floor records/s (best of three floor runs);
 //   - CPU per record of each, and floor/worker of those: the same ratio on
-//     CPU time, steadier than wall time on a shared machine.
+//     CPU time, steadier than wall time on a shared machine;
+//   - the lower bounds (-bounds, on by default), in this process over the
+//     same topic, one run each, each a new consumer group with the worker's
+//     input settings (batches of 250; a batching period of 100ms instead of
+//     2s, which only flushes the last partial batch) and timed as the floor,
+//     until its output has sent every record: the publish bound replaces
+//     each message's bytes with a success message of the worker read above,
+//     prebuilt (the first one of the message's assignment, its Kafka key),
+//     and publishes it with our kafka_franz output as the worker's success
+//     output does (max_in_flight 10, key set) to a fresh topic; the delta
+//     bound sets each message's content to the row of that success message
+//     (its enriched_data, parsed once, with an event_id of its own) and
+//     appends it with the worker's delta_lake settings to a fresh table,
+//     into drop. Each is what one of the two outputs DOMAIN.md §4
+//     requires costs alone, with no transformation, validation or lookup;
+//     printed with bound/floor on wall time and floor/bound on CPU per record.
 package main
 
 import (
@@ -64,6 +79,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a 10 s CPU profile of the worker during the measured run to this file (via /debug/pprof)")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of the worker, taken 5 s into the measured run, to this file (via /debug/pprof)")
 	flag.IntVar(&o.rate, "rate", 0, "produce at this many records/s (0: as fast as the producer goes); below the worker's capacity, the latency is that of a steady flow instead of a backlog")
+	flag.BoolVar(&o.bounds, "bounds", true, "also measure the lower bounds: input -> publish the success message, and input -> delta_lake (about as long as the worker's run)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the table and the worker log (printed)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -78,7 +94,7 @@ type opts struct {
 	brokers, bin, batchCount         string
 	batchPeriod, cpuProfile          string
 	heapProfile                      string
-	keep                             bool
+	keep, bounds                     bool
 }
 
 func run(o opts) error {
@@ -122,10 +138,18 @@ func run(o opts) error {
 
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
 	tracking, success, errorsTopic := "bench-e2e-tracking-"+suffix, "bench-e2e-success-"+suffix, "bench-e2e-errors-"+suffix
-	for _, t := range []struct {
+	boundTopic := "bench-e2e-bound-success-" + suffix // the publish bound's output
+	topics := []struct {
 		name string
 		p    int32
-	}{{tracking, int32(o.partitions)}, {success, 1}, {errorsTopic, 1}} {
+	}{{tracking, int32(o.partitions)}, {success, 1}, {errorsTopic, 1}}
+	if o.bounds {
+		topics = append(topics, struct {
+			name string
+			p    int32
+		}{boundTopic, 1})
+	}
+	for _, t := range topics {
 		if _, err := adm.CreateTopic(ctx, t.p, -1, nil, t.name); err != nil {
 			return fmt.Errorf("creating %s: %w", t.name, err)
 		}
@@ -366,6 +390,22 @@ func run(o opts) error {
 	}
 	floor := float64(total) / floorD.Seconds()
 
+	// The lower bounds, on the same topic.
+	var bounds []boundRun
+	var bm *boundMessages
+	var boundPublished int64
+	if o.bounds {
+		if bm, err = newBoundMessages(msgs); err != nil {
+			return err
+		}
+		if bounds, err = runBounds(o.brokers, tracking, boundTopic, suffix, dir, root, total, bm); err != nil {
+			return err
+		}
+		if boundPublished, err = topicCount(ctx, adm, boundTopic); err != nil {
+			return err
+		}
+	}
+
 	if o.rate > 0 {
 		fmt.Printf("paced at %d records/s: records/s below is bounded by the pace\n", o.rate)
 	}
@@ -382,6 +422,19 @@ func run(o opts) error {
 	workerCPUPerRec := (cpu1 - cpu0).Seconds() / float64(o.records)
 	floorCPUPerRec := floorCPU.Seconds() / float64(total)
 	fmt.Printf("CPU per record:    worker %.1f µs, floor %.1f µs; floor/worker %.3f\n", workerCPUPerRec*1e6, floorCPUPerRec*1e6, floorCPUPerRec/workerCPUPerRec)
+	if bm != nil {
+		fmt.Printf("bounds: the worker's success messages of %d assignments, %.0f bytes on average (%d to %d)\n", len(bm.success), bm.mean, bm.min, bm.max)
+	}
+	for _, b := range bounds {
+		what := fmt.Sprintf("input -> the worker's success message of its assignment -> kafka_franz output; %d records on its topic", boundPublished)
+		if b.name == "delta" {
+			what = "input -> the row of its assignment -> delta_lake -> drop; every row written"
+		}
+		cpuPerRec := b.cpu.Seconds() / float64(b.records)
+		fmt.Printf("%-19s%10.0f records/s (%s; %d records in %v, cpu %v, same topic)\n", b.name+" bound:", b.rate(), what, b.records, b.elapsed.Round(time.Millisecond), b.cpu.Round(time.Millisecond))
+		fmt.Printf("  %s bound/floor: %.3f; CPU per record %s bound %.1f µs, floor %.1f µs; floor/%s bound %.3f\n",
+			b.name, b.rate()/floor, b.name, cpuPerRec*1e6, floorCPUPerRec*1e6, b.name, floorCPUPerRec/cpuPerRec)
+	}
 	return nil
 }
 

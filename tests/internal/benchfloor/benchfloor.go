@@ -2,7 +2,8 @@
 // kafka_franz input (a new consumer group) into `drop`, in this process,
 // timed from the start of the stream until drop has sent every record. It is
 // shared by tests/bench/kafkainput (beside kcat) and tests/bench/e2e (beside
-// the worker, on the same topic).
+// the worker, on the same topic). InputThrough is the same measure with a
+// pipeline and another output, for the lower bounds of tests/bench/e2e.
 //
 // Records are counted with the stream's own output_sent metric, so that no
 // processor adds its per-message cost to the measure. Importing the package
@@ -57,7 +58,21 @@ type Result struct {
 // InputToDrop runs kafka_franz -> drop over c.Topic and returns the time it
 // took to send c.Records records.
 func InputToDrop(c Config) (Result, error) {
-	env := service.NewEnvironment()
+	return InputThrough(c, nil, "", "drop: {}")
+}
+
+// InputThrough runs kafka_franz -> pipeline -> output over c.Topic and
+// returns the time it took the output to send c.Records records. env holds
+// the components the pipeline and the output name (nil: the global
+// environment); it is cloned, not changed. pipelineYAML is the body of the
+// stream's `pipeline:` field (empty: none), outputYAML that of its `output:`
+// field, e.g. "drop: {}".
+func InputThrough(c Config, env *service.Environment, pipelineYAML, outputYAML string) (Result, error) {
+	if env == nil {
+		env = service.NewEnvironment()
+	} else {
+		env = env.Clone()
+	}
 	sent := &sentCounter{target: int64(c.Records), done: make(chan struct{})}
 	err := env.RegisterMetricsExporter("bench_sent", service.NewConfigSpec(),
 		func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return sent, nil })
@@ -68,21 +83,19 @@ func InputToDrop(c Config) (Result, error) {
 	if err := b.SetLoggerYAML("level: warn"); err != nil {
 		return Result{}, err
 	}
-	extra := c.InputExtra
-	if extra != "" {
-		extra = "\n    " + strings.ReplaceAll(extra, "\n", "\n    ")
-	}
 	conf := fmt.Sprintf(`
 input:
   kafka_franz:
     seed_brokers: [ %s ]
     topics: [ %s ]
     consumer_group: %s%s
-output:
-  drop: {}
+output:%s
 metrics:
   bench_sent: {}
-`, c.Brokers, c.Topic, c.Group, extra)
+`, c.Brokers, c.Topic, c.Group, indent(c.InputExtra, "    "), indent(outputYAML, "  "))
+	if pipelineYAML != "" {
+		conf += "pipeline:" + indent(pipelineYAML, "  ") + "\n"
+	}
 	if c.LogLevel != "" {
 		conf += fmt.Sprintf("logger:\n  level: %s\n", c.LogLevel)
 	}
@@ -102,6 +115,7 @@ metrics:
 	case err := <-runErr:
 		return Result{}, fmt.Errorf("stream ended after %d records: %v", sent.n.Load(), err)
 	case <-time.After(c.Timeout):
+		_ = stream.StopWithin(10 * time.Second)
 		return Result{}, fmt.Errorf("timed out after %d of %d records", sent.n.Load(), c.Records)
 	}
 	res := Result{Elapsed: time.Since(start), CPU: SelfCPU() - cpu0}
@@ -109,6 +123,16 @@ metrics:
 		res.StopErr = err
 	}
 	return res, nil
+}
+
+// indent returns the lines of yaml, each on a new line after prefix; empty
+// yaml gives an empty string.
+func indent(yaml, prefix string) string {
+	yaml = strings.TrimRight(yaml, "\n")
+	if yaml == "" {
+		return ""
+	}
+	return "\n" + prefix + strings.ReplaceAll(yaml, "\n", "\n"+prefix)
 }
 
 // SelfCPU returns the user and system CPU time of this process so far. On
