@@ -81,7 +81,9 @@ type franzReader struct {
 	parts    map[topicPartition]*partitionState
 	ready    []readyBatch
 	readySig chan struct{} // a batch was queued
-	roomSig  chan struct{} // a batch was taken or acknowledged
+	// pollCancel cuts the poll in progress short; nil between polls.
+	pollCancel context.CancelFunc
+	roomSig    chan struct{} // a batch was taken or acknowledged
 }
 
 func newFranzReader(conf franzReaderConfig, res *service.Resources) *franzReader {
@@ -209,11 +211,9 @@ func (r *franzReader) ackFunc(ps *partitionState, cp *checkpoint) service.AckFun
 		}
 		ps.cp.resolve(cp)
 		r.signalRoom()
-		if ps.paused && ps.cp.inFlight < r.conf.checkpointLimit {
-			ps.paused = false
-			if r.client != nil {
-				r.client.ResumeFetchPartitions(map[string][]int32{ps.tp.topic: {ps.tp.partition}})
-			}
+		if ps.paused && r.resumable(ps) && r.pollCancel != nil {
+			// The poll loop resumes it, sizing its next poll with it.
+			r.pollCancel()
 		}
 		return nil
 	}
@@ -225,14 +225,33 @@ func (r *franzReader) ackFunc(ps *partitionState, cp *checkpoint) service.AckFun
 func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan struct{}) {
 	defer close(done)
 	for {
-		if !r.waitForRoom(ctx) {
+		room, ok := r.waitForRoom(ctx, cl)
+		if !ok {
 			return
 		}
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		var pollCtx context.Context
+		var cancel context.CancelFunc
 		if d, ok := r.untilNextFlush(); ok {
 			pollCtx, cancel = context.WithTimeout(ctx, d)
+		} else {
+			pollCtx, cancel = context.WithCancel(ctx)
 		}
-		fetches := cl.PollFetches(pollCtx)
+		// An acknowledgement that lets a paused partition resume cuts the
+		// poll short, so that the next one is sized with it.
+		r.mu.Lock()
+		r.pollCancel = cancel
+		resumable := r.resumableLocked()
+		r.mu.Unlock()
+		if resumable {
+			cancel()
+		}
+		// Only as many records as fit under checkpoint_limit: PollFetches
+		// would hand over everything buffered (a whole fetch, megabytes
+		// decompressed), all of it in flight at once.
+		fetches := cl.PollRecords(pollCtx, room)
+		r.mu.Lock()
+		r.pollCancel = nil
+		r.mu.Unlock()
 		cancel()
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
@@ -255,7 +274,6 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 		}
 
 		var newReady []readyBatch
-		var toPause map[string][]int32
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
@@ -290,16 +308,6 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 					continue
 				}
 				r.ready = append(r.ready, rb)
-				if !rb.ps.paused && rb.ps.cp.inFlight >= r.conf.checkpointLimit {
-					rb.ps.paused = true
-					if toPause == nil {
-						toPause = map[string][]int32{}
-					}
-					toPause[rb.ps.tp.topic] = append(toPause[rb.ps.tp.topic], rb.ps.tp.partition)
-				}
-			}
-			if len(toPause) > 0 {
-				cl.PauseFetchPartitions(toPause)
 			}
 			r.mu.Unlock()
 			select {
@@ -318,40 +326,94 @@ func (r *franzReader) signalRoom() {
 	}
 }
 
-// waitForRoom holds the next poll, for at most franzPollHoldMax, while a
-// partition would reach checkpoint_limit with one more fetch of the size of
-// its last one. The client keeps prefetching in the meantime, so a pipeline
-// that keeps up loses nothing, and partitions get paused only when downstream
-// is really behind. That matters because a resumed partition is fetched only
-// once the fetch in flight returns, which takes fetch_max_wait when the other
-// partitions are idle. Partitions already paused do not hold the poll, so one
-// stuck partition does not slow the others. It returns false when ctx is
-// done.
-func (r *franzReader) waitForRoom(ctx context.Context) bool {
+// waitForRoom holds the next poll while it could take fewer than half of
+// checkpoint_limit records (at least one) without a partition going over the
+// limit, and returns how many it may take. Polls are sized so that no
+// partition goes over, because pausing a partition drops the client's
+// buffered records of it, fetched again only once the fetch in flight
+// returns: fetch_max_wait when the other partitions are idle. The client
+// keeps one fetch buffered meanwhile, so a pipeline that keeps up loses
+// nothing. After franzPollHoldMax the poll takes what room there is, and a
+// partition at the limit is paused until acknowledgements free half of it,
+// so that one stuck partition does not hold the others. It returns false
+// when ctx is done.
+func (r *franzReader) waitForRoom(ctx context.Context, cl *kgo.Client) (int, bool) {
 	deadline := time.NewTimer(franzPollHoldMax)
 	defer deadline.Stop()
-	for r.shouldHoldPoll() {
+	held := false
+	for {
+		r.mu.Lock()
+		room := r.roomLocked(cl, held)
+		r.mu.Unlock()
+		if room >= r.halfLimit() || (held && room > 0) {
+			return room, ctx.Err() == nil
+		}
 		select {
 		case <-r.roomSig:
 		case <-deadline.C:
-			return true
+			held = true
 		case <-ctx.Done():
-			return false
+			return 0, false
 		}
 	}
-	return ctx.Err() == nil
 }
 
-func (r *franzReader) shouldHoldPoll() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// roomLocked resumes the paused partitions with half of checkpoint_limit
+// free, pauses those at the limit when pause is set, and returns how many
+// records a poll may take without a partition that is not paused going over
+// the limit.
+func (r *franzReader) roomLocked(cl *kgo.Client, pause bool) int {
+	var toPause, toResume map[string][]int32
+	add := func(m map[string][]int32, tp topicPartition) map[string][]int32 {
+		if m == nil {
+			m = map[string][]int32{}
+		}
+		m[tp.topic] = append(m[tp.topic], tp.partition)
+		return m
+	}
+	fullest := 0
 	for _, ps := range r.parts {
-		if !ps.paused && ps.cp.inFlight > 0 && ps.cp.inFlight+ps.lastSize >= r.conf.checkpointLimit {
+		switch {
+		case ps.paused && r.resumable(ps):
+			ps.paused = false
+			toResume = add(toResume, ps.tp)
+		case ps.paused:
+			continue
+		case pause && ps.cp.inFlight >= r.conf.checkpointLimit:
+			ps.paused = true
+			toPause = add(toPause, ps.tp)
+			continue
+		}
+		fullest = max(fullest, ps.cp.inFlight)
+	}
+	if toPause != nil {
+		cl.PauseFetchPartitions(toPause)
+	}
+	if toResume != nil {
+		cl.ResumeFetchPartitions(toResume)
+	}
+	return max(r.conf.checkpointLimit-fullest, 0)
+}
+
+// resumable reports whether a paused partition has half of its
+// checkpoint_limit free again.
+func (r *franzReader) resumable(ps *partitionState) bool {
+	return r.conf.checkpointLimit-ps.cp.inFlight >= r.halfLimit()
+}
+
+// resumableLocked reports whether any paused partition is resumable.
+func (r *franzReader) resumableLocked() bool {
+	for _, ps := range r.parts {
+		if ps.paused && r.resumable(ps) {
 			return true
 		}
 	}
 	return false
 }
+
+// halfLimit is the room a poll waits for: half of checkpoint_limit, at
+// least one record.
+func (r *franzReader) halfLimit() int { return max(r.conf.checkpointLimit/2, 1) }
 
 // addRecords converts the records of one partition fetch into batches: one
 // batch per fetch without a batching policy, else as the policy flushes.
@@ -469,7 +531,13 @@ func newMetaBoxes(p kgo.FetchPartition, topic string) *metaBoxes {
 }
 
 func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64, boxes *metaBoxes) *service.Message {
-	msg := service.NewMessage(rec.Value)
+	// A copy: rec.Value is a slice of the fetch's decompressed batch (up to
+	// megabytes), which one message still in flight would otherwise keep.
+	var value []byte
+	if rec.Value != nil {
+		value = append(make([]byte, 0, len(rec.Value)), rec.Value...)
+	}
+	msg := service.NewMessage(value)
 	if ms := rec.Timestamp.UnixMilli(); ms != boxes.tsMs {
 		boxes.tsMs, boxes.tsMsAny, boxes.tsUnix = ms, ms, rec.Timestamp.Unix()
 	}

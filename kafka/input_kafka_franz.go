@@ -120,7 +120,7 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Description("A consumer group to consume as. Partitions are distributed among the members of the group and offsets are committed and resumed under this name. Not used with explicit partitions.").
 			Optional(),
 		service.NewIntField(kfiFieldCheckpointLimit).
-			Description("The maximum number of messages of one partition that may be in flight (delivered but not acknowledged) before fetching the partition pauses. The committed offset is never past an unacknowledged message, so a lower limit means fewer duplicates after a crash.").
+			Description("The maximum number of messages of one partition that may be in flight (delivered but not acknowledged). Each poll takes only as many fetched records as fit under the limit; a partition that stays at its limit is paused until half of it is free. The committed offset is never past an unacknowledged message, so a lower limit means fewer duplicates after a crash, and less memory.").
 			Default(1024).
 			Advanced(),
 		service.NewDurationField(kfiFieldCommitPeriod).

@@ -391,6 +391,62 @@ batching:
 	}
 }
 
+// TestKafkaFranzCheckpointLimitBoundsPolls checks that a fetch of many
+// records never puts more than checkpoint_limit messages of a partition in
+// flight, that every partition reaches the limit, and that acknowledging
+// lets the next ones through.
+func TestKafkaFranzCheckpointLimitBoundsPolls(t *testing.T) {
+	const limit, perPartition = 100, 1000
+	for _, tc := range []struct {
+		name       string
+		partitions int32
+		batching   string
+	}{
+		{"one partition, a batch per fetch", 1, ""},
+		{"three partitions, a batch per fetch", 3, ""},
+		{"three partitions, batches of 10", 3, "batching:\n  count: 10\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startCluster(t, tc.partitions, "bound")
+			for p := range tc.partitions {
+				produceRecords(t, addr, numberedRecords("bound", p, perPartition)...)
+			}
+			rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ bound ]\ncheckpoint_limit: %d\n%s", addr, limit, tc.batching))
+
+			readUntilQuiet := func() (map[int64]int, []service.AckFunc) {
+				perPart := map[int64]int{}
+				var acks []service.AckFunc
+				for {
+					ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+					batch, ack, err := rdr.ReadBatch(ctx)
+					cancel()
+					if err != nil {
+						return perPart, acks
+					}
+					for _, m := range batch {
+						p, _ := m.MetaGetMut("kafka_partition")
+						perPart[p.(int64)]++
+					}
+					acks = append(acks, ack)
+				}
+			}
+			for round := 1; round <= 2; round++ {
+				perPart, acks := readUntilQuiet()
+				for p := range int64(tc.partitions) {
+					if perPart[p] != limit {
+						t.Fatalf("round %d: partition %d has %d messages in flight, want checkpoint_limit %d (all: %v)", round, p, perPart[p], limit, perPart)
+					}
+				}
+				for _, ack := range acks {
+					if err := ack(t.Context(), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestKafkaFranzNackRedelivered rejects a message once: with auto replay it is
 // delivered again and nothing is skipped.
 func TestKafkaFranzNackRedelivered(t *testing.T) {
