@@ -45,6 +45,7 @@ bench-kafka:
 
 bench-delta:
 	go test -run '^$$' -bench . -benchmem -benchtime 3x ./delta/
+	go test -run '^$$' -bench . -benchtime 20x ./internal/deltasink/
 
 bench-claimx:
 	go test -run '^$$' -bench BenchmarkLookup -benchtime 1x ./processors/

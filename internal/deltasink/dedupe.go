@@ -27,6 +27,10 @@ type dedupePart struct {
 	keys     map[uint64]struct{}
 	files    map[string]bool // data files whose keys are loaded
 	lastUsed uint64
+	// loadedAt is the snapshot whose files are all loaded: the rows of a
+	// batch share one, so the partition's files are checked once a batch,
+	// not once a row.
+	loadedAt *delta.Snapshot
 }
 
 // dedupeIndex holds hashed keys of the table's rows, per partition, loaded
@@ -128,6 +132,9 @@ func (d *dedupeIndex) load(ctx context.Context, store storage.Store, snap *delta
 		d.evict()
 	}
 	p.lastUsed = d.tick
+	if p.loadedAt == snap {
+		return nil
+	}
 	ci := snap.Schema().Index(d.column)
 	if ci < 0 {
 		return nil // the table does not have the column yet: no row has a key
@@ -147,6 +154,7 @@ func (d *dedupeIndex) load(ctx context.Context, store storage.Store, snap *delta
 		}
 		p.files[f.Path] = true
 	}
+	p.loadedAt = snap
 	return nil
 }
 

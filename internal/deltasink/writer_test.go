@@ -7,7 +7,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
-func newTestWriter(t *testing.T, yaml string) *Writer {
+func newTestWriter(t testing.TB, yaml string) *Writer {
 	t.Helper()
 	spec := service.NewConfigSpec().Fields(Fields()...)
 	conf, err := spec.ParseYAML(yaml, nil)

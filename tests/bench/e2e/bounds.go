@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -174,6 +176,10 @@ func boundsEnv(bm *boundMessages, written *atomic.Int64, firstErr *atomic.Pointe
 	return env, nil
 }
 
+// deltaBoundProfile, when set (-delta-bound-cpuprofile), is where a CPU
+// profile of this process during the delta bound goes.
+var deltaBoundProfile string
+
 // runBounds measures the publish bound and the delta bound over topic
 // (records records) with the messages of bm.
 func runBounds(brokers, topic, boundTopic, suffix, dir, root string, records int, bm *boundMessages) ([]boundRun, error) {
@@ -206,6 +212,20 @@ func runBounds(brokers, topic, boundTopic, suffix, dir, root string, records int
 	out = append(out, boundRun{name: "publish", elapsed: res.Elapsed, cpu: res.CPU, records: records})
 
 	// Delta: the worker's delta_append, on a table of its own.
+	if deltaBoundProfile != "" {
+		f, err := os.Create(deltaBoundProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			fmt.Printf("cpu profile of the delta bound: %s\n", deltaBoundProfile)
+		}()
+	}
 	res, err = benchfloor.InputThrough(conf("bench-e2e-bound-delta-"+suffix), env,
 		fmt.Sprintf(`processors:
   - bench_row: {}

@@ -77,6 +77,7 @@ func main() {
 	flag.StringVar(&o.batchCount, "batch-count", "", "WORKER_BATCH_COUNT for the worker (default: the pipeline's)")
 	flag.StringVar(&o.batchPeriod, "batch-period", "", "WORKER_BATCH_PERIOD for the worker (default: the pipeline's)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a 10 s CPU profile of the worker during the measured run to this file (via /debug/pprof)")
+	flag.StringVar(&deltaBoundProfile, "delta-bound-cpuprofile", "", "write a CPU profile of the delta bound (this process) to this file")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of the worker, taken 5 s into the measured run, to this file (via /debug/pprof)")
 	flag.IntVar(&o.rate, "rate", 0, "produce at this many records/s (0: as fast as the producer goes); below the worker's capacity, the latency is that of a steady flow instead of a backlog")
 	flag.BoolVar(&o.bounds, "bounds", true, "also measure the lower bounds: input -> publish the success message, and input -> delta_lake (about as long as the worker's run)")
