@@ -255,7 +255,7 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 		case bool:
 			return strconv.FormatBool(x), nil
 		case map[string]any, []any:
-			b, err := json.Marshal(x)
+			b, err := appendJSONText(nil, x)
 			if err != nil {
 				return nil, fmt.Errorf("encoding as JSON text: %w", err)
 			}

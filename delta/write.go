@@ -845,45 +845,6 @@ func truncateMax(s string, n int) string {
 	return s
 }
 
-const hexUpper = "0123456789ABCDEF"
-
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				switch c {
-				case '\n':
-					b = append(b, '\\', 'n')
-				case '\r':
-					b = append(b, '\\', 'r')
-				case '\t':
-					b = append(b, '\\', 't')
-				default:
-					b = append(b, '\\', 'u', '0', '0', hexUpper[c>>4], hexUpper[c&0xF])
-				}
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, sz := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && sz == 1 {
-			b = append(b, `\ufffd`...)
-		} else if r == '\u2028' || r == '\u2029' {
-			b = append(b, '\\', 'u', '2', '0', '2', hexUpper[r&0xF])
-		} else {
-			b = append(b, s[i:i+sz]...)
-		}
-		i += sz
-	}
-	return append(b, '"')
-}
 
 // hiveEscape escapes a partition value for a directory name the way Hive
 // (and so Spark) does.
@@ -1213,3 +1174,5 @@ func writeDataFiles(ctx context.Context, store storage.Store, l *dataLayout, row
 	}
 	return out, nil
 }
+
+const hexUpper = "0123456789ABCDEF"
