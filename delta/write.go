@@ -845,7 +845,6 @@ func truncateMax(s string, n int) string {
 	return s
 }
 
-
 // hiveEscape escapes a partition value for a directory name the way Hive
 // (and so Spark) does.
 func hiveEscape(s string) string {
