@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/claimx/claimx-connect/internal/jsontext"
 )
 
 // Row is one record in the column order of a Schema. Each value is nil (SQL
@@ -255,7 +257,7 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 		case bool:
 			return strconv.FormatBool(x), nil
 		case map[string]any, []any:
-			b, err := appendJSONText(nil, x)
+			b, err := jsontext.Append(nil, x, true)
 			if err != nil {
 				return nil, fmt.Errorf("encoding as JSON text: %w", err)
 			}

@@ -57,11 +57,6 @@ func TestStatsStringTruncation(t *testing.T) {
 	}
 }
 
-func TestStatsJSONEscaping(t *testing.T) {
-	got := string(appendJSONString(nil, "a\"b\\c\n\x01<>&\u2028é"))
-	eq(t, "escaped", got, `"a\"b\\c\n\u0001\u003c\u003e\u0026\u2028é"`)
-}
-
 func TestParseLogName(t *testing.T) {
 	tests := []struct {
 		path        string

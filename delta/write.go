@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/claimx/claimx-connect/internal/jsontext"
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -739,7 +740,7 @@ func (fw *fileWriter) statsJSON() string {
 				b = append(b, ',')
 			}
 			first = false
-			b = appendJSONString(b, sc.fields[ci].Name)
+			b = jsontext.AppendString(b, sc.fields[ci].Name, true)
 			b = append(b, ':')
 			if pass == 2 {
 				b = strconv.AppendInt(b, st.nulls, 10)
@@ -761,9 +762,9 @@ func appendStatValue(b []byte, t DataType, st *colStats, isMax bool) []byte {
 	switch t.Kind {
 	case KindString:
 		if isMax {
-			return appendJSONString(b, truncateMax(st.maxS, statsStringPrefix))
+			return jsontext.AppendString(b, truncateMax(st.maxS, statsStringPrefix), true)
 		}
-		return appendJSONString(b, truncateMin(st.minS, statsStringPrefix))
+		return jsontext.AppendString(b, truncateMin(st.minS, statsStringPrefix), true)
 	case KindLong, KindInteger, KindShort, KindByte:
 		if isMax {
 			return strconv.AppendInt(b, st.maxI, 10)

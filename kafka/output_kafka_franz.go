@@ -13,6 +13,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/claimx/claimx-connect/internal/bytesize"
+	"github.com/claimx/claimx-connect/internal/jsontext"
 )
 
 const (
@@ -379,9 +380,27 @@ func (w *franzWriter) executors(batch service.MessageBatch) recordExecutors {
 	return ex
 }
 
+// messageValue is the content of msg as bytes. A structured message (a
+// mapping's result) is encoded by jsontext, to the same bytes benthos
+// writes (no HTML escaping) without reflection: encoding the worker's ~5 KB
+// success messages was a sixth of its CPU.
+func messageValue(msg *service.Message) ([]byte, error) {
+	if !msg.HasBytes() && msg.HasStructured() {
+		v, err := msg.AsStructured()
+		if err != nil {
+			return nil, err
+		}
+		if b, err := jsontext.Append(nil, v, false); err == nil {
+			return b, nil
+		}
+		// What encoding/json refuses (NaN, say) is benthos's to handle.
+	}
+	return msg.AsBytes()
+}
+
 func (w *franzWriter) toRecord(batch service.MessageBatch, ex recordExecutors, i int) (*kgo.Record, error) {
 	msg := batch[i]
-	value, err := msg.AsBytes()
+	value, err := messageValue(msg)
 	if err != nil {
 		return nil, fmt.Errorf("reading content: %w", err)
 	}

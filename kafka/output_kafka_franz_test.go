@@ -164,3 +164,36 @@ metadata:
 		t.Errorf("murmur2 records not in partition %d: %d of the records are", keyPartition, murmurCount)
 	}
 }
+
+// TestMessageValueMatchesBenthos checks that a structured message is
+// published as the bytes benthos itself would give it, and that raw bytes
+// are published as they are.
+func TestMessageValueMatchesBenthos(t *testing.T) {
+	for name, v := range map[string]any{
+		"object":  map[string]any{"b": "<&>", "a": []any{1.5, 1e21, nil, true}, "é": map[string]any{"x": "\u2028\xff"}},
+		"array":   []any{"x", 0.000001, -0.0000001, map[string]any{}},
+		"string":  "a\"b\\c\n",
+		"number":  42.0,
+		"null":    nil,
+		"integer": int64(-7),
+	} {
+		t.Run(name, func(t *testing.T) {
+			msg := service.NewMessage(nil)
+			msg.SetStructured(v)
+			got, err := messageValue(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := service.NewMessage(nil)
+			ref.SetStructured(v)
+			want, _ := ref.AsBytes()
+			if string(got) != string(want) {
+				t.Fatalf("got %s, benthos writes %s", got, want)
+			}
+		})
+	}
+	raw := service.NewMessage([]byte(`{"kept": "as is" }`))
+	if got, _ := messageValue(raw); string(got) != `{"kept": "as is" }` {
+		t.Fatalf("raw message changed: %s", got)
+	}
+}

@@ -1,6 +1,13 @@
-package delta
+// Package jsontext writes the JSON text of decoded JSON values (the
+// map[string]any, []any, string, float64, bool and nil that encoding/json and
+// benthos produce) byte for byte as encoding/json does, without its
+// reflection: JSON columns of Delta rows and structured Kafka messages are
+// encoded once per record, where json.Marshal's map handling was a fifth of
+// the cost.
+package jsontext
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
@@ -8,19 +15,16 @@ import (
 	"unicode/utf8"
 )
 
-// appendJSONText appends the JSON text of a decoded JSON value (objects,
-// arrays, strings, numbers, booleans, null, as encoding/json or benthos
-// decode them) to dst, byte for byte what json.Marshal writes: keys sorted,
-// HTML characters escaped. Anything else is left to json.Marshal. It exists
-// because JSON columns (a whole event, a lookup answer) are encoded for every
-// row, and json.Marshal's reflection on map[string]any was a fifth of the
-// cost of writing a row.
-func appendJSONText(dst []byte, v any) ([]byte, error) {
+// Append appends the JSON text of v to dst: what json.Marshal writes when
+// escapeHTML is set, else what a json.Encoder with SetEscapeHTML(false)
+// writes (without its newline). Keys are sorted. Values other than decoded
+// JSON values are left to encoding/json.
+func Append(dst []byte, v any, escapeHTML bool) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
 	case string:
-		return appendJSONString(dst, x), nil
+		return AppendString(dst, x, escapeHTML), nil
 	case bool:
 		return strconv.AppendBool(dst, x), nil
 	case float64:
@@ -52,9 +56,9 @@ func appendJSONText(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, k)
+			dst = AppendString(dst, k, escapeHTML)
 			dst = append(dst, ':')
-			if dst, err = appendJSONText(dst, x[k]); err != nil {
+			if dst, err = Append(dst, x[k], escapeHTML); err != nil {
 				return nil, err
 			}
 		}
@@ -69,17 +73,25 @@ func appendJSONText(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			if dst, err = appendJSONText(dst, e); err != nil {
+			if dst, err = Append(dst, e, escapeHTML); err != nil {
 				return nil, err
 			}
 		}
 		return append(dst, ']'), nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	return appendEncoded(dst, v, escapeHTML)
+}
+
+// appendEncoded leaves v to encoding/json.
+func appendEncoded(dst []byte, v any, escapeHTML bool) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(escapeHTML)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return append(dst, b...), nil
+	out := buf.Bytes()
+	return out[:len(out)-1], nil // Encode ends with a newline
 }
 
 // appendJSONFloat writes a float64 as encoding/json does: no exponent
@@ -104,14 +116,15 @@ func appendJSONFloat(dst []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString writes s quoted as encoding/json does with HTML escaping:
-// invalid UTF-8 becomes \ufffd, and U+2028 and U+2029 are escaped.
-func appendJSONString(dst []byte, s string) []byte {
+// AppendString appends s quoted as encoding/json does: invalid UTF-8
+// becomes \ufffd, U+2028 and U+2029 are escaped, and so are <, > and & when
+// escapeHTML is set.
+func AppendString(dst []byte, s string, escapeHTML bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if b >= 0x20 && b != '"' && b != '\\' && (!escapeHTML || (b != '<' && b != '>' && b != '&')) {
 				i++
 				continue
 			}

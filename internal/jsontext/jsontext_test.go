@@ -1,6 +1,7 @@
-package delta
+package jsontext
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -8,9 +9,24 @@ import (
 	"testing"
 )
 
-// TestAppendJSONTextMatchesMarshal checks appendJSONText byte for byte
-// against json.Marshal on hand-picked edge cases and random nested values.
-func TestAppendJSONTextMatchesMarshal(t *testing.T) {
+// encodingJSON is what encoding/json writes for v.
+func encodingJSON(v any, escapeHTML bool) ([]byte, error) {
+	if escapeHTML {
+		return json.Marshal(v)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// TestAppendMatchesEncodingJSON checks Append byte for byte against
+// encoding/json, with and without HTML escaping, on hand-picked edge cases
+// and random nested values.
+func TestAppendMatchesEncodingJSON(t *testing.T) {
 	cases := []any{
 		nil, true, false, "", "plain", "a\"b\\c\n\r\t\b\f\x01\x1f<>&\u2028\u2029é😀", "bad \xff\xfe utf8 \xe2\x82",
 		0.0, math.Copysign(0, -1), 1.0, -1.5, 1e20, 1e21, 1e-6, 1e-7, 123456789.125, 5e-324, math.MaxFloat64, 0.1 + 0.2,
@@ -19,38 +35,42 @@ func TestAppendJSONTextMatchesMarshal(t *testing.T) {
 		map[string]any{}, []any{}, map[string]any(nil), []any(nil),
 		map[string]any{"b": 1.0, "a": []any{"x", nil, map[string]any{"<": ">"}}, "é": "ü", "A": true},
 		[]any{map[string]any{"k": json.Number("3.25")}, []any{[]any{}}},
-		struct{ X int }{3}, // not a decoded JSON value: left to json.Marshal
+		struct{ X string }{"<&>"}, // not a decoded JSON value: left to encoding/json
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
 		cases = append(cases, randomJSONValue(rng, 4))
 	}
-	for i, v := range cases {
-		want, wantErr := json.Marshal(v)
-		got, err := appendJSONText([]byte("prefix"), v)
-		if (err != nil) != (wantErr != nil) {
-			t.Fatalf("case %d (%#v): error %v, json.Marshal's %v", i, v, err, wantErr)
-		}
-		if err == nil && string(got) != "prefix"+string(want) {
-			t.Fatalf("case %d (%#v):\n got %s\nwant prefix%s", i, v, got, want)
+	for _, escapeHTML := range []bool{true, false} {
+		for i, v := range cases {
+			want, wantErr := encodingJSON(v, escapeHTML)
+			got, err := Append([]byte("prefix"), v, escapeHTML)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("escapeHTML %v, case %d (%#v): error %v, encoding/json's %v", escapeHTML, i, v, err, wantErr)
+			}
+			if err == nil && string(got) != "prefix"+string(want) {
+				t.Fatalf("escapeHTML %v, case %d (%#v):\n got %s\nwant prefix%s", escapeHTML, i, v, got, want)
+			}
 		}
 	}
 	for _, bad := range []any{math.Inf(1), math.NaN(), json.Number("01"), json.Number("1."), json.Number("-"), map[string]any{"x": math.Inf(-1)}} {
-		if _, err := appendJSONText(nil, bad); err == nil {
+		if _, err := Append(nil, bad, true); err == nil {
 			t.Errorf("%#v: no error, json.Marshal refuses it", bad)
 		}
 	}
 }
 
-// FuzzAppendJSONTextString compares string quoting with json.Marshal.
-func FuzzAppendJSONTextString(f *testing.F) {
+// FuzzAppendString compares string quoting with encoding/json's.
+func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "a<b>&c", "\xff", "\u2028", "\x00\x7f", "é\xe2\x82"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); string(got) != string(want) {
-			t.Fatalf("%q: got %s, want %s", s, got, want)
+		for _, escapeHTML := range []bool{true, false} {
+			want, _ := encodingJSON(s, escapeHTML)
+			if got := AppendString(nil, s, escapeHTML); string(got) != string(want) {
+				t.Fatalf("%q (escapeHTML %v): got %s, want %s", s, escapeHTML, got, want)
+			}
 		}
 	})
 }
@@ -99,9 +119,9 @@ func randomString(rng *rand.Rand) string {
 	return b.String()
 }
 
-// BenchmarkJSONText encodes a decoded ~1 KB event object (the shape of a
-// tracking message's task) with json.Marshal and with appendJSONText.
-func BenchmarkJSONText(b *testing.B) {
+// BenchmarkAppend encodes a decoded ~1 KB event object (the shape of a
+// tracking message's task) with json.Marshal and with Append.
+func BenchmarkAppend(b *testing.B) {
 	var v any
 	src := `{"task_id":32513,"assignment_id":5423723,"task_name":"iTel Cabinet Repair Form","status":"COMPLETED",
 	"assignee_id":98765,"assignor_id":12345,"assignor":"adjuster@example.com","date_assigned":"2026-01-10T21:20:00Z",
@@ -120,9 +140,9 @@ func BenchmarkJSONText(b *testing.B) {
 			}
 		}
 	})
-	b.Run("appendJSONText", func(b *testing.B) {
+	b.Run("Append", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := appendJSONText(nil, v); err != nil {
+			if _, err := Append(nil, v, true); err != nil {
 				b.Fatal(err)
 			}
 		}
