@@ -257,11 +257,11 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 		case bool:
 			return strconv.FormatBool(x), nil
 		case map[string]any, []any:
-			b, err := jsontext.Append(nil, x, true)
+			s, err := jsontext.EncodeString(x, true)
 			if err != nil {
 				return nil, fmt.Errorf("encoding as JSON text: %w", err)
 			}
-			return string(b), nil
+			return s, nil
 		}
 	case KindLong, KindInteger, KindShort, KindByte:
 		n, err := jsonInt(v)

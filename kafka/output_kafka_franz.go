@@ -390,7 +390,7 @@ func messageValue(msg *service.Message) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if b, err := jsontext.Append(nil, v, false); err == nil {
+		if b, err := jsontext.Encode(v, false); err == nil {
 			return b, nil
 		}
 		// What encoding/json refuses (NaN, say) is benthos's to handle.

@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -94,6 +95,42 @@ func appendEncoded(dst []byte, v any, escapeHTML bool) ([]byte, error) {
 	return out[:len(out)-1], nil // Encode ends with a newline
 }
 
+// bufPool holds encoding buffers, so that a large value is encoded without
+// growing a new buffer each time.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// Encode returns the JSON text of v as Append writes it, in a slice of its
+// own of exactly that length.
+func Encode(v any, escapeHTML bool) ([]byte, error) {
+	var out []byte
+	err := withBuffer(v, escapeHTML, func(b []byte) { out = bytes.Clone(b) })
+	return out, err
+}
+
+// EncodeString is Encode as a string.
+func EncodeString(v any, escapeHTML bool) (string, error) {
+	var out string
+	err := withBuffer(v, escapeHTML, func(b []byte) { out = string(b) })
+	return out, err
+}
+
+// maxPooledBuffer bounds the buffers kept for reuse, so that one huge value
+// does not pin its buffer.
+const maxPooledBuffer = 1 << 20
+
+func withBuffer(v any, escapeHTML bool, use func([]byte)) error {
+	bp := bufPool.Get().(*[]byte)
+	b, err := Append((*bp)[:0], v, escapeHTML)
+	if err == nil {
+		use(b)
+	}
+	if cap(b) <= maxPooledBuffer {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	return err
+}
+
 // appendJSONFloat writes a float64 as encoding/json does: no exponent
 // between 1e-6 and 1e21, and a two-digit negative exponent trimmed to one.
 func appendJSONFloat(dst []byte, f float64) ([]byte, error) {
@@ -116,15 +153,30 @@ func appendJSONFloat(dst []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// plainASCII[html][b] tells whether ASCII byte b is written as it is, without
+// ([0]) and with ([1]) HTML escaping.
+var plainASCII = func() (t [2][utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[0][b] = b != '"' && b != '\\'
+		t[1][b] = t[0][b] && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
+
 // AppendString appends s quoted as encoding/json does: invalid UTF-8
 // becomes \ufffd, U+2028 and U+2029 are escaped, and so are <, > and & when
 // escapeHTML is set.
 func AppendString(dst []byte, s string, escapeHTML bool) []byte {
+	dst = slices.Grow(dst, len(s)+2)
 	dst = append(dst, '"')
+	plain := &plainASCII[0]
+	if escapeHTML {
+		plain = &plainASCII[1]
+	}
 	start := 0
 	for i := 0; i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && (!escapeHTML || (b != '<' && b != '>' && b != '&')) {
+			if plain[b] {
 				i++
 				continue
 			}

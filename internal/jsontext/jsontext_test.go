@@ -48,6 +48,13 @@ func TestAppendMatchesEncodingJSON(t *testing.T) {
 			if (err != nil) != (wantErr != nil) {
 				t.Fatalf("escapeHTML %v, case %d (%#v): error %v, encoding/json's %v", escapeHTML, i, v, err, wantErr)
 			}
+			if err == nil {
+				enc, _ := Encode(v, escapeHTML)
+				str, _ := EncodeString(v, escapeHTML)
+				if string(enc) != string(want) || str != string(want) {
+					t.Fatalf("escapeHTML %v, case %d (%#v): Encode %s, EncodeString %s, want %s", escapeHTML, i, v, enc, str, want)
+				}
+			}
 			if err == nil && string(got) != "prefix"+string(want) {
 				t.Fatalf("escapeHTML %v, case %d (%#v):\n got %s\nwant prefix%s", escapeHTML, i, v, got, want)
 			}
