@@ -16,9 +16,9 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
-// franzPollHoldMin is the shortest the poll loop waits for downstream to
-// catch up before it pauses a full partition (see waitForRoom).
-const franzPollHoldMin = 100 * time.Millisecond
+// franzPollHoldMax bounds how long the poll loop waits for downstream to
+// catch up before polling anyway (see waitForRoom).
+const franzPollHoldMax = 100 * time.Millisecond
 
 // franzFlushSlack is how close to its period a partition's batch is flushed,
 // and the shortest poll made while waiting for one.
@@ -333,13 +333,12 @@ func (r *franzReader) signalRoom() {
 // buffered records of it, fetched again only once the fetch in flight
 // returns: fetch_max_wait when the other partitions are idle. The client
 // keeps one fetch buffered meanwhile, so a pipeline that keeps up loses
-// nothing. After a while the poll takes what room there is, and a partition
-// at the limit is paused until acknowledgements free half of it, so that one
-// stuck partition does not hold the others. The while is fetch_max_wait (at
-// least franzPollHoldMin): the longest a resume can stall the partition, so
-// waiting longer than that would cost more than pausing.
+// nothing. After franzPollHoldMax the poll takes what room there is, and a
+// partition at the limit is paused until acknowledgements free half of it,
+// so that one stuck partition does not hold the others. It returns false
+// when ctx is done.
 func (r *franzReader) waitForRoom(ctx context.Context, cl *kgo.Client) (int, bool) {
-	deadline := time.NewTimer(r.conf.pauseAfter)
+	deadline := time.NewTimer(franzPollHoldMax)
 	defer deadline.Stop()
 	held := false
 	for {

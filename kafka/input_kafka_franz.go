@@ -216,9 +216,6 @@ type franzReaderConfig struct {
 	// but a user who writes it means one message per batch.
 	fetchBatches bool
 	lagRefresh   time.Duration
-	// pauseAfter is how long a partition stays at checkpoint_limit before
-	// it is paused (see franzReader.waitForRoom).
-	pauseAfter time.Duration
 }
 
 func newFranzReaderFromConfig(conf *service.ParsedConfig, res *service.Resources) (*franzReader, error) {
@@ -312,11 +309,6 @@ func franzReaderConfigFromParsed(conf *service.ParsedConfig) (franzReaderConfig,
 		c.clientOpts = append(c.clientOpts, groupOpts...)
 	}
 
-	maxWait, err := conf.FieldDuration(kfiFieldFetchMaxWait)
-	if err != nil {
-		return c, err
-	}
-	c.pauseAfter = max(maxWait, franzPollHoldMin)
 	fetchOpts, err := franzFetchOptsFromConfig(conf)
 	if err != nil {
 		return c, err
