@@ -120,7 +120,7 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Description("A consumer group to consume as. Partitions are distributed among the members of the group and offsets are committed and resumed under this name. Not used with explicit partitions.").
 			Optional(),
 		service.NewIntField(kfiFieldCheckpointLimit).
-			Description("The maximum number of messages of one partition that may be in flight (delivered but not acknowledged). Each poll takes only as many fetched records as fit under the limit; a partition that stays at its limit is paused until half of it is free. The committed offset is never past an unacknowledged message, so a lower limit means fewer duplicates after a crash, and less memory.").
+			Description("The maximum number of messages of one partition that may be in flight (delivered but not acknowledged). Each poll takes only as many fetched records as fit under the limit; a partition that stays at its limit is paused until half of it is free. With batching, keep it at least twice the batch count, so that one batch can be read while another is processed. The committed offset is never past an unacknowledged message, so a lower limit means fewer duplicates after a crash, and less memory.").
 			Default(1024).
 			Advanced(),
 		service.NewDurationField(kfiFieldCommitPeriod).
@@ -223,7 +223,22 @@ func newFranzReaderFromConfig(conf *service.ParsedConfig, res *service.Resources
 	if err != nil {
 		return nil, err
 	}
+	if w := c.batchLimitWarning(); w != "" {
+		res.Logger().Warn(w)
+	}
 	return newFranzReader(c, res), nil
+}
+
+// batchLimitWarning says why checkpoint_limit is too low for the batch
+// count, or is empty. One batch processed and the next one read need twice
+// the count; below that, each partition waits for its batch's
+// acknowledgement before reading on.
+func (c franzReaderConfig) batchLimitWarning() string {
+	if n := c.batchPolicy.Count; n > 0 && c.checkpointLimit < 2*n {
+		return fmt.Sprintf("%s %d is less than twice the batching count %d: each partition will have one batch in flight at a time, which slows consumption; set it to %d or more",
+			kfiFieldCheckpointLimit, c.checkpointLimit, n, 2*n)
+	}
+	return ""
 }
 
 func franzReaderConfigFromParsed(conf *service.ParsedConfig) (franzReaderConfig, error) {

@@ -296,3 +296,29 @@ func TestKafkaFranzSecretsScrubbed(t *testing.T) {
 		t.Errorf("printed config lost the sasl username:\n%s", out)
 	}
 }
+
+func TestKafkaFranzBatchLimitWarning(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		warn bool
+	}{
+		{"", false},
+		{"checkpoint_limit: 512\nbatching: { count: 250 }", false},
+		{"checkpoint_limit: 500\nbatching: { count: 250 }", false},
+		{"checkpoint_limit: 512\nbatching: { count: 1000 }", true},
+		{"batching: { count: 600 }", true}, // the default limit is 1024
+		{"checkpoint_limit: 1\nbatching: { period: 1s }", false},
+	} {
+		pConf, err := franzKafkaInputSpec().ParseYAML("seed_brokers: [ localhost:9092 ]\ntopics: [ t ]\n"+tc.yaml, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := franzReaderConfigFromParsed(pConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := c.batchLimitWarning(); (w != "") != tc.warn {
+			t.Errorf("%q: warning %q, want one: %v", tc.yaml, w, tc.warn)
+		}
+	}
+}
