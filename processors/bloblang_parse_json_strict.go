@@ -15,6 +15,10 @@ import (
 // as parse_json, which was an eighth of the worker's CPU.
 const parseJSONStrictMethod = "parse_json_strict"
 
+// jsonErrorMethod is the Bloblang method json_error: why parse_json_strict
+// fails on the value, or null, so that a mapping can give that reason.
+const jsonErrorMethod = "json_error"
+
 func init() {
 	spec := bloblang.NewPluginSpec().
 		Category("Parsing").
@@ -24,14 +28,9 @@ func init() {
 			[2]string{`{"a": [1, "x"]}`, `{"a":[1,"x"]}`})
 	bloblang.MustRegisterMethodV2(parseJSONStrictMethod, spec, func(*bloblang.ParsedParams) (bloblang.Method, error) {
 		return func(v any) (any, error) {
-			var b []byte
-			switch x := v.(type) {
-			case []byte:
-				b = x
-			case string:
-				b = []byte(x)
-			default:
-				return nil, fmt.Errorf("expected string or bytes value, got %T", v)
+			b, err := bytesOf(v)
+			if err != nil {
+				return nil, err
 			}
 			out, err := jsontext.Parse(b)
 			if err != nil {
@@ -40,4 +39,34 @@ func init() {
 			return out, nil
 		}, nil
 	})
+
+	errSpec := bloblang.NewPluginSpec().
+		Category("Parsing").
+		Description("Returns null when `parse_json_strict` would parse the string or bytes, otherwise why not, with the byte offset.").
+		Example("Say why a message is not JSON",
+			`root = if content().json_error() != null { throw("not JSON: " + content().json_error()) } else { this }`,
+			[2]string{`{"a":1}`, `{"a":1}`})
+	bloblang.MustRegisterMethodV2(jsonErrorMethod, errSpec, func(*bloblang.ParsedParams) (bloblang.Method, error) {
+		return func(v any) (any, error) {
+			b, err := bytesOf(v)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := jsontext.Parse(b); err != nil {
+				return err.Error(), nil
+			}
+			return nil, nil
+		}, nil
+	})
+}
+
+// bytesOf is the string or bytes a parsing method was called on.
+func bytesOf(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case string:
+		return []byte(x), nil
+	}
+	return nil, fmt.Errorf("expected string or bytes value, got %T", v)
 }

@@ -54,3 +54,29 @@ func TestParseJSONStrictMethod(t *testing.T) {
 		})
 	}
 }
+
+func TestJSONErrorMethod(t *testing.T) {
+	exe, err := bloblang.Parse(`root = this.json_error()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]any{
+		`{"a":[1,"x"]}`:    nil,
+		` "text" `:         nil,
+		`{"event_id": "br`: "unexpected end of input in a string at offset 16",
+		`{"a":1}{"b":2}`:   "unexpected '{' after the JSON value at offset 7",
+		"task 32513 done":  "invalid literal, expected true at offset 0",
+		"{\"a\":\"\xe9\"}": "invalid UTF-8 byte 0xE9 inside a string at offset 6",
+		"":                 "unexpected end of input at offset 0",
+		`{"a":1,}`:         "unexpected '}' looking for an object key at offset 7",
+		`[1e999]`:          "number 1e999 out of range of a 64-bit float at offset 1",
+	} {
+		got, err := exe.Query([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("json_error of %q = %v, want %v", in, got, want)
+		}
+	}
+}

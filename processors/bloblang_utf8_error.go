@@ -21,14 +21,9 @@ func init() {
 			[2]string{`{"a":"ok"}`, `{"a":"ok"}`})
 	bloblang.MustRegisterMethodV2(utf8ErrorMethod, spec, func(*bloblang.ParsedParams) (bloblang.Method, error) {
 		return func(v any) (any, error) {
-			var b []byte
-			switch x := v.(type) {
-			case []byte:
-				b = x
-			case string:
-				b = []byte(x)
-			default:
-				return nil, fmt.Errorf("expected string or bytes value, got %T", v)
+			b, err := bytesOf(v)
+			if err != nil {
+				return nil, err
 			}
 			if off := invalidUTF8Offset(b); off >= 0 {
 				return fmt.Sprintf("invalid UTF-8 byte 0x%02X at offset %d", b[off], off), nil

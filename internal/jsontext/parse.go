@@ -214,8 +214,9 @@ func (p *parser) number() (any, error) {
 	}
 	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
 	if err != nil {
+		num := p.b[start:min(p.i, start+32)]
 		p.i = start
-		return nil, p.errorf("number %s out of range of a 64-bit float", p.b[start:start+min(len(p.b)-start, 32)])
+		return nil, p.errorf("number %s out of range of a 64-bit float", num)
 	}
 	return f, nil
 }
@@ -256,7 +257,7 @@ func (p *parser) string() (string, error) {
 			p.i += n
 		}
 	}
-	return "", p.errorf("unterminated string")
+	return "", p.errorf("unexpected end of input in a string")
 }
 
 // escapedString continues a string that has escapes, from its start.
@@ -289,7 +290,7 @@ func (p *parser) escapedString(start int) (string, error) {
 			p.i += n
 		}
 	}
-	return "", p.errorf("unterminated string")
+	return "", p.errorf("unexpected end of input in a string")
 }
 
 // escape reads one escape sequence at p.i (a backslash) and returns its

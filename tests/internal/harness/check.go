@@ -43,7 +43,7 @@ func Expect(t *testing.T, events []claimxsim.Event) Expectation {
 		switch {
 		case ev.Malformed != "":
 			x.TriggerErrors[i] = map[string]string{
-				"not_json":              "event is not a JSON object",
+				"not_json":              "event is not JSON: ",
 				"missing_event_id":      "event_id is missing or blank",
 				"missing_assignment_id": "task_assignment_id is missing on a CUSTOM_TASK_",
 				"bad_timestamp":         "is not an RFC 3339 timestamp",
