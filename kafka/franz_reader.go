@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,6 @@ type partitionState struct {
 	committed int64 // last committed offset, -1 if none by this reader
 	paused    bool
 	revoked   bool
-	lastSize  int // messages in the last batch tracked, to foresee the next
 
 	// Batching state, used only by the poll loop while it blocks rebalances
 	// (or by the revoke callback, which cannot run at the same time).
@@ -297,7 +297,6 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 					continue
 				}
 				rb.cp = rb.ps.cp.track(rb.cp.next, rb.cp.epoch, rb.cp.size)
-				rb.ps.lastSize = rb.cp.size
 				if rb.hold {
 					continue
 				}
@@ -533,11 +532,7 @@ func newMetaBoxes(p kgo.FetchPartition, topic string) *metaBoxes {
 func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64, boxes *metaBoxes) *service.Message {
 	// A copy: rec.Value is a slice of the fetch's decompressed batch (up to
 	// megabytes), which one message still in flight would otherwise keep.
-	var value []byte
-	if rec.Value != nil {
-		value = append(make([]byte, 0, len(rec.Value)), rec.Value...)
-	}
-	msg := service.NewMessage(value)
+	msg := service.NewMessage(bytes.Clone(rec.Value)) // nil stays nil: a tombstone
 	if ms := rec.Timestamp.UnixMilli(); ms != boxes.tsMs {
 		boxes.tsMs, boxes.tsMsAny, boxes.tsUnix = ms, ms, rec.Timestamp.Unix()
 	}

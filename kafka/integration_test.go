@@ -348,6 +348,24 @@ batching:
 	}
 }
 
+// readUntilQuiet reads batches without acknowledging them until none comes
+// for 500ms, and returns their messages and acknowledgement functions.
+func readUntilQuiet(t *testing.T, rdr *franzReader) ([]*service.Message, []service.AckFunc) {
+	t.Helper()
+	var msgs []*service.Message
+	var acks []service.AckFunc
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		batch, ack, err := rdr.ReadBatch(ctx)
+		cancel()
+		if err != nil {
+			return msgs, acks
+		}
+		msgs = append(msgs, batch...)
+		acks = append(acks, ack)
+	}
+}
+
 // TestKafkaFranzCheckpointLimitPauses checks that a partition stops being
 // fetched when checkpoint_limit messages are unacknowledged, and resumes.
 func TestKafkaFranzCheckpointLimitPauses(t *testing.T) {
@@ -365,19 +383,7 @@ batching:
   count: 1
 `, addr))
 
-	readUntilQuiet := func() []service.AckFunc {
-		var acks []service.AckFunc
-		for {
-			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-			_, ack, err := rdr.ReadBatch(ctx)
-			cancel()
-			if err != nil {
-				return acks
-			}
-			acks = append(acks, ack)
-		}
-	}
-	acks := readUntilQuiet()
+	_, acks := readUntilQuiet(t, rdr)
 	// A fetch already in flight when the pause lands may add a little.
 	if len(acks) < 5 || len(acks) > 10 {
 		t.Fatalf("read %d messages without acking, want the checkpoint limit of 5 (plus at most one fetch)", len(acks))
@@ -385,8 +391,7 @@ batching:
 	for _, ack := range acks {
 		_ = ack(t.Context(), nil)
 	}
-	more := readUntilQuiet()
-	if len(more) == 0 {
+	if _, more := readUntilQuiet(t, rdr); len(more) == 0 {
 		t.Fatalf("partition not resumed after acknowledging")
 	}
 }
@@ -413,25 +418,13 @@ func TestKafkaFranzCheckpointLimitBoundsPolls(t *testing.T) {
 			}
 			rdr := newTestReader(t, fmt.Sprintf("seed_brokers: [ %s ]\ntopics: [ bound ]\ncheckpoint_limit: %d\n%s", addr, limit, tc.batching))
 
-			readUntilQuiet := func() (map[int64]int, []service.AckFunc) {
-				perPart := map[int64]int{}
-				var acks []service.AckFunc
-				for {
-					ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-					batch, ack, err := rdr.ReadBatch(ctx)
-					cancel()
-					if err != nil {
-						return perPart, acks
-					}
-					for _, m := range batch {
-						p, _ := m.MetaGetMut("kafka_partition")
-						perPart[p.(int64)]++
-					}
-					acks = append(acks, ack)
-				}
-			}
 			for round := 1; round <= 2; round++ {
-				perPart, acks := readUntilQuiet()
+				msgs, acks := readUntilQuiet(t, rdr)
+				perPart := map[int64]int{}
+				for _, m := range msgs {
+					p, _ := m.MetaGetMut("kafka_partition")
+					perPart[p.(int64)]++
+				}
 				for p := range int64(tc.partitions) {
 					if perPart[p] != limit {
 						t.Fatalf("round %d: partition %d has %d messages in flight, want checkpoint_limit %d (all: %v)", round, p, perPart[p], limit, perPart)

@@ -135,19 +135,9 @@ func (p *parser) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		p.space()
-		if p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				p.space()
-				continue
-			case '}':
-				p.i++
-				return m, nil
-			}
+		if done, err := p.afterMember('}', "an object value"); done || err != nil {
+			return m, err
 		}
-		return nil, p.errorf("unexpected %s after an object value", p.describe())
 	}
 }
 
@@ -168,20 +158,28 @@ func (p *parser) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.space()
-		if p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				p.space()
-				continue
-			case ']':
-				p.i++
-				return a, nil
-			}
+		if done, err := p.afterMember(']', "an array element"); done || err != nil {
+			return a, err
 		}
-		return nil, p.errorf("unexpected %s after an array element", p.describe())
 	}
+}
+
+// afterMember reads what follows a member of an object or array: a comma
+// (more members follow) or the closing bracket (done).
+func (p *parser) afterMember(closing byte, member string) (done bool, err error) {
+	p.space()
+	if p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.space()
+			return false, nil
+		case closing:
+			p.i++
+			return true, nil
+		}
+	}
+	return false, p.errorf("unexpected %s after %s", p.describe(), member)
 }
 
 func (p *parser) number() (any, error) {
@@ -235,62 +233,51 @@ var errBadEscape = errors.New("invalid escape")
 func (p *parser) string() (string, error) {
 	p.i++ // "
 	start := p.i
-	// The common case: no escapes, all ASCII or valid UTF-8.
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			s := p.s[start:p.i]
-			p.i++
-			return s, nil
-		case c == '\\':
-			return p.escapedString(start)
-		case c < 0x20:
-			return "", p.errorf("control character 0x%02X inside a string", c)
-		case c < utf8.RuneSelf:
-			p.i++
-		default:
-			r, n := utf8.DecodeRune(p.b[p.i:])
-			if r == utf8.RuneError && n == 1 {
-				return "", p.errorf("invalid UTF-8 byte 0x%02X inside a string", c)
-			}
-			p.i += n
-		}
+	if err := p.plain(); err != nil {
+		return "", err
 	}
-	return "", p.errorf("unexpected end of input in a string")
+	if p.b[p.i] == '"' { // no escapes: a slice of the input's copy
+		p.i++
+		return p.s[start : p.i-1], nil
+	}
+	out := append(make([]byte, 0, p.i-start+16), p.b[start:p.i]...)
+	for p.b[p.i] == '\\' {
+		r, err := p.escape()
+		if err != nil {
+			return "", err
+		}
+		out = utf8.AppendRune(out, r)
+		run := p.i
+		if err := p.plain(); err != nil {
+			return "", err
+		}
+		out = append(out, p.b[run:p.i]...)
+	}
+	p.i++ // "
+	return string(out), nil
 }
 
-// escapedString continues a string that has escapes, from its start.
-func (p *parser) escapedString(start int) (string, error) {
-	out := make([]byte, 0, p.i-start+16)
-	out = append(out, p.b[start:p.i]...)
+// plain moves past the characters of a string that stand for themselves, to
+// the next quote or backslash, refusing control characters and invalid
+// UTF-8.
+func (p *parser) plain() error {
 	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			return string(out), nil
-		case c == '\\':
-			r, err := p.escape()
-			if err != nil {
-				return "", err
-			}
-			out = utf8.AppendRune(out, r)
+		switch c := p.b[p.i]; {
+		case c == '"' || c == '\\':
+			return nil
 		case c < 0x20:
-			return "", p.errorf("control character 0x%02X inside a string", c)
+			return p.errorf("control character 0x%02X inside a string", c)
 		case c < utf8.RuneSelf:
-			out = append(out, c)
 			p.i++
 		default:
 			r, n := utf8.DecodeRune(p.b[p.i:])
 			if r == utf8.RuneError && n == 1 {
-				return "", p.errorf("invalid UTF-8 byte 0x%02X inside a string", c)
+				return p.errorf("invalid UTF-8 byte 0x%02X inside a string", c)
 			}
-			out = append(out, p.b[p.i:p.i+n]...)
 			p.i += n
 		}
 	}
-	return "", p.errorf("unexpected end of input in a string")
+	return p.errorf("unexpected end of input in a string")
 }
 
 // escape reads one escape sequence at p.i (a backslash) and returns its

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -91,17 +92,19 @@ func newBoundMessages(msgs []*kgo.Record) (*boundMessages, error) {
 	return b, nil
 }
 
-// funcBatchProcessor is a batch processor made of a function.
-type funcBatchProcessor func(service.MessageBatch) error
+// eachMessage is a batch processor that runs a function on every message.
+type eachMessage func(*service.Message) error
 
-func (f funcBatchProcessor) ProcessBatch(_ context.Context, b service.MessageBatch) ([]service.MessageBatch, error) {
-	if err := f(b); err != nil {
-		return nil, err
+func (f eachMessage) ProcessBatch(_ context.Context, b service.MessageBatch) ([]service.MessageBatch, error) {
+	for _, m := range b {
+		if err := f(m); err != nil {
+			return nil, err
+		}
 	}
 	return []service.MessageBatch{b}, nil
 }
 
-func (funcBatchProcessor) Close(context.Context) error { return nil }
+func (eachMessage) Close(context.Context) error { return nil }
 
 // boundsEnv is the environment of the bounds: every component, plus
 // bench_success (each message's bytes become the success message of its
@@ -116,62 +119,43 @@ func boundsEnv(bm *boundMessages, written *atomic.Int64, firstErr *atomic.Pointe
 		k, _ := m.MetaGet("kafka_key")
 		return fmt.Errorf("no success message of the worker's run has the key %q", k)
 	}
-	err := env.RegisterBatchProcessor("bench_success", service.NewConfigSpec(),
-		func(*service.ParsedConfig, *service.Resources) (service.BatchProcessor, error) {
-			return funcBatchProcessor(func(b service.MessageBatch) error {
-				for _, m := range b {
-					k, _ := m.MetaGet("kafka_key")
-					v, ok := bm.success[k]
-					if !ok {
-						return noKey(m)
-					}
-					m.SetBytes(v)
-				}
-				return nil
-			}), nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	err = env.RegisterBatchProcessor("bench_row", service.NewConfigSpec(),
-		func(*service.ParsedConfig, *service.Resources) (service.BatchProcessor, error) {
-			return funcBatchProcessor(func(b service.MessageBatch) error {
-				for _, m := range b {
-					k, _ := m.MetaGet("kafka_key")
-					row, ok := bm.rows[k]
-					if !ok {
-						return noKey(m)
-					}
-					p, _ := m.MetaGet("kafka_partition")
-					o, _ := m.MetaGet("kafka_offset")
-					r := make(map[string]any, len(row))
-					for k, v := range row {
-						r[k] = v
-					}
-					r["event_id"] = "bound_" + p + "_" + o
-					m.SetStructuredMut(r)
-				}
-				return nil
-			}), nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	err = env.RegisterBatchProcessor("bench_written", service.NewConfigSpec(),
-		func(*service.ParsedConfig, *service.Resources) (service.BatchProcessor, error) {
-			return funcBatchProcessor(func(b service.MessageBatch) error {
-				for _, m := range b {
-					if err := m.GetError(); err != nil {
-						firstErr.CompareAndSwap(nil, &err)
-					} else if st, _ := m.MetaGet("delta_write_status"); st == "written" {
-						written.Add(1)
-					}
-				}
-				return nil
-			}), nil
-		})
-	if err != nil {
-		return nil, err
+	for name, fn := range map[string]eachMessage{
+		"bench_success": func(m *service.Message) error {
+			k, _ := m.MetaGet("kafka_key")
+			v, ok := bm.success[k]
+			if !ok {
+				return noKey(m)
+			}
+			m.SetBytes(v)
+			return nil
+		},
+		"bench_row": func(m *service.Message) error {
+			k, _ := m.MetaGet("kafka_key")
+			row, ok := bm.rows[k]
+			if !ok {
+				return noKey(m)
+			}
+			p, _ := m.MetaGet("kafka_partition")
+			o, _ := m.MetaGet("kafka_offset")
+			r := maps.Clone(row)
+			r["event_id"] = "bound_" + p + "_" + o
+			m.SetStructuredMut(r)
+			return nil
+		},
+		"bench_written": func(m *service.Message) error {
+			if err := m.GetError(); err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+			} else if st, _ := m.MetaGet("delta_write_status"); st == "written" {
+				written.Add(1)
+			}
+			return nil
+		},
+	} {
+		err := env.RegisterBatchProcessor(name, service.NewConfigSpec(),
+			func(*service.ParsedConfig, *service.Resources) (service.BatchProcessor, error) { return fn, nil })
+		if err != nil {
+			return nil, err
+		}
 	}
 	return env, nil
 }
