@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -27,6 +28,8 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/claimx/claimx-connect/internal/hold"
 )
 
 const (
@@ -110,15 +113,33 @@ evaluated against the message), each value escaped as exactly one path segment, 
 
 ### Failures
 
-Only status 200 with a JSON body is a success. A 404 follows `+"`on_not_found`"+`: `+"`null`"+`
-stores null (or makes the message `+"`null`"+`), `+"`error`"+` fails the message, `+"`drop`"+` removes it
-from the batch. Timeouts, connection errors, 429 and 5xx are retried with exponential
-backoff and jitter; a `+"`Retry-After`"+` header (seconds or HTTP-date) is honoured: the next
-attempt never starts earlier, and when the server asks for longer than
-`+"`retries.max_interval`"+` the lookup fails instead. 401, 403 and other 4xx are not retried.
-A failed message keeps flowing with its error set (route it with `+"`catch`"+` or
-`+"`switch`"+` on `+"`errored()`"+`); the error names the status, the URL path (never the host,
-the query or a credential) and the reason. It also gets the metadata
+Only status 200 with a JSON body is a success. Every failure is either the record's or the
+API's, and the two go different ways:
+
+- **The record's**: the API says the assignment does not exist (404, which follows
+  `+"`on_not_found`"+`: `+"`null`"+` stores null, or makes the message `+"`null`"+`; `+"`error`"+` fails the message;
+  `+"`drop`"+` removes it), a 400, 409, 410, 413, 414 or 422 (the request built from the record is
+  wrong), a path parameter the record cannot fill, an answer larger than
+  `+"`max_response_bytes`"+`. The message leaves with its error set (route it with `+"`switch`"+` on
+  `+"`errored()`"+`, e.g. to an errors topic).
+- **The API's**: 5xx, 408, timeouts, refused or reset connections, DNS and TLS failures, 401
+  and 403 (the credentials are wrong, not the event), 429 after its retries, a body that is
+  not JSON (a proxy's HTML page), any other status, the circuit being open. With
+  `+"`on_unavailable: hold`"+` (the default) the message never fails for these: the whole batch waits
+  in the processor, unacknowledged, so its Kafka offsets do not advance. The processor probes
+  the API with one request after `+"`hold_initial_interval`"+`, doubling the wait up to
+  `+"`hold_max_interval`"+` (±20 % jitter; a `+"`Retry-After`"+` or the open circuit may ask for longer
+  and is honoured), and when the probe is answered looks up the rest of the batch and lets it
+  go on. Other pipeline threads holding on the same processor probe at once. When the stream
+  stops (SIGTERM) during a hold, the batch is handed back unacknowledged and nothing is
+  failed: the next process looks it up. `+"`hold_timeout`"+` ends a hold that lasts too long by stopping
+  the process (exit code 3). With `+"`on_unavailable: error`"+` these failures fail the message instead.
+
+Before either, timeouts, connection errors, 429 and 5xx are retried `+"`retries.max_attempts`"+`
+times with exponential backoff and jitter; a `+"`Retry-After`"+` header (seconds or HTTP-date) is
+honoured: the next attempt never starts earlier, and when the server asks for longer than
+`+"`retries.max_interval`"+` the attempts end there. The error names the status, the URL path (never
+the host, the query or a credential) and the reason. A failed message also gets the metadata
 `+"`"+ClaimXLookupMetaError+"`"+` (`+"`auth`, `not_found`, `client`, `transient`, `circuit_open`, `invalid_response`"+`)
 and, when the API answered, `+"`"+ClaimXLookupMetaStatus+"`"+` (the HTTP status).
 `+"`"+ClaimXLookupMetaAttempts+"`"+` counts the HTTP attempts and `+"`"+ClaimXLookupMetaCached+"`"+` is `+"`true`"+`
@@ -148,7 +169,13 @@ together).
 Per HTTP attempt: `+"`<metrics_prefix>claimx_api_calls_total`"+`, `+"`<metrics_prefix>claimx_api_latency_seconds`"+`
 (a timer) and, for a failed attempt or a lookup refused by the open circuit,
 `+"`<metrics_prefix>claimx_api_errors_total`"+` with label `+"`reason`"+` (the error class). Cache hits count
-in `+"`<metrics_prefix>claimx_api_cache_hits_total`"+`. With `+"`metrics_prefix: itel_worker_`"+` the names
+in `+"`<metrics_prefix>claimx_api_cache_hits_total`"+`. While holding: the gauge
+`+"`<metrics_prefix>claimx_api_available`"+` is 0 (1 otherwise), `+"`<metrics_prefix>claimx_api_records_held`"+`
+counts the records waiting, `+"`<metrics_prefix>claimx_api_hold_seconds_total`"+` the seconds held and
+`+"`<metrics_prefix>claimx_api_holds_total`"+` (label `+"`reason`"+`: the status, `+"`timeout`"+`, `+"`connection`"+`,
+`+"`auth`"+`, `+"`circuit_open`"+` or `+"`invalid_response`"+`) the holds entered. A hold logs a warning when it
+begins (the reason, never a credential or the query) and an info line when it ends, with
+its length and the records that waited. With `+"`metrics_prefix: itel_worker_`"+` the names
 are those of the original iTel worker.
 
 ### Secrets
@@ -216,13 +243,14 @@ log line the processor writes.`).
 			).Description("Retries of timeouts, connection errors, 429 and 5xx."),
 			service.NewObjectField(clFieldBreaker,
 				service.NewIntField(clFieldFailureThreshold).Description("Consecutive failed attempts that open the circuit.").Default(5),
-				service.NewDurationField(clFieldOpenTimeout).Description("How long the circuit stays open before probing.").Default("60s"),
+				service.NewDurationField(clFieldOpenTimeout).Description("How long the circuit stays open before probing. With `on_unavailable: hold` it may not exceed `hold_max_interval`: the breaker decides when a held stream probes.").Default("30s"),
 				service.NewIntField(clFieldHalfOpenMax).Description("Probes let through while half-open; that many successes close it.").Default(1),
 			).Description("Circuit breaker over the HTTP attempts.").Advanced(),
 			service.NewIntField(clFieldMaxResponseBytes).Description("Largest response body accepted; a larger one fails the lookup as `invalid_response`.").Default(10<<20).Advanced(),
 			service.NewStringField(clFieldMetricsPrefix).Description("Prefix of the metric names, e.g. `itel_worker_`.").Default(""),
 			service.NewTLSToggledField(clFieldTLS),
 		).
+		Fields(holdFields("the ClaimX API")...).
 		Example("Assignment with its form answers (the iTel worker)", `
 Stores the assignment at `+"`claimx_task_full`"+` as a JSON string; a 404 stores null.
 `, `
@@ -305,6 +333,7 @@ type claimxLookupConfig struct {
 	maxBody        int64
 	metricsPrefix  string
 	tlsConf        *tls.Config
+	hold           holdSettings
 }
 
 type clAuthConfig struct {
@@ -471,6 +500,13 @@ func newClaimxLookupFromConfig(conf *service.ParsedConfig, res *service.Resource
 	if tlsOn {
 		c.tlsConf = tlsConf
 	}
+	if c.hold, err = parseHoldSettings(conf); err != nil {
+		return nil, err
+	}
+	if c.hold.mode == hold.ModeHold && c.openTimeout > c.hold.cfg.MaxInterval {
+		return nil, fmt.Errorf("circuit_breaker.open_timeout (%v) must not exceed %s (%v) with %s: %s: a held stream probes when the breaker lets it",
+			c.openTimeout, holdFieldMaxInterval, c.hold.cfg.MaxInterval, holdFieldOnUnavailable, hold.ModeHold)
+	}
 	return newClaimxLookup(c, res), nil
 }
 
@@ -529,6 +565,10 @@ type claimxLookup struct {
 	flight   singleflight.Group
 	warmOnce sync.Once
 	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// openedAt is when the circuit last opened (unix nanoseconds): a held
+	// stream probes when it half-opens.
+	openedAt atomic.Int64
+	gate     *hold.Gate
 
 	mCalls     *service.MetricCounter
 	mErrors    *service.MetricCounter
@@ -593,9 +633,13 @@ func newClaimxLookup(c claimxLookupConfig, res *service.Resources) *claimxLookup
 		IsSuccessful: func(err error) bool { return !errors.Is(err, errClBreakerFailure) },
 		IsExcluded:   func(err error) bool { return errors.Is(err, errClBreakerExcluded) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				p.openedAt.Store(time.Now().UnixNano())
+			}
 			p.log.Warnf("%s: circuit breaker %s -> %s", name, from, to)
 		},
 	})
+	p.gate = newHoldGate(res, c.hold, "ClaimX API", c.metricsPrefix+"claimx_api")
 	return p
 }
 
@@ -634,11 +678,58 @@ func clSensitiveHeader(name string) bool {
 
 // clLookupError is a failed lookup; its class goes to claimx_lookup_error.
 type clLookupError struct {
-	class    string
-	status   int // 0 when the API did not answer
-	path     string
-	attempts int
-	reason   string
+	class      string
+	status     int // 0 when the API did not answer
+	path       string
+	attempts   int
+	reason     string
+	retryAfter time.Duration // asked for by the API, or until the circuit half-opens
+}
+
+// unavailable classifies a failed lookup (the spec's "Failures"): nil when
+// the failure belongs to the record (it would fail again however long we
+// waited: a 404, a 400 or 422 naming the request built from it, an answer too
+// big to hold), else the dependency failure that a held stream waits out.
+func (e *clLookupError) unavailable() *hold.UnavailableError {
+	reason := ""
+	switch e.class {
+	case clErrNotFound:
+		return nil
+	case clErrClient:
+		switch e.status {
+		case 0, http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusGone,
+			http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong, http.StatusUnprocessableEntity:
+			return nil
+		}
+		reason = strconv.Itoa(e.status)
+	case clErrInvalidResponse:
+		if e.tooBig() {
+			return nil
+		}
+		reason = clErrInvalidResponse
+	case clErrCircuitOpen:
+		reason = clErrCircuitOpen
+	case clErrAuth, clErrTransient:
+		switch {
+		case e.status != 0:
+			reason = strconv.Itoa(e.status)
+		case e.class == clErrAuth:
+			reason = clErrAuth
+		case strings.HasPrefix(e.reason, "timed out"):
+			reason = "timeout"
+		default:
+			reason = "connection"
+		}
+	default:
+		reason = e.class
+	}
+	return &hold.UnavailableError{Reason: reason, RetryAfter: e.retryAfter, Err: e}
+}
+
+// tooBig reports an answer over max_response_bytes: the record's answer,
+// which no wait makes smaller.
+func (e *clLookupError) tooBig() bool {
+	return e.class == clErrInvalidResponse && strings.HasPrefix(e.reason, "body larger than")
 }
 
 func (e *clLookupError) Error() string {
@@ -678,15 +769,19 @@ type clResult struct {
 }
 
 // ProcessBatch looks every message up concurrently and applies the outcomes.
+// With on_unavailable: hold, a failure of the API holds the whole batch here
+// until the API answers (see hold.Gate); the batch leaves only with answers
+// and record errors.
 func (p *claimxLookup) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	results := make([]*clResult, len(batch))
+	reqs := make([]*clRequest, len(batch))
+	var todo []int // one message per distinct URL
 	drop := make([]bool, len(batch))
 	// Messages of a batch asking for the same URL share one lookup: one
 	// cache read and one decoding instead of one per message.
 	firstOf := map[string]int{}
 	sameAs := make([]int, len(batch))
 	ex := p.executors(batch)
-	var wg sync.WaitGroup
 	for i, msg := range batch {
 		sameAs[i] = -1
 		req, err := p.resolve(ex, i)
@@ -711,20 +806,21 @@ func (p *claimxLookup) ProcessBatch(ctx context.Context, batch service.MessageBa
 			continue
 		}
 		firstOf[req.key] = i
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case p.sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = &clResult{err: &clLookupError{class: clErrTransient, path: req.url.EscapedPath(), reason: "interrupted: " + ctx.Err().Error()}}
-				return
-			}
-			defer func() { <-p.sem }()
-			results[i] = p.lookup(ctx, req)
-		}()
+		reqs[i] = req
+		todo = append(todo, i)
 	}
-	wg.Wait()
+	if p.conf.hold.mode == hold.ModeHold {
+		err := p.gate.Do(ctx, len(batch), func(ctx context.Context, probe bool) error {
+			return p.lookupHeld(ctx, todo, reqs, results, probe)
+		})
+		if err != nil {
+			// Only the end of the stream interrupts a hold: the batch is
+			// dropped with its context, unacknowledged, for the next process.
+			return nil, err
+		}
+	} else {
+		p.lookupAll(ctx, todo, reqs, results, p.conf.maxAttempts)
+	}
 	for i, j := range sameAs {
 		if j >= 0 {
 			results[i] = results[j]
@@ -748,6 +844,63 @@ func (p *claimxLookup) ProcessBatch(ctx context.Context, batch service.MessageBa
 		return nil, nil
 	}
 	return []service.MessageBatch{out}, nil
+}
+
+// lookupHeld runs the lookups that have no answer yet or failed for want of
+// the API, and returns the API's failure if one remains. A probe sends one
+// request before the rest: a recovering API sees one request, not a batch.
+func (p *claimxLookup) lookupHeld(ctx context.Context, todo []int, reqs []*clRequest, results []*clResult, probe bool) error {
+	var pending []int
+	for _, i := range todo {
+		if results[i] == nil || results[i].unavailable() != nil {
+			pending = append(pending, i)
+		}
+	}
+	if probe && len(pending) > 0 {
+		p.lookupAll(ctx, pending[:1], reqs, results, 1)
+		if u := results[pending[0]].unavailable(); u != nil {
+			return u
+		}
+		pending = pending[1:]
+	}
+	p.lookupAll(ctx, pending, reqs, results, p.conf.maxAttempts)
+	for _, i := range pending {
+		if u := results[i].unavailable(); u != nil {
+			return u
+		}
+	}
+	return nil
+}
+
+// lookupAll looks up reqs[i] for each i of idx concurrently, at most
+// max_concurrency at a time across the processor, each with up to attempts
+// HTTP attempts.
+func (p *claimxLookup) lookupAll(ctx context.Context, idx []int, reqs []*clRequest, results []*clResult, attempts int) {
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		req := reqs[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = &clResult{err: &clLookupError{class: clErrTransient, path: req.url.EscapedPath(), reason: "interrupted: " + ctx.Err().Error()}}
+				return
+			}
+			defer func() { <-p.sem }()
+			results[i] = p.lookup(ctx, req, attempts)
+		}()
+	}
+	wg.Wait()
+}
+
+// unavailable is the dependency failure of a result, or nil.
+func (r *clResult) unavailable() *hold.UnavailableError {
+	if r == nil || r.err == nil {
+		return nil
+	}
+	return r.err.unavailable()
 }
 
 // apply writes a lookup outcome into the message; it reports whether the
@@ -1048,7 +1201,7 @@ func (p *claimxLookup) warmResources(ctx context.Context) {
 }
 
 // lookup answers one request from the cache or the API.
-func (p *claimxLookup) lookup(ctx context.Context, req *clRequest) *clResult {
+func (p *claimxLookup) lookup(ctx context.Context, req *clRequest, attempts int) *clResult {
 	p.warmResources(ctx)
 	if p.conf.cache != "" {
 		var body []byte
@@ -1069,7 +1222,7 @@ func (p *claimxLookup) lookup(ctx context.Context, req *clRequest) *clResult {
 	}
 
 	v, _, _ := p.flight.Do(req.key, func() (any, error) {
-		r := p.fetch(ctx, req)
+		r := p.fetch(ctx, req, attempts)
 		if r.err == nil && p.conf.cache != "" {
 			ttl := p.conf.cacheTTL
 			var setErr error
@@ -1086,8 +1239,8 @@ func (p *claimxLookup) lookup(ctx context.Context, req *clRequest) *clResult {
 	return v.(*clResult)
 }
 
-// fetch calls the API, retrying transient failures.
-func (p *claimxLookup) fetch(ctx context.Context, req *clRequest) *clResult {
+// fetch calls the API, up to maxAttempts times for transient failures.
+func (p *claimxLookup) fetch(ctx context.Context, req *clRequest, maxAttempts int) *clResult {
 	path := req.url.EscapedPath()
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(p.conf.initialIntvl),
@@ -1115,7 +1268,8 @@ func (p *claimxLookup) fetch(ctx context.Context, req *clRequest) *clResult {
 			attempts--
 			continue
 		}
-		if !retryable || attempts >= p.conf.maxAttempts {
+		r.err.retryAfter = max(r.err.retryAfter, retryAfter)
+		if !retryable || attempts >= maxAttempts {
 			return r
 		}
 		wait := bo.NextBackOff()
@@ -1152,7 +1306,12 @@ func (p *claimxLookup) attempt(ctx context.Context, req *clRequest) (*clResult, 
 	done, err := p.breaker.Allow()
 	if err != nil {
 		p.mErrors.Incr(1, clErrCircuitOpen)
-		return &clResult{err: &clLookupError{class: clErrCircuitOpen,
+		// A held stream probes again when the circuit half-opens.
+		wait := time.Second
+		if p.breaker.State() == gobreaker.StateOpen {
+			wait = max(wait, p.conf.openTimeout-time.Since(time.Unix(0, p.openedAt.Load())))
+		}
+		return &clResult{err: &clLookupError{class: clErrCircuitOpen, retryAfter: wait,
 			reason: fmt.Sprintf("circuit breaker is %s after repeated failures; not calling the API", p.breaker.State())}}, 0, false
 	}
 	r, retryAfter, retryable, verdict := p.call(ctx, req)
