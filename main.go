@@ -38,5 +38,6 @@ func main() {
 		service.CLIOptAddCommand(cli.DeltaCommand()),
 		service.CLIOptAddCommand(claimxsim.Command()),
 		service.CLIOptAddCommand(cli.DevCommand()),
+		service.CLIOptAddCommand(cli.ErrorsCommand()),
 	)
 }
