@@ -421,8 +421,9 @@ func jsonInt(m map[string]json.RawMessage, name, prefix string, dst *int64) (boo
 	return true, nil
 }
 
-// parseHeaders reads a JSON object of header names and string values in the
-// order written.
+// parseHeaders reads a JSON object of header names and values in the order
+// written. A value is a string, or an array of strings for a header that
+// repeats (the kafka_franz input's multi_header).
 func parseHeaders(raw json.RawMessage) ([]kgo.RecordHeader, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -435,15 +436,24 @@ func parseHeaders(raw json.RawMessage) ([]kgo.RecordHeader, error) {
 			return nil, err
 		}
 		name, _ := t.(string)
-		var v *string
+		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("header %q is not a string", name)
+			return nil, err
 		}
-		h := kgo.RecordHeader{Key: name}
-		if v != nil {
-			h.Value = []byte(*v)
+		var one *string
+		var many []*string
+		if json.Unmarshal(v, &one) == nil {
+			many = []*string{one}
+		} else if json.Unmarshal(v, &many) != nil {
+			return nil, fmt.Errorf("header %q is not a string or an array of strings", name)
 		}
-		hs = append(hs, h)
+		for _, s := range many {
+			h := kgo.RecordHeader{Key: name}
+			if s != nil {
+				h.Value = []byte(*s)
+			}
+			hs = append(hs, h)
+		}
 	}
 	return hs, nil
 }

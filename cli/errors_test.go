@@ -259,7 +259,7 @@ func TestErrorsReplayExact(t *testing.T) {
 	// Written by hand to keep the header order, which is not sorted.
 	withHeaders := `{"original_message":{"a":[1,2],"b":1},"original_text":` + mustJSON(text) + `,"error":"bad","stage":"validate",` +
 		`"failed_at":"2026-12-05T08:00:00.000Z","source":{"topic":"orders","partition":2,"offset":7,"key":"k-1",` +
-		`"headers":{"trace":"t1","content-type":"application/json","empty":""}}}`
+		`"headers":{"trace":"t1","content-type":"application/json","empty":"","multi":["m1","m2"]}}}`
 	withBase64 := errRec(map[string]any{
 		erOriginalMessage: "\ufffd\ufffdhi\ufffd\u0000", erOriginalBase64: base64.StdEncoding.EncodeToString(binary),
 		erError: "not JSON", erStage: "trigger", erSource: src("orders", 1, 3, nil),
@@ -292,6 +292,7 @@ func TestErrorsReplayExact(t *testing.T) {
 		{"original_base64 with invalid UTF-8, no key, no headers", got[0], 1, nil, binary, nil},
 		{"original_text with its spacing and key order, key and headers", got[1], 2, []byte("k-1"), []byte(text), []kgo.RecordHeader{
 			{Key: "trace", Value: []byte("t1")}, {Key: "content-type", Value: []byte("application/json")}, {Key: "empty", Value: []byte{}},
+			{Key: "multi", Value: []byte("m1")}, {Key: "multi", Value: []byte("m2")},
 		}},
 	}
 	for _, tt := range tests {
@@ -440,7 +441,7 @@ func TestErrorsReplaySkipped(t *testing.T) {
 		skipNoSourceTopic: {"0/1"},
 		skipTruncatedGone: {"0/2"},
 		skipBadBase64:     {"0/3"},
-		`source.headers: header "n" is not a string`: {"0/4"},
+		`source.headers: header "n" is not a string or an array of strings`: {"0/4"},
 	}
 	got := map[string][]string{}
 	for _, c := range s.SkippedByReason {
