@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/claimx/claimx-connect/claimxsim"
 	"github.com/claimx/claimx-connect/cli"
+	"github.com/claimx/claimx-connect/internal/hold"
 	_ "github.com/claimx/claimx-connect/kafka"
 	_ "github.com/claimx/claimx-connect/metrics"
 	_ "github.com/claimx/claimx-connect/outputs"
@@ -29,7 +31,7 @@ var (
 )
 
 func main() {
-	service.RunCLI(context.Background(),
+	code, err := service.RunCLIToCode(context.Background(),
 		service.CLIOptSetBinaryName("claimx-connect"),
 		service.CLIOptSetProductName("claimx-connect"),
 		service.CLIOptSetVersion(fmt.Sprintf("%s (commit %s, %s)", version, commit, runtime.Version()), date),
@@ -40,4 +42,10 @@ func main() {
 		service.CLIOptAddCommand(cli.DevCommand()),
 		service.CLIOptAddCommand(cli.ErrorsCommand()),
 	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err.Error())
+	}
+	// A stream that stopped because a hold outlasted its hold_timeout
+	// exits non-zero even though its shutdown was graceful.
+	os.Exit(hold.ExitCode(code))
 }

@@ -125,6 +125,9 @@ type pipe struct {
 	mu      sync.Mutex
 	out     []*service.Message
 	stop    func()
+	// stopTimeout is how long stop lets in-flight batches finish before
+	// the hard stop.
+	stopTimeout time.Duration
 }
 
 // startPipe runs procYAML (with optional resources) in a stream whose logs
@@ -137,7 +140,7 @@ func startPipe(t *testing.T, procYAML, resourcesYAML string, opts ...func(*servi
 		func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return rec, nil }); err != nil {
 		t.Fatal(err)
 	}
-	p := &pipe{t: t, logs: &syncBuffer{}, metrics: rec}
+	p := &pipe{t: t, logs: &syncBuffer{}, metrics: rec, stopTimeout: 10 * time.Second}
 	b := env.NewStreamBuilder()
 	b.SetLogger(slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	for _, o := range opts {
@@ -165,7 +168,7 @@ func startPipe(t *testing.T, procYAML, resourcesYAML string, opts ...func(*servi
 	var once sync.Once
 	p.stop = func() {
 		once.Do(func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			sctx, scancel := context.WithTimeout(context.Background(), p.stopTimeout)
 			defer scancel()
 			_ = stream.Stop(sctx)
 			cancel()

@@ -23,7 +23,7 @@ const (
 func holdFields(dependency string) []*service.ConfigField {
 	return []*service.ConfigField{
 		service.NewStringAnnotatedEnumField(holdFieldOnUnavailable, map[string]string{
-			string(hold.ModeHold): "Pause the stream: the batch is not acknowledged (its Kafka offsets do not advance) and " + dependency + " is probed with capped exponential backoff until it answers; then the batch goes on. Nothing goes to an errors topic because of an outage.",
+			string(hold.ModeHold):  "Pause the stream: the batch is not acknowledged (its Kafka offsets do not advance) and " + dependency + " is probed with capped exponential backoff until it answers; then the batch goes on. Nothing goes to an errors topic because of an outage.",
 			string(hold.ModeError): "Fail the records with the error, for a pipeline that routes them to a dead-letter topic (replay them later with `claimx-connect errors replay`).",
 		}).Description("What a failure of " + dependency + " (not of the record) does.").Default(string(hold.ModeHold)),
 		service.NewDurationField(holdFieldTimeout).

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -9,7 +10,9 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/claimx/claimx-connect/delta"
 	"github.com/claimx/claimx-connect/internal/deltasink"
+	"github.com/claimx/claimx-connect/internal/hold"
 )
 
 const (
@@ -29,15 +32,18 @@ func deltaLakeProcessorSpec() *service.ConfigSpec {
 		Summary("Appends each batch to a Delta Lake table, one commit per batch, and keeps the messages so the pipeline can publish a result per row.").
 		Description(deltasink.ConversionDoc+`
 
-Every message leaves with the metadata `+"`delta_write_status`"+` (`+"`written`"+`, `+"`replayed`"+` when a commit already recorded its Kafka offset, or `+"`duplicate`"+` when its dedupe key is already in the table) and `+"`delta_table_version`"+`, the version holding its row. A message that cannot be converted gets an error naming the column and the value; messages that arrive with an error are passed through untouched and not written. When the commit itself fails (storage unreachable, a conflict), it is retried with exponential backoff for `+"`retry_max_elapsed`"+`; after that every message of the batch gets the error, so the pipeline can route it to an error topic.
+Every message leaves with the metadata `+"`delta_write_status`"+` (`+"`written`"+`, `+"`replayed`"+` when a commit already recorded its Kafka offset, or `+"`duplicate`"+` when its dedupe key is already in the table) and `+"`delta_table_version`"+`, the version holding its row. A message that cannot be converted (a value the table cannot hold) gets an error naming the column and the value: that is the record's failure. Messages that arrive with an error are passed through untouched and not written.
+
+A failure of the batch as a whole (object storage unavailable, throttled or timing out after the storage retries; the table unreadable; commit conflicts beyond `+"`max_commit_attempts`"+`) is not the records' fault. With `+"`on_unavailable: hold`"+` (the default) the batch then waits in the processor, unacknowledged, and the write is tried again after `+"`hold_initial_interval`"+`, doubling up to `+"`hold_max_interval`"+`, until it succeeds; nothing goes to an errors topic, and a SIGTERM meanwhile hands the batch back uncommitted. The gauge `+"`delta_storage_available`"+` is 0 while holding, `+"`delta_storage_records_held`"+` counts the records waiting, `+"`delta_storage_hold_seconds_total`"+` the seconds held and `+"`delta_storage_holds_total`"+` (label `+"`reason`"+`: `+"`storage`"+` or `+"`conflict`"+`) the holds entered; a warning is logged when a hold begins and an info line when it ends. With `+"`on_unavailable: error`"+` the write is retried with exponential backoff for `+"`retry_max_elapsed`"+`, and then every message of the batch gets the error, so the pipeline can route it to an error topic.
 
 Place it last in the pipeline and acknowledge only after publishing the result: the Kafka offsets then commit only once the row and its result message are durable.`).
 		Fields(deltasink.Fields()...).
 		Fields(
-			service.NewDurationField(dlpFieldRetryInitial).Description("First wait before retrying a failed commit.").Default("500ms").Advanced(),
-			service.NewDurationField(dlpFieldRetryMax).Description("Longest wait between retries of a failed commit.").Default("10s").Advanced(),
-			service.NewDurationField(dlpFieldRetryMaxTotal).Description("Give up retrying a failed commit after this long and fail the batch's messages; 0 retries until the stream stops.").Default("1m"),
-		)
+			service.NewDurationField(dlpFieldRetryInitial).Description("With `on_unavailable: error`: first wait before retrying a failed commit.").Default("500ms").Advanced(),
+			service.NewDurationField(dlpFieldRetryMax).Description("With `on_unavailable: error`: longest wait between retries of a failed commit.").Default("10s").Advanced(),
+			service.NewDurationField(dlpFieldRetryMaxTotal).Description("With `on_unavailable: error`: give up retrying a failed commit after this long and fail the batch's messages; 0 retries until the stream stops.").Default("1m"),
+		).
+		Fields(holdFields("the table's storage")...)
 }
 
 func init() {
@@ -62,6 +68,10 @@ func newDeltaLakeProcessor(conf *service.ParsedConfig, mgr *service.Resources) (
 	if p.retryTotal, err = conf.FieldDuration(dlpFieldRetryMaxTotal); err != nil {
 		return nil, err
 	}
+	if p.hold, err = parseHoldSettings(conf); err != nil {
+		return nil, err
+	}
+	p.gate = newHoldGate(mgr, p.hold, "Delta storage", "delta_storage")
 	return p, nil
 }
 
@@ -71,6 +81,8 @@ type deltaLakeProcessor struct {
 	uri string
 
 	retryInitial, retryMax, retryTotal time.Duration
+	hold                               holdSettings
+	gate                               *hold.Gate
 }
 
 func (p *deltaLakeProcessor) backoff(ctx context.Context) backoff.BackOff {
@@ -85,17 +97,32 @@ func (p *deltaLakeProcessor) backoff(ctx context.Context) backoff.BackOff {
 func (p *deltaLakeProcessor) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	var results []deltasink.Result
 	attempt := 0
-	op := func() error {
-		attempt++
-		if !p.w.Connected() {
-			if err := p.w.Connect(ctx); err != nil {
-				p.log.With("table", p.uri, "attempt", attempt, "error", err.Error()).Warn("opening Delta table failed; retrying")
-				return err
+	if p.hold.mode == hold.ModeHold {
+		records := 0
+		for _, m := range batch {
+			if m.GetError() == nil {
+				records++
 			}
 		}
-		var err error
-		results, err = p.w.Write(ctx, batch, func(i int) bool { return batch[i].GetError() != nil })
+		err := p.gate.Do(ctx, records, func(ctx context.Context, _ bool) error {
+			attempt++
+			var err error
+			if results, err = p.write(ctx, batch); err != nil {
+				return hold.Unavailable(deltaHoldReason(err), 0, fmt.Errorf("writing %d messages to Delta table %s (attempt %d): %w", len(batch), p.uri, attempt, err))
+			}
+			return nil
+		})
 		if err != nil {
+			// Only the end of the stream interrupts a hold: the batch is
+			// dropped with its context, unacknowledged, for the next process.
+			return nil, err
+		}
+		return p.finish(batch, results), nil
+	}
+	op := func() error {
+		attempt++
+		var err error
+		if results, err = p.write(ctx, batch); err != nil {
 			p.log.With("table", p.uri, "attempt", attempt, "messages", len(batch), "error", err.Error()).Warn("Delta commit failed; retrying")
 		}
 		return err
@@ -109,6 +136,31 @@ func (p *deltaLakeProcessor) ProcessBatch(ctx context.Context, batch service.Mes
 		}
 		return []service.MessageBatch{batch}, nil
 	}
+	return p.finish(batch, results), nil
+}
+
+// write connects when needed and appends the batch's messages without an
+// error, in one commit.
+func (p *deltaLakeProcessor) write(ctx context.Context, batch service.MessageBatch) ([]deltasink.Result, error) {
+	if !p.w.Connected() {
+		if err := p.w.Connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return p.w.Write(ctx, batch, func(i int) bool { return batch[i].GetError() != nil })
+}
+
+// deltaHoldReason is the metrics reason of a failed batch write.
+func deltaHoldReason(err error) string {
+	if errors.Is(err, delta.ErrConflict) || errors.Is(err, delta.ErrTooManyAttempts) {
+		return "conflict"
+	}
+	return "storage"
+}
+
+// finish sets each message's outcome: its error when the table rejected it,
+// else its write status and table version.
+func (p *deltaLakeProcessor) finish(batch service.MessageBatch, results []deltasink.Result) []service.MessageBatch {
 	for i, r := range results {
 		m := batch[i]
 		switch r.Status {
@@ -122,7 +174,7 @@ func (p *deltaLakeProcessor) ProcessBatch(ctx context.Context, batch service.Mes
 		m.MetaSetMut(dlpMetaStatus, r.Status.String())
 		m.MetaSetMut(dlpMetaVersion, strconv.FormatInt(r.Version, 10))
 	}
-	return []service.MessageBatch{batch}, nil
+	return []service.MessageBatch{batch}
 }
 
 func (p *deltaLakeProcessor) Close(context.Context) error {

@@ -1,9 +1,16 @@
 package processors
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/claimx/claimx-connect/internal/hold"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
@@ -71,6 +78,7 @@ create_if_missing: true
 schema: [ { name: a, type: string } ]
 retry_initial_interval: 10ms
 retry_max_elapsed: 100ms
+on_unavailable: error
 `, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -85,5 +93,68 @@ retry_max_elapsed: 100ms
 	}
 	if e := out[0][0].GetError(); e == nil || !strings.Contains(e.Error(), "not-a-dir") {
 		t.Fatalf("want the storage error on the message, got %v", e)
+	}
+}
+
+// holdingDeltaProcessor is a delta_lake processor in hold mode over a table
+// whose directory cannot be made until unblock is called.
+func holdingDeltaProcessor(t *testing.T) (p *deltaLakeProcessor, unblock func()) {
+	t.Helper()
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "blocker")
+	if err := os.WriteFile(blocker, []byte("a file where the table's parent directory should be"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := deltaLakeProcessorSpec().ParseYAML(fmt.Sprintf(`
+table_uri: %s
+create_if_missing: true
+schema: [ { name: a, type: string } ]
+hold_initial_interval: 20ms
+hold_max_interval: 50ms
+`, filepath.Join(blocker, "table")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = newDeltaLakeProcessor(conf, service.MockResources()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p, func() {
+		if err := os.Remove(blocker); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestDeltaLakeProcessorHoldsUntilStorageIsBack(t *testing.T) {
+	p, unblock := holdingDeltaProcessor(t)
+	time.AfterFunc(300*time.Millisecond, unblock)
+	start := time.Now()
+	out, err := p.ProcessBatch(t.Context(), service.MessageBatch{service.NewMessage([]byte(`{"a":"x"}`))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("the batch left after %v, before the storage was back", time.Since(start))
+	}
+	if e := out[0][0].GetError(); e != nil {
+		t.Fatalf("a storage failure must not fail the record: %v", e)
+	}
+	if s, _ := out[0][0].MetaGet(dlpMetaStatus); s != "written" {
+		t.Fatalf("status %q, want written", s)
+	}
+}
+
+func TestDeltaLakeProcessorHoldInterruptedFailsNothing(t *testing.T) {
+	p, _ := holdingDeltaProcessor(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	msg := service.NewMessage([]byte(`{"a":"x"}`))
+	out, err := p.ProcessBatch(ctx, service.MessageBatch{msg})
+	if !errors.Is(err, hold.ErrInterrupted) || out != nil {
+		t.Fatalf("want no batch and ErrInterrupted when the stream stops during a hold, got %v, %v", out, err)
+	}
+	if msg.GetError() != nil {
+		t.Fatalf("the held message was failed: %v", msg.GetError())
 	}
 }

@@ -292,8 +292,8 @@ func (g *Gate) timedOut(heldFor time.Duration, u *UnavailableError) {
 
 type nopObserver struct{}
 
-func (nopObserver) Entered(string, int, error)   {}
-func (nopObserver) Left(time.Duration, int)      {}
-func (nopObserver) RecordsHeld(int)              {}
-func (nopObserver) HeldSeconds(int64)            {}
+func (nopObserver) Entered(string, int, error)    {}
+func (nopObserver) Left(time.Duration, int)       {}
+func (nopObserver) RecordsHeld(int)               {}
+func (nopObserver) HeldSeconds(int64)             {}
 func (nopObserver) TimedOut(time.Duration, error) {}
