@@ -864,10 +864,21 @@ func (p *claimxLookup) lookupHeld(ctx context.Context, todo []int, reqs []*clReq
 		pending = pending[1:]
 	}
 	p.lookupAll(ctx, pending, reqs, results, p.conf.maxAttempts)
+	// The hold is reported with the API's own failure (a 503) rather than
+	// the open circuit that the first failures caused.
+	var first *hold.UnavailableError
 	for _, i := range pending {
 		if u := results[i].unavailable(); u != nil {
-			return u
+			if u.Reason != clErrCircuitOpen {
+				return u
+			}
+			if first == nil {
+				first = u
+			}
 		}
+	}
+	if first != nil {
+		return first
 	}
 	return nil
 }
