@@ -47,8 +47,11 @@ bench-delta:
 	go test -run '^$$' -bench . -benchmem -benchtime 3x ./delta/
 	go test -run '^$$' -bench . -benchtime 20x ./internal/deltasink/
 
+# The lookup's cost with and without hold (cache hits), then its throughput
+# against the simulator's rate limit.
 bench-claimx:
-	go test -run '^$$' -bench BenchmarkLookup -benchtime 1x ./processors/
+	go test -run '^$$' -bench BenchmarkLookupBatch -benchmem -count 3 ./processors/
+	go run ./tests/bench/claimxlookup -duration 5s
 
 # The worker end to end on real Kafka (starts scripts/kafka.sh if needed); not in CI.
 bench-e2e:

@@ -179,7 +179,7 @@ func startPipe(t *testing.T, procYAML, resourcesYAML string, opts ...func(*servi
 	return p
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func (p *pipe) process(docs ...string) []*service.Message {
 }
 
 // newSim starts a simulator on httptest.
-func newSim(t *testing.T, cfg claimxsim.Config) (*claimxsim.Server, *httptest.Server) {
+func newSim(t testing.TB, cfg claimxsim.Config) (*claimxsim.Server, *httptest.Server) {
 	t.Helper()
 	if cfg.Token == "" {
 		cfg.Token = testToken
