@@ -40,6 +40,8 @@ rate_limit), GET /_sim/assignments, GET /_sim/requests.`,
 			&cli.Float64Flag{Name: "error-rate", Usage: "fraction (0-1) of API requests answered 500/503"},
 			&cli.Float64Flag{Name: "timeout-rate", Usage: "fraction (0-1) of API requests that hang until the client gives up"},
 			&cli.DurationFlag{Name: "outage", Usage: "fail every API request with 503 for this long after start"},
+			&cli.DurationFlag{Name: "unauthorized", Usage: "answer 401 to every API request, whatever its credentials, for this long after start"},
+			&cli.DurationFlag{Name: "listen-after", Usage: "refuse connections for this long after start, then listen"},
 		},
 		Action: func(c *cli.Context) error {
 			srv, err := New(Config{
@@ -53,22 +55,36 @@ rate_limit), GET /_sim/assignments, GET /_sim/requests.`,
 				TokenTTL:      c.Duration("token-ttl"),
 				RateLimit:     c.Float64("rate-limit"),
 				Faults: Faults{
-					Latency:     Duration(c.Duration("latency")),
-					ErrorRate:   c.Float64("error-rate"),
-					TimeoutRate: c.Float64("timeout-rate"),
-					OutageFor:   Duration(c.Duration("outage")),
+					Latency:         Duration(c.Duration("latency")),
+					ErrorRate:       c.Float64("error-rate"),
+					TimeoutRate:     c.Float64("timeout-rate"),
+					OutageFor:       Duration(c.Duration("outage")),
+					UnauthorizedFor: Duration(c.Duration("unauthorized")),
 				},
 			})
 			if err != nil {
 				return fmt.Errorf("configuring the claimx simulator: %w", err)
 			}
-			if err := srv.Start(c.String("addr")); err != nil {
+			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if d := c.Duration("listen-after"); d > 0 {
+				if err := srv.Reserve(c.String("addr")); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.ErrWriter, "claimx simulator: refusing connections on %s for %s\n", srv.Addr(), d)
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return nil
+				}
+				if err := srv.Resume(); err != nil {
+					return err
+				}
+			} else if err := srv.Start(c.String("addr")); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "claimx simulator listening on %s (%d assignments, seed %d)\n",
 				srv.URL(), c.Int("assignments"), c.Int64("seed"))
-			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			<-ctx.Done()
 			return srv.Close()
 		},

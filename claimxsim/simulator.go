@@ -15,12 +15,17 @@
 //	GET  /_sim/stats        Stats: counts by status and endpoint, max per second, max in flight
 //	POST /_sim/reset        clear the counters and the request log
 //	GET  /_sim/faults       the active Faults
-//	POST /_sim/faults       replace them, e.g. {"outage": true} or {"latency": "50ms", "error_rate": 0.1}
+//	POST /_sim/faults       replace them, e.g. {"outage": true}, {"outage_for": "60s"},
+//	                        {"unauthorized_for": "30s"} (401 to every API request) or
+//	                        {"latency": "50ms", "error_rate": 0.1}
 //	GET  /_sim/assignments  the seeded assignments (Assignments)
 //	GET  /_sim/requests     the request log (Requests)
 //
 // In process: New(Config), then Start(addr) or use the Server as an
-// http.Handler (httptest.NewServer). GenerateEvents produces ClaimX events that
+// http.Handler (httptest.NewServer). Reserve(addr) picks the address without
+// listening yet, Pause stops listening (and cuts every open connection) and
+// Resume listens again on the same address: clients meet refused connections
+// in between, as when the API is not running. GenerateEvents produces ClaimX events that
 // match the seeded assignments; Command is the `claimx-sim` CLI command.
 package claimxsim
 
@@ -93,6 +98,14 @@ type Faults struct {
 	// RateLimit replaces the configured rate limit (requests/s) when
 	// non-nil; 0 removes the limit.
 	RateLimit *float64 `json:"rate_limit,omitempty"`
+	// Unauthorized makes every API request fail with 401 while set, whatever
+	// its credentials: the API no longer accepts the client's token (a
+	// rotation the client has not caught up with yet).
+	Unauthorized bool `json:"unauthorized"`
+	// UnauthorizedFor, when positive, rejects the credentials of every API
+	// request for this long, then accepts them again (Unauthorized reads true
+	// meanwhile).
+	UnauthorizedFor Duration `json:"unauthorized_for,omitzero"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as "50ms" (or a
@@ -156,14 +169,15 @@ type Server struct {
 	cfg  Config
 	data *dataset
 
-	mu          sync.Mutex
-	faults      Faults
-	outageUntil time.Time
-	limiter     *rate.Limiter
-	tokens      map[string]time.Time
-	rng         *mrand.Rand
-	stats       Stats
-	records     []RequestRecord
+	mu                sync.Mutex
+	faults            Faults
+	outageUntil       time.Time
+	unauthorizedUntil time.Time
+	limiter           *rate.Limiter
+	tokens            map[string]time.Time
+	rng               *mrand.Rand
+	stats             Stats
+	records           []RequestRecord
 	// arrivals are the arrival times of rate-limited API requests, for
 	// MaxPerSecond.
 	arrivals []time.Time
@@ -171,6 +185,10 @@ type Server struct {
 
 	httpSrv *http.Server
 	addr    string
+	// listening is false between Pause (or Reserve) and Resume: the
+	// address is kept, connections to it are refused.
+	listening bool
+	closed    bool
 }
 
 // New builds a simulator with its seeded data.
@@ -216,12 +234,90 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("listening on %s for the claimx simulator: %w", addr, err)
 	}
 	s.mu.Lock()
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	s.addr = ln.Addr().String()
-	srv := s.httpSrv
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
+	defer s.mu.Unlock()
+	s.serveLocked(ln)
 	return nil
+}
+
+// serveLocked serves on ln with a new http.Server (one that was closed cannot
+// serve again).
+func (s *Server) serveLocked(ln net.Listener) {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = srv
+	s.addr = ln.Addr().String()
+	s.listening = true
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// Reserve picks the address the simulator will serve on (":0" picks a free
+// port) without serving yet: Addr and URL tell where, and connections to it
+// are refused until Resume, as when a client starts before its API does.
+func (s *Server) Reserve(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("reserving %s for the claimx simulator: %w", addr, err)
+	}
+	a := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addr = a
+	s.listening = false
+	return nil
+}
+
+// Pause stops listening: the listener and every open connection are closed
+// at once (requests in flight are cut), so that clients meet refused
+// connections until Resume. The address is kept.
+func (s *Server) Pause() error {
+	s.mu.Lock()
+	srv := s.httpSrv
+	s.httpSrv = nil
+	s.listening = false
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Close()
+}
+
+// Resume listens again on the address of Start or Reserve. Another program
+// may have taken a port in between: Resume then fails.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listening {
+		return nil
+	}
+	if s.closed {
+		return fmt.Errorf("claimx simulator: Resume after Close")
+	}
+	if s.addr == "" {
+		return fmt.Errorf("claimx simulator: Resume before Start or Reserve")
+	}
+	var ln net.Listener
+	var err error
+	// The port of a listener just closed can stay busy for a moment.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if ln, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("listening on %s again for the claimx simulator: %w", s.addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.serveLocked(ln)
+	return nil
+}
+
+// Listening reports whether the simulator accepts connections now.
+func (s *Server) Listening() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listening
 }
 
 // Addr is the address Start listens on.
@@ -234,10 +330,12 @@ func (s *Server) Addr() string {
 // URL is the base URL of the started server.
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
-// Close stops a started server; hanging requests are released.
+// Close stops a started server; hanging requests are released. It cannot
+// be resumed.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	srv := s.httpSrv
+	s.httpSrv, s.listening, s.closed = nil, false, true
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
@@ -265,6 +363,11 @@ func (s *Server) SetFaults(f Faults) error {
 		s.outageUntil = time.Now().Add(time.Duration(f.OutageFor))
 		f.Outage = false
 	}
+	s.unauthorizedUntil = time.Time{}
+	if f.UnauthorizedFor > 0 {
+		s.unauthorizedUntil = time.Now().Add(time.Duration(f.UnauthorizedFor))
+		f.Unauthorized = false
+	}
 	if f.RateLimit != nil {
 		s.setRateLimitLocked(*f.RateLimit)
 		f.RateLimit = nil
@@ -284,6 +387,11 @@ func (s *Server) CurrentFaults() Faults {
 	if !s.outageUntil.IsZero() && f.Outage {
 		f.OutageFor = Duration(time.Until(s.outageUntil))
 	}
+	f.Unauthorized = s.unauthorizedLocked(time.Now())
+	f.UnauthorizedFor = 0
+	if !s.unauthorizedUntil.IsZero() && f.Unauthorized {
+		f.UnauthorizedFor = Duration(time.Until(s.unauthorizedUntil))
+	}
 	limit := 0.0
 	if s.limiter != nil {
 		limit = float64(s.limiter.Limit())
@@ -294,6 +402,10 @@ func (s *Server) CurrentFaults() Faults {
 
 func (s *Server) outageLocked(now time.Time) bool {
 	return s.faults.Outage || now.Before(s.outageUntil)
+}
+
+func (s *Server) unauthorizedLocked(now time.Time) bool {
+	return s.faults.Unauthorized || now.Before(s.unauthorizedUntil)
 }
 
 func (s *Server) setRateLimitLocked(perSecond float64) {
@@ -463,6 +575,7 @@ func (s *Server) serveAPI(w *statusWriter, r *http.Request, endpoint string, seg
 	}
 	f := s.faults
 	outage := s.outageLocked(now)
+	unauthorized := s.unauthorizedLocked(now)
 	roll, rollTimeout := s.rng.Float64(), s.rng.Float64()
 	s.mu.Unlock()
 
@@ -482,7 +595,7 @@ func (s *Server) serveAPI(w *statusWriter, r *http.Request, endpoint string, seg
 			return "429"
 		}
 	}
-	if !s.authorized(r) {
+	if unauthorized || !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="claimx"`)
 		writeJSON(w, http.StatusUnauthorized, apiError("unauthorized"))
 		return "401"

@@ -422,3 +422,144 @@ func TestEventsCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthorizedFault rejects valid credentials with 401 while the fault is
+// active (a token rotation the client has not caught up with), through the
+// admin endpoint and in process, and accepts them again after.
+func TestUnauthorizedFault(t *testing.T) {
+	s, hs := newTestServer(t, Config{Token: "tok"})
+	u := hs.URL + "/customTasks/assignment/" + strconv.FormatInt(s.Assignments()[0].AssignmentID, 10)
+	auth := map[string]string{"Authorization": "Bearer tok"}
+	if resp, _ := get(t, u, auth); resp.StatusCode != 200 {
+		t.Fatalf("before the fault: %d", resp.StatusCode)
+	}
+	resp, err := http.Post(hs.URL+"/_sim/faults", "application/json", strings.NewReader(`{"unauthorized_for": "200ms"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST unauthorized_for: %d", resp.StatusCode)
+	}
+	if f := s.CurrentFaults(); !f.Unauthorized || f.UnauthorizedFor <= 0 {
+		t.Fatalf("current faults %+v: want unauthorized with time left", f)
+	}
+	resp, body := get(t, u, auth)
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("during the fault: %d %s", resp.StatusCode, body)
+	}
+	// The admin endpoints stay open.
+	if resp, _ := get(t, hs.URL+"/_sim/stats", nil); resp.StatusCode != 200 {
+		t.Fatalf("stats during the fault: %d", resp.StatusCode)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if resp, _ := get(t, u, auth); resp.StatusCode != 200 {
+		t.Fatalf("after the fault: %d", resp.StatusCode)
+	}
+	if f := s.CurrentFaults(); f.Unauthorized {
+		t.Fatalf("current faults %+v after the fault", f)
+	}
+
+	// Until cleared, in process.
+	if err := s.SetFaults(Faults{Unauthorized: true}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, u, auth); resp.StatusCode != 401 {
+		t.Fatalf("unauthorized: %d", resp.StatusCode)
+	}
+	if err := s.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, u, auth); resp.StatusCode != 200 {
+		t.Fatalf("cleared: %d", resp.StatusCode)
+	}
+	if st := s.Stats(); st.StatusCount(401) != 2 || st.StatusCount(200) != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// refused says whether a GET to url fails to connect.
+func refused(t *testing.T, url string) bool {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return strings.Contains(err.Error(), "refused")
+	}
+	resp.Body.Close()
+	return false
+}
+
+// TestReservePauseResume: a reserved address refuses connections until
+// Resume; Pause refuses them again (cutting open connections) and keeps the
+// address; Close ends it for good.
+func TestReservePauseResume(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Reserve("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	u := s.URL() + "/customTasks/assignment/" + strconv.FormatInt(s.Assignments()[0].AssignmentID, 10)
+	if s.Listening() || !refused(t, u) {
+		t.Fatal("a reserved address accepted a connection before Resume")
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Listening() || s.Addr() != addr {
+		t.Fatalf("after Resume: listening %v on %s, want %s", s.Listening(), s.Addr(), addr)
+	}
+	if resp, _ := get(t, u, nil); resp.StatusCode != 200 {
+		t.Fatalf("after Resume: %d", resp.StatusCode)
+	}
+
+	// A request in flight when Pause comes is cut, and new ones are refused.
+	if err := s.SetFaults(Faults{Latency: Duration(5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	cut := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(u)
+		if err == nil {
+			resp.Body.Close()
+		}
+		cut <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-cut:
+		if err == nil {
+			t.Fatal("the request in flight was answered after Pause")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the request in flight was not cut by Pause")
+	}
+	if s.Listening() || !refused(t, u) {
+		t.Fatal("a paused simulator accepted a connection")
+	}
+	if err := s.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, u, nil); resp.StatusCode != 200 || s.Addr() != addr {
+		t.Fatalf("after the second Resume: %d on %s", resp.StatusCode, s.Addr())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resume(); err == nil {
+		t.Fatal("Resume after Close succeeded")
+	}
+	if !refused(t, u) {
+		t.Fatal("a closed simulator accepted a connection")
+	}
+}
