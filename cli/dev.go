@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -53,7 +56,13 @@ assignments, every event type, some malformed), runs the trigger and worker
 streams in streams mode (a child process of this binary), shows progress, and
 ends with a summary. The table is left in --data (recreated each run unless
 --keep-data). Kafka clients such as kcat can connect to --broker-addr while it
-runs; the streams' HTTP server (/ready, /metrics) is on --http-addr.`,
+runs; the streams' HTTP server (/ready, /metrics) is on --http-addr.
+
+While a stream holds on an unavailable dependency, the progress line says so
+("held: ClaimX API unavailable (503) for 12 s", from the streams' /metrics);
+with --keep-running it is printed again whenever it changes, so an outage
+injected into the simulator (POST /_sim/faults {"outage_for":"20s"}) or events
+published by hand show up.`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "events", Value: 1000, Usage: "ClaimX events to publish"},
 			&cli.Float64Flag{Name: "rate", Value: 500, Usage: "events published per second (0: as fast as possible)"},
@@ -80,13 +89,15 @@ type devRun struct {
 	tableDir string
 	cl       *kgo.Client
 	adm      *kadm.Client
+	holds    *holdWatch
+	lastLine string // the progress line printed last
 }
 
 func runDev(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := c.App.Writer
-	d := &devRun{c: c, out: out}
+	d := &devRun{c: c, out: out, holds: newHoldWatch()}
 
 	pipelines, err := filepath.Abs(c.String("pipelines"))
 	if err != nil {
@@ -184,10 +195,8 @@ func runDev(c *cli.Context) error {
 
 	if c.Bool("keep-running") {
 		fmt.Fprintf(out, "\nstill running: broker %s, ClaimX API %s, streams HTTP http://%s (Ctrl-C to stop)\n", brokers, sim.URL(), c.String("http-addr"))
-		select {
-		case <-ctx.Done():
-		case err := <-streams.exited:
-			return cli.Exit(fmt.Sprintf("the streams process exited: %v (see %s)", err, streams.logPath), 1)
+		if err := d.watch(ctx, streams, len(events)); err != nil {
+			return cli.Exit(err.Error(), 1)
 		}
 	}
 	if summary.Rows != summary.Tracked {
@@ -363,14 +372,9 @@ func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the flow did not finish in time (see %s)", streams.logPath)
 		}
-		tracked, _ := d.topicCount(ctx, devTrackingTopic)
-		ok, _ := d.topicCount(ctx, devSuccessTopic)
-		bad, _ := d.topicCount(ctx, devErrorsTopic)
-		tLag, _ := d.groupLag(ctx, devTriggerGroup)
-		wLag, _ := d.groupLag(ctx, devWorkerGroup)
-		fmt.Fprintf(d.out, "  published %d/%d · tracked %d · written %d · errors %d · lag trigger %s worker %s\n",
-			pub, total, tracked, ok, bad, lagText(tLag), lagText(wLag))
-		done := pubDone && tLag == 0 && (wLag == 0 || (tracked == 0 && wLag == -1))
+		p := d.progress(ctx)
+		d.printProgress(pub, total, p, true)
+		done := pubDone && p.tLag == 0 && (p.wLag == 0 || (p.tracked == 0 && p.wLag == -1))
 		if !done {
 			stableSince = time.Time{}
 			continue
@@ -381,6 +385,59 @@ func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, 
 			return nil
 		}
 	}
+}
+
+// watch is --keep-running after the summary: it prints the progress line
+// again whenever it changes (events published by hand, a hold), until
+// Ctrl-C or the streams' exit.
+func (d *devRun) watch(ctx context.Context, streams *streamsProc, total int) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-streams.exited:
+			return fmt.Errorf("the streams process exited: %v (see %s)", err, streams.logPath)
+		case <-tick.C:
+		}
+		d.printProgress(total, total, d.progress(ctx), false)
+	}
+}
+
+// devProgress is one look at the flow: topic counts, group lags, holds.
+type devProgress struct {
+	tracked, ok, bad int64
+	tLag, wLag       int64
+	held             string // holdWatch.observe: "" unless a dependency holds
+}
+
+func (d *devRun) progress(ctx context.Context) devProgress {
+	var p devProgress
+	p.tracked, _ = d.topicCount(ctx, devTrackingTopic)
+	p.ok, _ = d.topicCount(ctx, devSuccessTopic)
+	p.bad, _ = d.topicCount(ctx, devErrorsTopic)
+	p.tLag, _ = d.groupLag(ctx, devTriggerGroup)
+	p.wLag, _ = d.groupLag(ctx, devWorkerGroup)
+	if samples, err := scrapeMetrics(ctx, "http://"+d.c.String("http-addr")+"/metrics"); err == nil {
+		p.held = d.holds.observe(time.Now(), samples)
+	}
+	return p
+}
+
+// printProgress prints the progress line; with always false, only when it
+// differs from the one printed last.
+func (d *devRun) printProgress(pub, total int, p devProgress, always bool) {
+	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · lag trigger %s worker %s",
+		pub, total, p.tracked, p.ok, p.bad, lagText(p.tLag), lagText(p.wLag))
+	if p.held != "" {
+		line += " · " + p.held
+	}
+	if !always && line == d.lastLine {
+		return
+	}
+	d.lastLine = line
+	fmt.Fprintln(d.out, line)
 }
 
 func lagText(l int64) string {
@@ -522,4 +579,221 @@ func (s *devSummary) print(w io.Writer, table string) {
 	} else {
 		fmt.Fprintf(w, "✘ %d trigger errors for %d malformed events and unknown assignments\n", s.ErrorsByStage["trigger"], want)
 	}
+}
+
+// ── holds, as the streams' /metrics show them ─────────────────────────────
+
+// holdDependencies are the dependencies a stream holds on, by the metric
+// base their gate exports (<base>_available, <base>_holds_total{reason}),
+// in the order the progress line names them. A ClaimX lookup's base carries
+// its metrics_prefix (itel_worker_claimx_api in the shipped pipelines).
+var holdDependencies = []struct{ suffix, name string }{
+	{"claimx_api", "ClaimX API"},
+	{"delta_storage", "Delta storage"},
+}
+
+// holdDependency names the dependency of a hold metric (<base>_<what>), or
+// "" when name is not one.
+func holdDependency(name, what string) string {
+	for _, dep := range holdDependencies {
+		if strings.HasSuffix(name, dep.suffix+"_"+what) {
+			return dep.name
+		}
+	}
+	return ""
+}
+
+// holdWatch turns successive scrapes of /metrics into "held: ClaimX API
+// unavailable (503) for 12 s": a dependency holds while any of its
+// *_available gauges is 0; the reason is the holds_total label whose count
+// last increased; the duration runs from the first scrape that saw a gauge
+// at 0.
+type holdWatch struct {
+	counts map[string]float64   // dependency + "\x00" + series → holds_total seen last
+	reason map[string]string    // dependency → reason whose count last increased
+	since  map[string]time.Time // dependency → first scrape seeing it held
+}
+
+func newHoldWatch() *holdWatch {
+	return &holdWatch{counts: map[string]float64{}, reason: map[string]string{}, since: map[string]time.Time{}}
+}
+
+// observe takes one scrape made at now and returns the progress line's hold
+// text, "" when nothing holds.
+func (w *holdWatch) observe(now time.Time, samples []metricSample) string {
+	held := map[string]bool{}
+	grew := map[string]float64{} // dependency → largest increase of a reason in this scrape
+	for _, s := range samples {
+		if dep := holdDependency(s.name, "available"); dep != "" {
+			if s.value == 0 {
+				held[dep] = true
+			}
+			continue
+		}
+		dep := holdDependency(s.name, "holds_total")
+		if dep == "" {
+			continue
+		}
+		// A counter first seen counts from 0: the streams start with dev.
+		key := dep + "\x00" + s.series()
+		inc := s.value - w.counts[key]
+		w.counts[key] = s.value
+		reason := s.labels["reason"]
+		if inc <= 0 || reason == "" {
+			continue
+		}
+		if g, ok := grew[dep]; !ok || inc > g || (inc == g && reason < w.reason[dep]) {
+			grew[dep] = inc
+			w.reason[dep] = reason
+		}
+	}
+	var parts []string
+	for _, dep := range holdDependencies {
+		if !held[dep.name] {
+			delete(w.since, dep.name)
+			continue
+		}
+		since, ok := w.since[dep.name]
+		if !ok {
+			since = now
+			w.since[dep.name] = now
+		}
+		text := dep.name + " unavailable"
+		if r := w.reason[dep.name]; r != "" {
+			text += " (" + r + ")"
+		}
+		parts = append(parts, fmt.Sprintf("%s for %d s", text, int64(now.Sub(since)/time.Second)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "held: " + strings.Join(parts, ", ")
+}
+
+// metricSample is one line of the Prometheus text format.
+type metricSample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// series is the sample's name and labels, sorted: its identity.
+func (s metricSample) series() string {
+	keys := make([]string, 0, len(s.labels))
+	for k := range s.labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(s.name)
+	for _, k := range keys {
+		fmt.Fprintf(&b, ",%s=%q", k, s.labels[k])
+	}
+	return b.String()
+}
+
+// scrapeMetrics reads a Prometheus /metrics page.
+func scrapeMetrics(ctx context.Context, url string) ([]metricSample, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, err
+	}
+	return parseMetrics(string(body)), nil
+}
+
+// parseMetrics reads the samples of the Prometheus text exposition format,
+// skipping comments and lines it cannot read.
+func parseMetrics(text string) []metricSample {
+	var out []metricSample
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if s, ok := parseSample(line); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func parseSample(line string) (metricSample, bool) {
+	s := metricSample{labels: map[string]string{}}
+	i := strings.IndexAny(line, "{ \t")
+	if i <= 0 {
+		return s, false
+	}
+	s.name, line = line[:i], line[i:]
+	if line[0] == '{' {
+		line = line[1:]
+		for {
+			line = strings.TrimLeft(line, " \t,")
+			if line == "" {
+				return s, false
+			}
+			if line[0] == '}' {
+				line = line[1:]
+				break
+			}
+			eq := strings.IndexByte(line, '=')
+			if eq <= 0 || eq+1 >= len(line) || line[eq+1] != '"' {
+				return s, false
+			}
+			key := strings.TrimSpace(line[:eq])
+			val, rest, ok := unquoteLabel(line[eq+1:])
+			if !ok {
+				return s, false
+			}
+			s.labels[key], line = val, rest
+		}
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 0 { // a timestamp may follow the value
+		return s, false
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil || math.IsNaN(v) {
+		return s, false
+	}
+	s.value = v
+	return s, true
+}
+
+// unquoteLabel reads a label value in double quotes (escapes \\, \" and \n)
+// at the start of s and returns it and what follows.
+func unquoteLabel(s string) (val, rest string, ok bool) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"':
+			return b.String(), s[i+1:], true
+		case '\\':
+			if i+1 >= len(s) {
+				return "", "", false
+			}
+			i++
+			if s[i] == 'n' {
+				b.WriteByte('\n')
+			} else {
+				b.WriteByte(s[i])
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", "", false
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates claimx-connect-dashboard.json (the Grafana dashboard of the panels
 the original promised: events over time, processing latency, ClaimX API latency,
-Delta write rate, consumer lag, errors by stage).
+Delta write rate, consumer lag, errors by stage; and a row for streams held on
+an unavailable dependency, docs/FAILURES.md).
 
     python3 deploy/grafana/dashboard.py > deploy/grafana/claimx-connect-dashboard.json
 
@@ -117,6 +118,42 @@ def panels():
     p.append(stat("ClaimX API errors (5m)", "Failed ClaimX API attempts in 5 minutes, 404 excluded (alert above 20).", 'sum(increase(itel_worker_claimx_api_errors_total{reason!="not_found"}[5m]))', "short", 16, y, red=20))
     p.append(stat("Delta table version", "Latest committed version of itel_cabinet_task_tracking seen by a worker.", "max(delta_table_version)", "none", 20, y))
     y += 4
+
+    # Held on a dependency (docs/FAILURES.md): the ClaimX lookups (resources shared by
+    # both streams, told apart by label) and the worker's Delta stage.
+    p.append(row("Held on a dependency", y)); y += 1
+    avail = timeseries(
+        "Dependency available",
+        "1 while the dependency answers, 0 while a component holds on it: itel_worker_claimx_api_available per ClaimX lookup (claimx_assignment, claimx_project: trigger; claimx_assignment_json: worker) and delta_storage_available of the worker's Delta stage; the lowest replica is shown. A held stream waits: nothing goes to the errors topic, /ready stays 200.",
+        [
+            ("min by (label) (itel_worker_claimx_api_available)", "ClaimX API {{label}}"),
+            ("min by (label) (delta_storage_available)", "Delta storage {{label}}"),
+        ], "none", 0, y, w=6)
+    avail["fieldConfig"]["defaults"]["max"] = 1
+    avail["fieldConfig"]["defaults"]["decimals"] = 0
+    p.append(avail)
+    p.append(timeseries(
+        "Records held",
+        "Records waiting for the dependency now (itel_worker_claimx_api_records_held, delta_storage_records_held), summed over replicas. They are neither acknowledged nor committed and go on once it answers; the alerts ClaimXPipelineHeld and DeltaStorageHeld fire when this stays above 0 for 5 minutes.",
+        [
+            ("sum by (label) (itel_worker_claimx_api_records_held)", "ClaimX API {{label}}"),
+            ("sum by (label) (delta_storage_records_held)", "Delta storage {{label}}"),
+        ], "short", 6, y, w=6))
+    p.append(timeseries(
+        "Time held",
+        "Share of the time each component spent holding (rate of *_hold_seconds_total; the counter grows at each probe, so short holds show as steps), the most-held replica.",
+        [
+            (f"max by (label) (rate(itel_worker_claimx_api_hold_seconds_total[{RI}]))", "ClaimX API {{label}}"),
+            (f"max by (label) (rate(delta_storage_hold_seconds_total[{RI}]))", "Delta storage {{label}}"),
+        ], "percentunit", 12, y, w=6))
+    p.append(timeseries(
+        "Holds by reason",
+        "Holds entered, by reason: the ClaimX API's status (503, 500, 502, 504, 429, 401, 403, 408), timeout, connection, auth (no OAuth token could be obtained), circuit_open, invalid_response; Delta: storage, or conflict (commit conflicts beyond max_commit_attempts). 401/403 mean the credentials, not the events.",
+        [
+            (f"sum by (reason) (increase(itel_worker_claimx_api_holds_total[{RI}]))", "ClaimX API {{reason}}"),
+            (f"sum by (reason) (increase(delta_storage_holds_total[{RI}]))", "Delta storage {{reason}}"),
+        ], "short", 18, y, w=6, stack=True))
+    y += 8
 
     # Trigger
     p.append(row("Trigger: ClaimX events → itel.cabinet.task.tracking", y)); y += 1
@@ -237,7 +274,7 @@ def dashboard():
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
         }]},
-        "description": "claimx-connect: iTel Cabinet trigger and worker streams, ClaimX API, Delta table, consumer lag.",
+        "description": "claimx-connect: iTel Cabinet trigger and worker streams, holds on an unavailable dependency, ClaimX API, Delta table, consumer lag.",
         "editable": True,
         "graphTooltip": 1,
         "links": [],
