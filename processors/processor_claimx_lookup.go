@@ -173,7 +173,7 @@ in `+"`<metrics_prefix>claimx_api_cache_hits_total`"+`. While holding: the gauge
 `+"`<metrics_prefix>claimx_api_available`"+` is 0 (1 otherwise), `+"`<metrics_prefix>claimx_api_records_held`"+`
 counts the records waiting, `+"`<metrics_prefix>claimx_api_hold_seconds_total`"+` the seconds held and
 `+"`<metrics_prefix>claimx_api_holds_total`"+` (label `+"`reason`"+`: the status, `+"`timeout`"+`, `+"`connection`"+`,
-`+"`auth`"+`, `+"`circuit_open`"+` or `+"`invalid_response`"+`) the holds entered. A hold logs a warning when it
+`+"`auth`"+`, `+"`invalid_response`"+`; an open circuit is reported with the failures that opened it) the holds entered. A hold logs a warning when it
 begins (the reason, never a credential or the query) and an info line when it ends, with
 its length and the records that waited. With `+"`metrics_prefix: itel_worker_`"+` the names
 are those of the original iTel worker.
@@ -568,6 +568,9 @@ type claimxLookup struct {
 	// openedAt is when the circuit last opened (unix nanoseconds): a held
 	// stream probes when it half-opens.
 	openedAt atomic.Int64
+	// lastTrip is the hold reason of the last failure the breaker counted
+	// (a "503"): an open circuit is reported with its cause.
+	lastTrip atomic.Value
 	gate     *hold.Gate
 
 	mCalls     *service.MetricCounter
@@ -643,6 +646,9 @@ func newClaimxLookup(c claimxLookupConfig, res *service.Resources) *claimxLookup
 	return p
 }
 
+// clWarmMu serialises the first access of every lookup to its resources.
+var clWarmMu sync.Mutex
+
 // Outcomes reported to the circuit breaker.
 var (
 	errClBreakerFailure  = errors.New("transient failure")
@@ -684,6 +690,7 @@ type clLookupError struct {
 	attempts   int
 	reason     string
 	retryAfter time.Duration // asked for by the API, or until the circuit half-opens
+	cause      string        // circuit_open: the hold reason of the failures that opened it
 }
 
 // unavailable classifies a failed lookup (the spec's "Failures"): nil when
@@ -709,6 +716,9 @@ func (e *clLookupError) unavailable() *hold.UnavailableError {
 		reason = clErrInvalidResponse
 	case clErrCircuitOpen:
 		reason = clErrCircuitOpen
+		if e.cause != "" {
+			reason = e.cause
+		}
 	case clErrAuth, clErrTransient:
 		switch {
 		case e.status != 0:
@@ -1198,6 +1208,12 @@ func clEscapeSegment(s string) string {
 // nothing, so no rate-limit token is spent.
 func (p *claimxLookup) warmResources(ctx context.Context) {
 	p.warmOnce.Do(func() {
+		// benthos initialises a resource on its first access under a read
+		// lock, so two processors sharing one (claimx_rate in streams
+		// mode) could initialise it at once and crash: first accesses take
+		// turns, process-wide.
+		clWarmMu.Lock()
+		defer clWarmMu.Unlock()
 		if p.conf.cache != "" {
 			if err := p.res.AccessCache(ctx, p.conf.cache, func(service.Cache) {}); err != nil {
 				p.log.Warnf("claimx lookup: opening cache %s: %v", p.conf.cache, err)
@@ -1322,11 +1338,17 @@ func (p *claimxLookup) attempt(ctx context.Context, req *clRequest) (*clResult, 
 		if p.breaker.State() == gobreaker.StateOpen {
 			wait = max(wait, p.conf.openTimeout-time.Since(time.Unix(0, p.openedAt.Load())))
 		}
-		return &clResult{err: &clLookupError{class: clErrCircuitOpen, retryAfter: wait,
+		cause, _ := p.lastTrip.Load().(string)
+		return &clResult{err: &clLookupError{class: clErrCircuitOpen, retryAfter: wait, cause: cause,
 			reason: fmt.Sprintf("circuit breaker is %s after repeated failures; not calling the API", p.breaker.State())}}, 0, false
 	}
 	r, retryAfter, retryable, verdict := p.call(ctx, req)
 	done(verdict)
+	if errors.Is(verdict, errClBreakerFailure) {
+		if u := r.err.unavailable(); u != nil {
+			p.lastTrip.Store(u.Reason)
+		}
+	}
 	if r.err != nil {
 		r.err.reason = p.redact(r.err.reason)
 	}
