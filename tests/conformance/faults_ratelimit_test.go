@@ -3,9 +3,9 @@
 package conformance
 
 import (
+	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -48,40 +48,33 @@ func retryAfterCheck(recs []claimxsim.RequestRecord) (answered429, retried, earl
 	return answered429, retried, early, minGap
 }
 
-// exhausted429 says whether a reason is a ClaimX lookup whose every attempt
-// was answered 429.
-func exhausted429(reason string) bool {
-	return strings.Contains(reason, "/customTasks/assignment/") && strings.Contains(reason, "attempts") &&
-		strings.Contains(reason, "status 429") && !strings.Contains(reason, "circuit")
-}
-
-// TestFaultAPIRateLimited makes the ClaimX API answer 429 with Retry-After
-// (a limit of 8 requests/s, below the pipelines' 10/s) through the whole
-// run; the worker starts on a backlog of the trigger's messages. The trigger
-// and the worker each get a simulator of their own, so that
-// the request logs tell whose retry is whose. Every retry after a 429 must
-// wait for its Retry-After, and every event must end in the table exactly
-// once: a rate-limiting API is up, so no lookup may fail (DOMAIN.md §5).
+// TestFaultAPIRateLimited is a 429 storm: for two minutes the ClaimX API
+// allows 4 requests/s, below the pipelines' 10/s, and answers the rest 429
+// with Retry-After; then the limit is lifted. The trigger works through a
+// backlog of events published at 20/s; the worker starts on a backlog of
+// the trigger's messages, so that it too asks for more than its simulator
+// allows. The trigger and the worker each get a simulator of their own, so
+// that the request logs tell whose retry is whose. Every retry after a 429
+// must wait for its Retry-After, and the test is strict (Options.Strict): a
+// rate-limiting API is up, so no lookup may fail, not even one whose every
+// attempt was answered 429 — it holds and probes instead (issue 12).
 //
 // Until commit 6b9c7f9 a burst of 429s opened the circuit breaker and sent a
 // minute of events to the errors topic as circuit_open (FAULTS.md, finding
 // 1); FAULTS_429_CLIENT_RATE=500 makes the client ask for far more than the
 // API allows, which reproduced it every time.
 func TestFaultAPIRateLimited(t *testing.T) {
+	t.Parallel()
 	began := time.Now()
 	seed := faultSeed(t, 3)
 	clientRate := "10"
 	if s := os.Getenv("FAULTS_429_CLIENT_RATE"); s != "" {
 		clientRate = s
 	}
-	t.Logf("client rate limit %s requests/s (FAULTS_429_CLIENT_RATE), the API's 8/s", clientRate)
-	e := faultEnv(t, "ratelimit", harness.Options{ChildEnv: []string{"CLAIMX_CACHE_TTL=5s", "CLAIMX_RATE_LIMIT_PER_SECOND=" + clientRate}})
-	// A lookup answered 429 on each of its max_attempts (3) goes to the
-	// errors topic with that reason (DOMAIN.md §5): rare at 10/s against
-	// 8/s, and accepted, up to a bound below. Any other lookup failure
-	// (circuit_open above all) fails the test.
-	e.AllowTriggerError = exhausted429
-	e.AllowWorkerError = func(stage, reason string) bool { return stage == "lookup" && exhausted429(reason) }
+	const storm = 2 * time.Minute
+	limit := 4.0
+	t.Logf("client rate limit %s requests/s (FAULTS_429_CLIENT_RATE), the API's %g/s for %s", clientRate, limit, storm)
+	e := faultEnv(t, "ratelimit", harness.Options{Strict: true, ChildEnv: []string{"CLAIMX_CACHE_TTL=5s", "CLAIMX_RATE_LIMIT_PER_SECOND=" + clientRate}})
 	events, x := generate(t, e, seed, 600)
 
 	workerSim, err := claimxsim.New(claimxsim.Config{Seed: 1, Assignments: 200, Token: harness.SimToken})
@@ -92,12 +85,13 @@ func TestFaultAPIRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = workerSim.Close() })
-	limit := 8.0
-	for _, s := range []*claimxsim.Server{e.Sim, workerSim} {
+	sims := []*claimxsim.Server{e.Sim, workerSim}
+	for _, s := range sims {
 		if err := s.SetFaults(claimxsim.Faults{RateLimit: &limit}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	stormFrom := time.Now()
 
 	trigger := e.TriggerProc()
 	trigger.Start()
@@ -109,8 +103,20 @@ func TestFaultAPIRateLimited(t *testing.T) {
 	worker := e.WorkerProc()
 	worker.Setenv("CLAIMX_API_BASE_URL=" + workerSim.URL())
 	worker.Start()
-	drained := e.WaitDrained(pub, 3*time.Second, 4*time.Minute)
+	keepAlive(e, time.Until(stormFrom.Add(storm)))
 	ctx := t.Context()
+	scrapeAll(ctx, trigger, worker)
+	backlogT, _ := e.GroupLag(ctx, e.Names.TriggerGroup, e.Names.Events)
+	backlogW, _ := e.GroupLag(ctx, e.Names.WorkerGroup, e.Names.Tracking)
+	unlimited := 0.0
+	for _, s := range sims {
+		if err := s.SetFaults(claimxsim.Faults{RateLimit: &unlimited}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rowsInStorm, _ := e.TopicCount(ctx, e.Names.Success)
+	t.Logf("storm over after %s: %d rows written during it; trigger lag %d, worker lag %d", time.Since(stormFrom).Round(time.Millisecond), rowsInStorm, backlogT, backlogW)
+	drained := e.WaitDrained(pub, 3*time.Second, 4*time.Minute)
 	wm, _ := worker.Scrape(ctx)
 	tm, _ := trigger.Scrape(ctx)
 	e.CheckAlive()
@@ -144,17 +150,9 @@ func TestFaultAPIRateLimited(t *testing.T) {
 	if allRetried == 0 {
 		t.Errorf("no 429 was followed by a retry")
 	}
-	// DOMAIN.md §5: lookups wait Retry-After out. Verify has failed on any
-	// other lookup error; exhausted retries are allowed, but only a few:
-	// many would mean Retry-After is not waited out.
-	if failed := o.WorkerErrors + o.TriggerFailed; failed > 0 {
-		t.Logf("%d valid events stopped by the trigger and %d worker lookup errors, each after every attempt was answered 429; %d of %d events to track in the table",
-			o.TriggerFailed, o.WorkerErrors, o.Rows, len(x.Tracked))
-		if failed > len(x.Tracked)/20 {
-			t.Errorf("%d events failed their lookup on 429 after every attempt (more than 5%% of %d): Retry-After is not being waited out", failed, len(x.Tracked))
-		}
-	} else {
-		t.Logf("every lookup waited and succeeded: %d of %d events to track in the table", o.Rows, len(x.Tracked))
-	}
-	t.Logf("timing: drain %s, total %s", drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	// Rows keep coming through a storm (the API is up, only slower), so
+	// there is no recovery to measure: the figure is the rows written
+	// during the storm.
+	figures(t, e, x, o, fmt.Sprintf("n/a (%d of %d rows written during the storm)", rowsInStorm, o.Rows), trigger, worker)
+	t.Logf("timing: drain after the storm %s, total %s", drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }

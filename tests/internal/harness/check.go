@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -83,6 +84,7 @@ type SuccessMsg struct {
 
 type ErrorMsg struct {
 	OriginalMessage json.RawMessage `json:"original_message"`
+	OriginalText    string          `json:"original_text"`
 	Error           string          `json:"error"`
 	Stage           string          `json:"stage"`
 	WorkerName      string          `json:"worker_name"`
@@ -118,6 +120,11 @@ type Outcome struct {
 	// TrackedAfterError counts events both on the errors topic (trigger)
 	// and on the tracking topic, accepted by AllowTrackedAfterTriggerError.
 	TrackedAfterError int
+	// Replayed counts events on the errors topic (accepted by the Allow
+	// functions) that are in the table too (Env.AllowReplayed);
+	// MissingFromTable the events to track not in the table (Strict or
+	// AllowReplayed).
+	Replayed, MissingFromTable int
 	// ErrorsByStage counts error messages by stage; ErrorReasons by stage
 	// and reason (digits folded, see ReasonClass).
 	ErrorsByStage, ErrorReasons map[string]int
@@ -149,6 +156,19 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 	// e.AllowWorkerError accepts it (by default the simulator is healthy).
 	workerFailed := map[string]string{}
 	seenTriggerErr := map[int]bool{}
+	allowTrigger, allowWorker := e.AllowTriggerError, e.AllowWorkerError
+	if e.Opts.Strict {
+		// Strict: no valid event on the errors topic, whatever the test allows.
+		allowTrigger, allowWorker = nil, nil
+	}
+	// Replayed events come back at new offsets: find them by their bytes.
+	var byBody map[string]int
+	if e.AllowReplayed {
+		byBody = map[string]int{}
+		for i, ev := range x.Events {
+			byBody[string(ev.Body)] = i
+		}
+	}
 	// triggerFailed are valid events the trigger gave up on (a lookup
 	// failure e.AllowTriggerError accepts), by event id.
 	triggerFailed := map[string]string{}
@@ -172,12 +192,15 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 			pub.mu.Lock()
 			i, ok := pub.positions[Position{m.Source.Partition, m.Source.Offset}]
 			pub.mu.Unlock()
+			if !ok && byBody != nil {
+				i, ok = byBody[m.OriginalText]
+			}
 			if !ok {
 				t.Errorf("trigger error names %s/%d/%d, which the test did not publish", m.Source.Topic, m.Source.Partition, m.Source.Offset)
 				continue
 			}
 			want, expected := x.TriggerErrors[i]
-			allowed := e.AllowTriggerError != nil && e.AllowTriggerError(m.Error)
+			allowed := allowTrigger != nil && allowTrigger(m.Error)
 			switch {
 			case expected && (strings.Contains(m.Error, want) || allowed):
 				seenTriggerErr[i] = true
@@ -202,7 +225,7 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 				t.Logf("event %s is on the errors topic more than once (%s; %s: %s)", orig.EventID, prev, m.Stage, m.Error)
 			}
 			workerFailed[orig.EventID] = m.Stage + ": " + m.Error
-			if e.AllowWorkerError == nil || !e.AllowWorkerError(m.Stage, m.Error) {
+			if allowWorker == nil || !allowWorker(m.Stage, m.Error) {
 				t.Errorf("worker error for %s: %s: %s", orig.EventID, m.Stage, m.Error)
 			}
 		default:
@@ -257,6 +280,10 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 		if perID[id] == 0 {
 			continue
 		}
+		if e.AllowReplayed && allowTrigger != nil && allowTrigger(why) {
+			o.Replayed++
+			continue
+		}
 		if e.AllowTrackedAfterTriggerError != nil && e.AllowTrackedAfterTriggerError(why) {
 			o.TrackedAfterError++
 			t.Logf("event %s is on the tracking topic and also on the errors topic (trigger: %s)", id, why)
@@ -267,7 +294,11 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 
 	// 3. The table: every tracked event exactly once, nothing else, and
 	// contiguous versions.
-	ids, version := ReadTable(t, e.TableDir)
+	store, err := e.TableStore(t.Context())
+	if err != nil {
+		t.Fatalf("opening the table %s: %v", e.TableURI, err)
+	}
+	ids, version := ReadTableStore(t, store)
 	o.Rows, o.Version = len(ids), version
 	inTable := map[string]int{}
 	for _, id := range ids {
@@ -295,16 +326,34 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 	}
 	for id, why := range workerFailed {
 		if inTable[id] > 0 {
+			if e.AllowReplayed && allowWorker != nil {
+				o.Replayed++
+				continue
+			}
 			t.Errorf("event %s is both in the table and on the errors topic (%s)", id, why)
+		}
+	}
+	if e.Opts.Strict || e.AllowReplayed {
+		// Every event to track in the table exactly once.
+		var absent []string
+		for id := range x.Tracked {
+			if inTable[id] == 0 {
+				absent = append(absent, id)
+			}
+		}
+		sort.Strings(absent)
+		o.MissingFromTable = len(absent)
+		if len(absent) > 0 {
+			t.Errorf("MISSING: %d of %d events to track are not in the table, e.g. %v", len(absent), len(x.Tracked), Head(absent))
 		}
 	}
 	if len(notTracked) > 0 {
 		t.Errorf("%d rows are not tracking messages, e.g. %v", len(notTracked), Head(notTracked))
 	}
-	o.Txn = CheckContiguousLog(t, e.TableDir, version)
+	o.Txn = CheckContiguousLogStore(t, store, version)
 
 	// 4. An independent reader, when available.
-	o.DeltaRS = DeltaRSCount(t, e.TableDir, version, len(ids))
+	o.DeltaRS = deltaRSCount(t, e.TableURI, e.deltaRSOptions(), version, len(ids))
 
 	// 5. The success topic: at least one message per row, none for anything
 	// else; statuses tell whether kills landed mid-stream.
@@ -365,11 +414,17 @@ func LifeAt(lives []RunInfo, ts time.Time) int {
 // snapshot, read with this project's Delta reader, and the version.
 func ReadTable(t *testing.T, dir string) ([]string, int64) {
 	t.Helper()
-	ctx := t.Context()
 	store, err := storage.NewLocal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ReadTableStore(t, store)
+}
+
+// ReadTableStore is ReadTable on any store.
+func ReadTableStore(t *testing.T, store storage.Store) ([]string, int64) {
+	t.Helper()
+	ctx := t.Context()
 	tbl, err := delta.Open(ctx, store, delta.OpenOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("opening the table: %v", err)
@@ -400,13 +455,24 @@ func ReadTable(t *testing.T, dir string) ([]string, int64) {
 // and measures the txn actions.
 func CheckContiguousLog(t *testing.T, dir string, version int64) TxnStats {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(dir, "_delta_log"))
+	store, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return CheckContiguousLogStore(t, store, version)
+}
+
+// CheckContiguousLogStore is CheckContiguousLog on any store.
+func CheckContiguousLogStore(t *testing.T, store storage.Store, version int64) TxnStats {
+	t.Helper()
+	ctx := t.Context()
+	entries, err := store.List(ctx, "_delta_log/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var versions []int64
 	for _, en := range entries {
-		name := en.Name()
+		name := path.Base(en.Path)
 		if !strings.HasSuffix(name, ".json") || len(name) != 25 {
 			continue
 		}
@@ -431,7 +497,7 @@ func CheckContiguousLog(t *testing.T, dir string, version int64) TxnStats {
 	var st TxnStats
 	last := map[string]int64{}
 	for _, v := range versions {
-		b, err := os.ReadFile(filepath.Join(dir, "_delta_log", fmt.Sprintf("%020d.json", v)))
+		b, err := store.Get(ctx, fmt.Sprintf("_delta_log/%020d.json", v))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,7 +545,8 @@ type TxnStats struct{ Txns, BelowOffset int }
 
 const deltaRSScript = `
 import json, os, sys, deltalake
-t = deltalake.DeltaTable(sys.argv[1])
+opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
+t = deltalake.DeltaTable(sys.argv[1], storage_options=opts)
 ids = t.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
 print(json.dumps({"version": t.version(), "rows": len(ids), "distinct": len(set(ids))}))
 sys.stdout.flush()
@@ -492,6 +559,24 @@ os._exit(0)
 // repository's virtualenv has it, and compares with our reader.
 func DeltaRSCount(t *testing.T, dir string, version int64, rows int) string {
 	t.Helper()
+	return deltaRSCount(t, dir, nil, version, rows)
+}
+
+// deltaRSOptions are delta-rs storage options for the Env's table (nil for
+// a local one).
+func (e *Env) deltaRSOptions() map[string]string {
+	if e.Opts.S3 == nil {
+		return nil
+	}
+	ak, sk := e.Opts.S3.keys()
+	return map[string]string{
+		"AWS_ENDPOINT_URL": e.Opts.S3.Endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk, "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+	}
+}
+
+func deltaRSCount(t *testing.T, dir string, opts map[string]string, version int64, rows int) string {
+	t.Helper()
 	py := filepath.Join(RepoRoot, ".venv", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
 		return "not run (no .venv/bin/python)"
@@ -501,7 +586,12 @@ func DeltaRSCount(t *testing.T, dir string, version int64, rows int) string {
 	if err := exec.CommandContext(ctx, py, "-c", "import deltalake, pyarrow").Run(); err != nil {
 		return "not run (no deltalake/pyarrow in .venv)"
 	}
-	out, err := exec.CommandContext(ctx, py, "-c", deltaRSScript, dir).CombinedOutput()
+	args := []string{"-c", deltaRSScript, dir}
+	if opts != nil {
+		b, _ := json.Marshal(opts)
+		args = append(args, string(b))
+	}
+	out, err := exec.CommandContext(ctx, py, args...).CombinedOutput()
 	if err != nil {
 		t.Errorf("delta-rs could not read the table: %v\n%s", err, out)
 		return "failed"

@@ -76,6 +76,19 @@ type Options struct {
 	ChildEnv []string
 	// DeleteTopics deletes the topics when the test ends (external brokers).
 	DeleteTopics bool
+	// Strict makes Verify fail on any valid event on the errors topic,
+	// whatever Env.AllowTriggerError and Env.AllowWorkerError say, and on
+	// any event to track that is not in the table exactly once: a
+	// dependency's failure must hold the stream, never divert a record.
+	Strict bool
+	// SimNotListening reserves the simulator's address without listening:
+	// the streams meet refused connections until the test calls
+	// Env.Sim.Resume (an API that starts after its clients).
+	SimNotListening bool
+	// S3, when set, puts the worker's table on an S3-compatible store
+	// (DELTA_TABLE_URI=s3://…, DELTA_STORAGE_ENDPOINT, AWS credentials in
+	// the child environment); Verify reads it there.
+	S3 *S3Table
 }
 
 // Env is one end-to-end setup: a broker (embedded or external), the ClaimX
@@ -89,6 +102,9 @@ type Env struct {
 	Adm      *kadm.Client
 	Sim      *claimxsim.Server
 	TableDir string
+	// TableURI is where the worker writes the table: TableDir, or an s3://
+	// URI with Options.S3.
+	TableURI string
 	Procs    []*Proc
 	Names    Names
 	Opts     Options
@@ -105,6 +121,12 @@ type Env struct {
 	// the event when its input replayed it. Verify counts these in
 	// Outcome.TrackedAfterError; by default they fail the test.
 	AllowTrackedAfterTriggerError func(reason string) bool
+	// AllowReplayed accepts a valid event on the errors topic (with a
+	// reason the Allow functions accept) that is in the table as well: it
+	// was diverted, then replayed (claimx-connect errors replay). Verify
+	// then also requires every event to track in the table exactly once,
+	// and finds trigger errors of replayed events by their original bytes.
+	AllowReplayed bool
 }
 
 // New sets up an Env with the zero Options (tests/e2e).
@@ -129,6 +151,10 @@ func NewWith(t *testing.T, opts Options) *Env {
 		t.Logf("keeping the table and the logs in %s", e.Dir)
 	}
 	e.TableDir = filepath.Join(e.Dir, "itel_cabinet_task_tracking")
+	e.TableURI = e.TableDir
+	if opts.S3 != nil {
+		e.TableURI = opts.S3.URI()
+	}
 
 	if len(opts.Brokers) > 0 {
 		e.Brokers = opts.Brokers
@@ -201,7 +227,12 @@ func NewWith(t *testing.T, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Sim.Start("127.0.0.1:0"); err != nil {
+	if opts.SimNotListening {
+		err = e.Sim.Reserve("127.0.0.1:0")
+	} else {
+		err = e.Sim.Start("127.0.0.1:0")
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Sim.Close() })
@@ -223,12 +254,16 @@ func NewWith(t *testing.T, opts Options) *Env {
 
 // childEnv is the environment of both streams, as in a deployment.
 func (e *Env) ChildEnv() []string {
-	return append(append(os.Environ(),
+	var s3 []string
+	if e.Opts.S3 != nil {
+		s3 = e.Opts.S3.childEnv()
+	}
+	return append(append(append(os.Environ(),
 		"KAFKA_BOOTSTRAP_SERVERS="+strings.Join(e.Brokers, ","),
 		"CLAIMX_API_BASE_URL="+e.Sim.URL(),
 		"CLAIMX_API_AUTH_TYPE=bearer",
 		"CLAIMX_API_TOKEN="+SimToken,
-		"DELTA_TABLE_URI="+e.TableDir,
+		"DELTA_TABLE_URI="+e.TableURI,
 		"ITEL_SCHEMA_FILE="+filepath.Join(RepoRoot, "schemas", "itel_cabinet_task_tracking.yaml"),
 		"CLAIMX_RATE_LIMIT_PER_SECOND=500",
 		"WORKER_BATCH_COUNT=20",
@@ -239,7 +274,7 @@ func (e *Env) ChildEnv() []string {
 		"ITEL_ERRORS_TOPIC="+e.Names.Errors,
 		"TRIGGER_CONSUMER_GROUP="+e.Names.TriggerGroup,
 		"WORKER_CONSUMER_GROUP="+e.Names.WorkerGroup,
-	), e.Opts.ChildEnv...)
+	), s3...), e.Opts.ChildEnv...)
 }
 
 func (e *Env) NewProc(name, stream string) *Proc {
@@ -510,6 +545,14 @@ type Publisher struct {
 }
 
 func (e *Env) Publish(events []claimxsim.Event, perSecond int, chunk int) *Publisher {
+	return e.PublishFrom(events, 0, perSecond, chunk)
+}
+
+// PublishFrom publishes events[from:] as Publish does; positions name the
+// index in events, so that MergePublishers can join the publishers of one
+// corpus published in parts.
+func (e *Env) PublishFrom(all []claimxsim.Event, from int, perSecond int, chunk int) *Publisher {
+	events := all[from:]
 	pub := &Publisher{done: make(chan struct{}), positions: map[Position]int{}}
 	ctx := e.T.Context()
 	go func() {
@@ -524,7 +567,7 @@ func (e *Env) Publish(events []claimxsim.Event, perSecond int, chunk int) *Publi
 			for j, ev := range events[i:end] {
 				r := &kgo.Record{Topic: e.Names.Events, Key: []byte(ev.Key), Value: ev.Body}
 				recs = append(recs, r)
-				index[r] = i + j
+				index[r] = from + i + j
 			}
 			res := e.Cl.ProduceSync(ctx, recs...)
 			if err := res.FirstErr(); err != nil {
@@ -536,7 +579,7 @@ func (e *Env) Publish(events []claimxsim.Event, perSecond int, chunk int) *Publi
 			for _, r := range res {
 				pub.positions[Position{r.Record.Partition, r.Record.Offset}] = index[r.Record]
 			}
-			pub.sent = end
+			pub.sent = from + end
 			pub.mu.Unlock()
 			if end < len(events) {
 				select {
@@ -736,6 +779,26 @@ func (p *Proc) Setenv(kv ...string) {
 // package that builds the binary itself instead of calling Main.
 func SetBinary(root, bin string) {
 	RepoRoot, BinPath = root, bin
+}
+
+// MergePublishers joins finished publishers of parts of one corpus
+// (PublishFrom) into one, for Verify.
+func MergePublishers(ps ...*Publisher) *Publisher {
+	out := &Publisher{done: make(chan struct{}), positions: map[Position]int{}}
+	for _, p := range ps {
+		<-p.done
+		p.mu.Lock()
+		for k, v := range p.positions {
+			out.positions[k] = v
+		}
+		out.sent = max(out.sent, p.sent)
+		if out.err == nil {
+			out.err = p.err
+		}
+		p.mu.Unlock()
+	}
+	close(out.done)
+	return out
 }
 
 // Sent is how many events have been published so far.
