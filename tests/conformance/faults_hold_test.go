@@ -384,4 +384,3 @@ func TestFaultHoldSIGTERM(t *testing.T) {
 	figures(t, e, x, o, recText, trigger, worker)
 	t.Logf("timing: drain %s, total %s", drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
-
