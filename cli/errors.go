@@ -141,14 +141,11 @@ func runErrorsReplay(c *cli.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration(replayFlagTimeout))
 	defer cancel()
-	cl, err := kafkaClient(c)
+	cl, err := connectKafka(ctx, c)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer cl.Close()
-	if err := pingBrokers(ctx, cl); err != nil {
-		return cli.Exit(err.Error(), 1)
-	}
 	adm := kadm.NewClient(cl)
 
 	// 1. Read the errors topic up to its end offsets now, keeping the selected records.

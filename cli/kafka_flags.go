@@ -75,10 +75,16 @@ func kafkaClient(c *cli.Context) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// pingBrokers fails fast with a readable error when no broker answers.
-func pingBrokers(ctx context.Context, cl *kgo.Client) error {
-	if err := cl.Ping(ctx); err != nil {
-		return fmt.Errorf("connecting to Kafka: %w", err)
+// connectKafka builds the client from the Kafka flags and fails fast, with a
+// readable error, when no broker answers.
+func connectKafka(ctx context.Context, c *cli.Context) (*kgo.Client, error) {
+	cl, err := kafkaClient(c)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("connecting to Kafka: %w", err)
+	}
+	return cl, nil
 }

@@ -43,14 +43,11 @@ replication factor above the number of brokers is an error unless
 				}
 				ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 				defer cancel()
-				cl, err := kafkaClient(c)
+				cl, err := connectKafka(ctx, c)
 				if err != nil {
 					return cli.Exit(err.Error(), 1)
 				}
 				defer cl.Close()
-				if err := pingBrokers(ctx, cl); err != nil {
-					return cli.Exit(err.Error(), 1)
-				}
 				results, err := topics.Apply(ctx, kadm.NewClient(cl), specs, topics.Options{
 					DryRun:         c.Bool("dry-run"),
 					CapReplication: c.Bool("cap-replication"),
