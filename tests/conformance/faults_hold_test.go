@@ -381,6 +381,6 @@ func TestFaultHoldSIGTERM(t *testing.T) {
 	o := e.Verify(x, pub, worker.Lives())
 	e.Report(x, o)
 	_, recText := recs.check(t, 30*time.Second)
-	figures(t, e, x, o, recText, trigger, worker)
+	figures(t, e, x, o, recText+"; "+strings.Join(exits, "; "), trigger, worker)
 	t.Logf("timing: drain %s, total %s", drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }

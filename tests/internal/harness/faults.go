@@ -133,9 +133,12 @@ var (
 	logReason      = regexp.MustCompile(`\breason=("[^"]*"|\S+)`)
 	logRecords     = regexp.MustCompile(`\brecords=([0-9]+)`)
 	logHeldSeconds = regexp.MustCompile(`\bheld_seconds=([0-9.eE+-]+)`)
+	logTime        = regexp.MustCompile(`^time="([^"]+)"`)
 )
 
-// Holds reads the holds p logged, over every life, in the order logged.
+// Holds reads the holds p logged, over every life, in the order logged. A
+// hold that did not end (its life was stopped while holding) has HeldFor up
+// to the last line its life logged.
 func (p *Proc) Holds() []Hold {
 	b, err := os.ReadFile(p.LogPath)
 	if err != nil {
@@ -143,10 +146,26 @@ func (p *Proc) Holds() []Hold {
 	}
 	var out []Hold
 	open := map[string]int{} // dependency -> index of its open hold
+	began := map[int]time.Time{}
+	var last time.Time
+	closeLife := func() {
+		for _, i := range open {
+			if !began[i].IsZero() && last.After(began[i]) {
+				out[i].HeldFor = last.Sub(began[i])
+			}
+		}
+		clear(open)
+	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "==== ") {
-			clear(open) // a new life: holds of the last one ended with it
+			closeLife() // a new life: holds of the last one ended with it
 			continue
+		}
+		var at time.Time
+		if m := logTime.FindStringSubmatch(line); m != nil {
+			if ts, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
+				at, last = ts, ts
+			}
 		}
 		entered := strings.Contains(line, "dependency unavailable: holding the stream")
 		left := strings.Contains(line, "dependency available again: resuming")
@@ -166,22 +185,44 @@ func (p *Proc) Holds() []Hold {
 				h.Records, _ = strconv.Atoi(m[1])
 			}
 			out = append(out, h)
-			open[dep] = len(out) - 1
+			began[len(out)-1] = at
+			// Two gates of one dependency may hold at once (one per
+			// instance of a lookup): key by the order of entering.
+			open[dep+"#"+strconv.Itoa(len(out))] = len(out) - 1
 			continue
 		}
-		i, ok := open[dep]
-		if !ok {
+		// The hold that ends is the open one of this dependency entered
+		// first whose records match, else the first open one.
+		best := -1
+		recs := -1
+		if m := logRecords.FindStringSubmatch(line); m != nil {
+			recs, _ = strconv.Atoi(m[1])
+		}
+		var bestKey string
+		for k, i := range open {
+			if !strings.HasPrefix(k, dep+"#") {
+				continue
+			}
+			match := out[i].Records == recs
+			switch {
+			case best < 0, match && out[best].Records != recs, match == (out[best].Records == recs) && i < best:
+				best, bestKey = i, k
+			}
+		}
+		if best < 0 {
 			out = append(out, Hold{Dependency: dep})
-			i = len(out) - 1
+			best = len(out) - 1
+		} else {
+			delete(open, bestKey)
 		}
 		if m := logHeldSeconds.FindStringSubmatch(line); m != nil {
 			if f, err := strconv.ParseFloat(m[1], 64); err == nil {
-				out[i].HeldFor = time.Duration(f * float64(time.Second))
+				out[best].HeldFor = time.Duration(f * float64(time.Second))
 			}
 		}
-		out[i].Ended = true
-		delete(open, dep)
+		out[best].Ended = true
 	}
+	closeLife()
 	return out
 }
 
@@ -209,7 +250,7 @@ func LongestHold(ps ...*Proc) (time.Duration, string) {
 		for _, h := range hs {
 			lp = max(lp, h.HeldFor)
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d holds (%s), longest %s, %d not ended", p.Name, len(hs), strings.Join(rs, " "), lp.Round(time.Millisecond), open))
+		parts = append(parts, fmt.Sprintf("%s: %d holds (%s), longest %s, %d ended by the end of their process", p.Name, len(hs), strings.Join(rs, " "), lp.Round(time.Millisecond), open))
 	}
 	return longest, strings.Join(parts, "; ")
 }
