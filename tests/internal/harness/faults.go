@@ -250,7 +250,7 @@ func LongestHold(ps ...*Proc) (time.Duration, string) {
 		for _, h := range hs {
 			lp = max(lp, h.HeldFor)
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d holds (%s), longest %s, %d ended by the end of their process", p.Name, len(hs), strings.Join(rs, " "), lp.Round(time.Millisecond), open))
+		parts = append(parts, fmt.Sprintf("%s: %d holds (%s), longest %s, %d not ended (still holding, or stopped with their process)", p.Name, len(hs), strings.Join(rs, " "), lp.Round(time.Millisecond), open))
 	}
 	return longest, strings.Join(parts, "; ")
 }
