@@ -642,6 +642,7 @@ func newClaimxLookup(c claimxLookupConfig, res *service.Resources) *claimxLookup
 			p.log.Warnf("%s: circuit breaker %s -> %s", name, from, to)
 		},
 	})
+	c.hold.cfg.Dependency = "claimx " + c.baseURL.String()
 	p.gate = newHoldGate(res, c.hold, "ClaimX API", c.metricsPrefix+"claimx_api")
 	return p
 }
@@ -1348,6 +1349,9 @@ func (p *claimxLookup) attempt(ctx context.Context, req *clRequest) (*clResult, 
 		if u := r.err.unavailable(); u != nil {
 			p.lastTrip.Store(u.Reason)
 		}
+	} else if r.unavailable() == nil {
+		// The API answered: streams held on it probe now.
+		p.gate.Answered()
 	}
 	if r.err != nil {
 		r.err.reason = p.redact(r.err.reason)

@@ -71,6 +71,7 @@ func newDeltaLakeProcessor(conf *service.ParsedConfig, mgr *service.Resources) (
 	if p.hold, err = parseHoldSettings(conf); err != nil {
 		return nil, err
 	}
+	p.hold.cfg.Dependency = "delta " + c.TableURI
 	p.gate = newHoldGate(mgr, p.hold, "Delta storage", "delta_storage")
 	return p, nil
 }
@@ -110,6 +111,7 @@ func (p *deltaLakeProcessor) ProcessBatch(ctx context.Context, batch service.Mes
 			if results, err = p.write(ctx, batch); err != nil {
 				return hold.Unavailable(deltaHoldReason(err), 0, fmt.Errorf("writing %d messages to Delta table %s (attempt %d): %w", len(batch), p.uri, attempt, err))
 			}
+			p.gate.Answered()
 			return nil
 		})
 		if err != nil {

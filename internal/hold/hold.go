@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,6 +74,11 @@ type Config struct {
 	// Timeout, when positive, ends a hold that lasts longer with a fatal
 	// error (Gate.OnFatal); zero holds for as long as it takes.
 	Timeout time.Duration
+	// Dependency names the dependency across the process (a base URL, a
+	// table URI): the gates of one dependency wake each other, so a lookup
+	// that finds the API back frees every stream held on it at once instead
+	// of at each one's next probe. Empty: the gate wakes only its own holders.
+	Dependency string
 }
 
 func (c Config) withDefaults() Config {
@@ -121,7 +127,7 @@ type Gate struct {
 	since    time.Time // start of the current hold
 	accrued  time.Time // hold time counted up to here
 	carry    time.Duration
-	wake     chan struct{} // closed when a probe succeeds, to wake the others
+	wake     *waker // fired when the dependency answers, to wake the holders
 	fatalled bool
 	now      func() time.Time
 }
@@ -131,7 +137,8 @@ func NewGate(cfg Config, obs Observer) *Gate {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Gate{cfg: cfg.withDefaults(), obs: obs, wake: make(chan struct{}), now: time.Now}
+	cfg = cfg.withDefaults()
+	return &Gate{cfg: cfg, obs: obs, wake: wakerOf(cfg.Dependency), now: time.Now}
 }
 
 // Config returns the gate's probing configuration, defaults applied.
@@ -175,8 +182,10 @@ func (g *Gate) Do(ctx context.Context, records int, try func(ctx context.Context
 				wait = left
 			}
 		}
-		wake := g.wakeChan()
-		if !sleep(ctx, wait, wake) {
+		wake := g.wake.wait()
+		ok := sleep(ctx, wait, wake)
+		g.wake.done()
+		if !ok {
 			g.leave(records, false)
 			return fmt.Errorf("%w: %w", ErrInterrupted, u)
 		}
@@ -213,10 +222,58 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	}
 }
 
-func (g *Gate) wakeChan() <-chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.wake
+// Answered tells the gate that the dependency has just answered a request
+// (not a cache, not a refusal by the circuit breaker): every holder of the
+// dependency, in any gate, probes now. Cheap when nobody holds.
+func (g *Gate) Answered() { g.wake.fire() }
+
+// waker wakes the holders of one dependency when it answers again.
+type waker struct {
+	waiting atomic.Int32
+	mu      sync.Mutex
+	ch      chan struct{}
+}
+
+var (
+	wakersMu sync.Mutex
+	wakers   = map[string]*waker{}
+)
+
+// wakerOf returns the process-wide waker of a dependency, or a waker of
+// its own for an unnamed one.
+func wakerOf(dependency string) *waker {
+	if dependency == "" {
+		return &waker{ch: make(chan struct{})}
+	}
+	wakersMu.Lock()
+	defer wakersMu.Unlock()
+	w := wakers[dependency]
+	if w == nil {
+		w = &waker{ch: make(chan struct{})}
+		wakers[dependency] = w
+	}
+	return w
+}
+
+// wait registers a holder and returns the channel closed at the next fire.
+func (w *waker) wait() <-chan struct{} {
+	w.waiting.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *waker) done() { w.waiting.Add(-1) }
+
+// fire wakes every holder waiting now; cheap when none is.
+func (w *waker) fire() {
+	if w.waiting.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
 }
 
 func (g *Gate) enter(records int, u *UnavailableError) {
@@ -245,8 +302,7 @@ func (g *Gate) leave(records int, recovered bool) {
 	if recovered {
 		// The dependency answers: the others probe now instead of at the
 		// end of their wait.
-		close(g.wake)
-		g.wake = make(chan struct{})
+		g.wake.fire()
 	}
 	if g.holders == 0 && recovered {
 		g.obs.Left(g.now().Sub(g.since), g.waited)

@@ -253,3 +253,40 @@ func TestHeldSecondsAccrue(t *testing.T) {
 		t.Fatalf("hold seconds %d, want 2 (2.8 s held, whole seconds counted)", rec.seconds)
 	}
 }
+
+func TestGatesOfOneDependencyWakeEachOther(t *testing.T) {
+	dep := "claimx http://api.example/" + t.Name()
+	held := NewGate(Config{InitialInterval: 10 * time.Millisecond, MaxInterval: 5 * time.Second, Dependency: dep}, nil)
+	other := NewGate(Config{Dependency: dep}, nil)
+	stranger := NewGate(Config{Dependency: dep + "/elsewhere"}, nil)
+	var up atomic.Bool
+	done := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		_ = held.Do(t.Context(), 1, func(_ context.Context, probe bool) error {
+			if up.Load() {
+				return nil
+			}
+			// Asked to wait 10 s: only a wake-up frees it early.
+			return Unavailable("503", 10*time.Second, errors.New("503"))
+		})
+		done <- time.Since(start)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	up.Store(true)
+	stranger.Answered() // another dependency: must not wake it
+	select {
+	case d := <-done:
+		t.Fatalf("woken by another dependency's answer after %v", d)
+	case <-time.After(100 * time.Millisecond):
+	}
+	other.Answered()
+	select {
+	case d := <-done:
+		if d > 2*time.Second {
+			t.Fatalf("the holder probed after %v", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("another gate's answer from the same dependency did not wake the holder")
+	}
+}
