@@ -152,6 +152,19 @@ func figures(t *testing.T, e *harness.Env, x harness.Expectation, o harness.Outc
 	}
 }
 
+// settle waits for the publisher and for the pipelines to drain, scrapes
+// both processes and checks the run (strict in the hold tests).
+func settle(e *harness.Env, x harness.Expectation, pub *harness.Publisher, trigger, worker *harness.Proc) (harness.Outcome, time.Duration) {
+	e.T.Helper()
+	pub.Wait(e.T)
+	drained := e.WaitDrained(pub, 3*time.Second, 3*time.Minute)
+	scrapeAll(e.T.Context(), trigger, worker)
+	e.CheckAlive()
+	o := e.Verify(x, pub, worker.Lives())
+	e.Report(x, o)
+	return o, drained
+}
+
 // scrapeAll scrapes every process (keeping the last scrape of each life).
 func scrapeAll(ctx context.Context, ps ...*harness.Proc) {
 	for _, p := range ps {
@@ -270,12 +283,7 @@ func TestFaultHoldAPINotListening(t *testing.T) {
 	if rows != 0 {
 		t.Errorf("%d rows before the API listened", rows)
 	}
-	pub.Wait(t)
-	drained := e.WaitDrained(pub, 3*time.Second, 3*time.Minute)
-	scrapeAll(t.Context(), trigger, worker)
-	e.CheckAlive()
-	o := e.Verify(x, pub, worker.Lives())
-	e.Report(x, o)
+	o, drained := settle(e, x, pub, trigger, worker)
 	var reasons []string
 	for _, h := range trigger.Holds() {
 		reasons = append(reasons, h.Reason)
@@ -317,12 +325,7 @@ func TestFaultHoldUnauthorized(t *testing.T) {
 	if !strings.Contains(during, "401=") {
 		t.Errorf("no 401 answered during the rotation")
 	}
-	pub.Wait(t)
-	drained := e.WaitDrained(pub, 3*time.Second, 3*time.Minute)
-	scrapeAll(t.Context(), trigger, worker)
-	e.CheckAlive()
-	o := e.Verify(x, pub, worker.Lives())
-	e.Report(x, o)
+	o, drained := settle(e, x, pub, trigger, worker)
 	if len(trigger.Holds())+len(worker.Holds()) == 0 {
 		t.Errorf("no hold logged during 30 s of 401")
 	}
@@ -389,11 +392,7 @@ func TestFaultHoldSIGTERM(t *testing.T) {
 	recs.start(e, "the restart with the API back")
 	trigger.Start()
 	worker.Start()
-	drained := e.WaitDrained(pub, 3*time.Second, 3*time.Minute)
-	scrapeAll(t.Context(), trigger, worker)
-	e.CheckAlive()
-	o := e.Verify(x, pub, worker.Lives())
-	e.Report(x, o)
+	o, drained := settle(e, x, pub, trigger, worker)
 	_, recText := recs.check(t, 30*time.Second)
 	figures(t, e, x, o, recText+"; "+strings.Join(exits, "; "), trigger, worker)
 	t.Logf("timing: drain %s, total %s", drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))

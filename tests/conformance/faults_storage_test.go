@@ -234,12 +234,7 @@ func TestFaultHoldObjectStorageStopped(t *testing.T) {
 	recs.start(e, "the storage back")
 	t.Logf("storage stopped at %s for 30 s with %d rows; %d success messages when it came back; %d of %d events published",
 		stoppedAt.Round(time.Millisecond), rowsBefore, rowsDuring, pub.Sent(), len(events))
-	pub.Wait(t)
-	drained := e.WaitDrained(pub, 3*time.Second, 3*time.Minute)
-	scrapeAll(t.Context(), trigger, worker)
-	e.CheckAlive()
-	o := e.Verify(x, pub, worker.Lives())
-	e.Report(x, o)
+	o, drained := settle(e, x, pub, trigger, worker)
 	if !loggedHold(worker, "Delta storage")() {
 		t.Errorf("the worker logged no Delta storage hold in 30 s without storage")
 	}
