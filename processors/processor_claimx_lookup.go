@@ -734,7 +734,13 @@ func (e *clLookupError) unavailable() *hold.UnavailableError {
 	default:
 		reason = e.class
 	}
-	return &hold.UnavailableError{Reason: reason, RetryAfter: e.retryAfter, Err: e}
+	u := &hold.UnavailableError{Reason: reason, Err: e}
+	if e.class == clErrCircuitOpen {
+		u.ReopensIn = e.retryAfter
+	} else {
+		u.RetryAfter = e.retryAfter
+	}
+	return u
 }
 
 // tooBig reports an answer over max_response_bytes: the record's answer,

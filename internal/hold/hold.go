@@ -37,8 +37,14 @@ type UnavailableError struct {
 	// "timeout", "connection", "circuit_open", "storage".
 	Reason string
 	// RetryAfter is how long the dependency asked to be left alone (a
-	// Retry-After header, an open circuit); zero when it did not say.
+	// Retry-After header); zero when it did not say. The hold waits at
+	// least this long even when the dependency answers other requests
+	// meanwhile (a rate limit answers some and refuses others).
 	RetryAfter time.Duration
+	// ReopensIn is how long until this process may ask again on its own
+	// account (the circuit breaker half-opens): the hold waits that long
+	// unless the dependency is seen answering before.
+	ReopensIn time.Duration
 	// Err is the failure itself.
 	Err error
 }
@@ -171,9 +177,7 @@ func (g *Gate) Do(ctx context.Context, records int, try func(ctx context.Context
 		wait := jitter(interval)
 		interval = min(interval*2, g.cfg.MaxInterval)
 		wait = min(wait, g.cfg.MaxInterval)
-		if u.RetryAfter > wait {
-			wait = u.RetryAfter
-		}
+		wait = max(wait, u.RetryAfter, u.ReopensIn)
 		if g.cfg.Timeout > 0 {
 			if left := g.cfg.Timeout - g.now().Sub(start); left <= 0 {
 				g.timedOut(g.now().Sub(start), u)
@@ -182,9 +186,17 @@ func (g *Gate) Do(ctx context.Context, records int, try func(ctx context.Context
 				wait = left
 			}
 		}
-		wake := g.wake.wait()
-		ok := sleep(ctx, wait, wake)
-		g.wake.done()
+		// A Retry-After is a floor no other answer may cut short: the
+		// dependency answered other requests while it still asked this
+		// one to wait (a rate limit), so the wake-up only shortens the
+		// backoff beyond it.
+		floor := min(u.RetryAfter, wait)
+		ok := sleep(ctx, floor, nil)
+		if ok {
+			wake := g.wake.wait()
+			ok = sleep(ctx, wait-floor, wake)
+			g.wake.done()
+		}
 		if !ok {
 			g.leave(records, false)
 			return fmt.Errorf("%w: %w", ErrInterrupted, u)

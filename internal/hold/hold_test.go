@@ -202,11 +202,11 @@ func TestGateSharedByHolders(t *testing.T) {
 		}
 		return Unavailable("503", 0, errors.New("503"))
 	}
-	// The second holder is asked to wait 10 s: only the first one's
+	// The second holder's circuit reopens in 10 s: only the first one's
 	// recovery can free it early.
 	patient := func(_ context.Context, probe bool) error {
 		if !probe {
-			return Unavailable("429", 10*time.Second, errors.New("429"))
+			return &UnavailableError{Reason: "circuit_open", ReopensIn: 10 * time.Second, Err: errors.New("circuit open")}
 		}
 		return nil
 	}
@@ -267,8 +267,8 @@ func TestGatesOfOneDependencyWakeEachOther(t *testing.T) {
 			if up.Load() {
 				return nil
 			}
-			// Asked to wait 10 s: only a wake-up frees it early.
-			return Unavailable("503", 10*time.Second, errors.New("503"))
+			// The circuit reopens in 10 s: only a wake-up frees it early.
+			return &UnavailableError{Reason: "circuit_open", ReopensIn: 10 * time.Second, Err: errors.New("circuit open")}
 		})
 		done <- time.Since(start)
 	}()
@@ -288,5 +288,42 @@ func TestGatesOfOneDependencyWakeEachOther(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("another gate's answer from the same dependency did not wake the holder")
+	}
+}
+
+// A rate-limited API answers some requests and refuses others: another
+// request's answer must not send the refused one back before its
+// Retry-After (the conformance 429 storm caught a probe 928 ms after a
+// "Retry-After: 1").
+func TestWakeUpKeepsTheRetryAfter(t *testing.T) {
+	dep := "claimx http://api.example/" + t.Name()
+	held := NewGate(Config{InitialInterval: 10 * time.Millisecond, MaxInterval: 5 * time.Second, Dependency: dep}, nil)
+	other := NewGate(Config{Dependency: dep}, nil)
+	const retryAfter = 300 * time.Millisecond
+	done := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		n := 0
+		_ = held.Do(t.Context(), 1, func(context.Context, bool) error {
+			n++
+			if n == 1 {
+				return Unavailable("429", retryAfter, errors.New("429 Too Many Requests"))
+			}
+			return nil
+		})
+		done <- time.Since(start)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	for range 5 {
+		other.Answered()
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case d := <-done:
+		if d < retryAfter {
+			t.Fatalf("probed after %v, before the Retry-After of %v", d, retryAfter)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the holder never probed")
 	}
 }
