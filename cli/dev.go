@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/claimx/claimx-connect/claimxsim"
 	"github.com/claimx/claimx-connect/delta"
 	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/claimx/claimx-connect/internal/reasons"
 	"github.com/claimx/claimx-connect/kafka/broker"
 	"github.com/claimx/claimx-connect/kafka/topics"
 )
@@ -457,23 +457,6 @@ type devSummary struct {
 	Partitions                            int
 }
 
-var (
-	reQuoted = regexp.MustCompile(`"[^"]*"`)
-	reEvent  = regexp.MustCompile(`evt_[0-9a-zA-Z_]+`)
-	reNumber = regexp.MustCompile(`\b[0-9]{5,}\b`)
-)
-
-// reasonClass makes an error text a category by hiding its ids and values.
-func reasonClass(s string) string {
-	s = reQuoted.ReplaceAllString(s, `"…"`)
-	s = reEvent.ReplaceAllString(s, "…")
-	s = reNumber.ReplaceAllString(s, "N")
-	if len(s) > 110 {
-		s = s[:110] + "…"
-	}
-	return s
-}
-
 func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event) (*devSummary, error) {
 	s := &devSummary{Events: len(events), ErrorsByReason: map[string]int{}, ErrorsByStage: map[string]int{}}
 	for _, e := range events {
@@ -494,17 +477,7 @@ func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event) (*devS
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range errs {
-		var m struct {
-			Error string `json:"error"`
-			Stage string `json:"stage"`
-		}
-		if json.Unmarshal(v, &m) != nil {
-			m.Error, m.Stage = "(unreadable error message)", "?"
-		}
-		s.ErrorsByStage[m.Stage]++
-		s.ErrorsByReason[m.Stage+": "+reasonClass(m.Error)]++
-	}
+	s.countErrors(errs)
 	st, err := storage.NewLocal(d.tableDir)
 	if err != nil {
 		return nil, err
@@ -516,6 +489,23 @@ func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event) (*devS
 	desc := tbl.Describe()
 	s.Rows, s.Version, s.Partitions = desc.NumRows, desc.Version, desc.NumPartitions
 	return s, nil
+}
+
+// countErrors counts the errors topic's messages by stage and by kind of
+// reason ("trigger: event is not JSON: unexpected end of input at offset N"),
+// so that the summary prints one line per kind, not one per offset or id.
+func (s *devSummary) countErrors(errs [][]byte) {
+	for _, v := range errs {
+		var m struct {
+			Error string `json:"error"`
+			Stage string `json:"stage"`
+		}
+		if json.Unmarshal(v, &m) != nil {
+			m.Error, m.Stage = "(unreadable error message)", "?"
+		}
+		s.ErrorsByStage[m.Stage]++
+		s.ErrorsByReason[m.Stage+": "+reasons.Class(m.Error)]++
+	}
 }
 
 // readAll reads every record of a topic.
@@ -556,17 +546,17 @@ func (s *devSummary) print(w io.Writer, table string) {
 	}
 	fmt.Fprintf(tw, "errors\t%d\t(on %s)\n", total, devErrorsTopic)
 	tw.Flush()
-	reasons := make([]string, 0, len(s.ErrorsByReason))
+	kinds := make([]string, 0, len(s.ErrorsByReason))
 	for r := range s.ErrorsByReason {
-		reasons = append(reasons, r)
+		kinds = append(kinds, r)
 	}
-	sort.Slice(reasons, func(i, j int) bool {
-		if s.ErrorsByReason[reasons[i]] != s.ErrorsByReason[reasons[j]] {
-			return s.ErrorsByReason[reasons[i]] > s.ErrorsByReason[reasons[j]]
+	sort.Slice(kinds, func(i, j int) bool {
+		if s.ErrorsByReason[kinds[i]] != s.ErrorsByReason[kinds[j]] {
+			return s.ErrorsByReason[kinds[i]] > s.ErrorsByReason[kinds[j]]
 		}
-		return reasons[i] < reasons[j]
+		return kinds[i] < kinds[j]
 	})
-	for _, r := range reasons {
+	for _, r := range kinds {
 		fmt.Fprintf(w, "  %5d  %s\n", s.ErrorsByReason[r], r)
 	}
 	if s.Rows == s.Tracked {

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +149,29 @@ func TestDevParseMetrics(t *testing.T) {
 	got := parseMetrics("# HELP a b\n# TYPE a gauge\n\na 1\n  \nbroken{\nb{x=\"y\"} 2\n")
 	if len(got) != 2 || got[0].name != "a" || got[1].labels["x"] != "y" {
 		t.Errorf("parseMetrics: got %+v", got)
+	}
+}
+
+func TestDevSummaryGroupsReasonsByKind(t *testing.T) {
+	s := &devSummary{ErrorsByReason: map[string]int{}, ErrorsByStage: map[string]int{}}
+	var errs [][]byte
+	for i, off := range []int{17, 37, 112} {
+		errs = append(errs, []byte(fmt.Sprintf(`{"stage":"trigger","error":"event is not JSON: unexpected end of input at offset %d"}`, off)))
+		errs = append(errs, []byte(fmt.Sprintf(`{"stage":"trigger","error":"event evt_%06x: assignment %d is not known to the ClaimX API (404)"}`, i, 5423000+i)))
+	}
+	errs = append(errs, []byte(`not json`))
+	s.countErrors(errs)
+	want := map[string]int{
+		"trigger: event is not JSON: unexpected end of input at offset N":         3,
+		"trigger: event evt_…: assignment N is not known to the ClaimX API (404)": 3,
+		"?: (unreadable error message)":                                           1,
+	}
+	if !reflect.DeepEqual(s.ErrorsByReason, want) {
+		t.Fatalf("reasons %v, want %v", s.ErrorsByReason, want)
+	}
+	var out strings.Builder
+	s.print(&out, "table")
+	if !strings.Contains(out.String(), "      3  trigger: event is not JSON: unexpected end of input at offset N\n") {
+		t.Fatalf("summary does not print the kind once with its count:\n%s", out.String())
 	}
 }

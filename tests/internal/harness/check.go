@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/claimx/claimx-connect/claimxsim"
 	"github.com/claimx/claimx-connect/delta"
 	"github.com/claimx/claimx-connect/delta/storage"
+	"github.com/claimx/claimx-connect/internal/reasons"
 )
 
 // itelTemplate is the task template the trigger is configured for.
@@ -126,23 +126,8 @@ type Outcome struct {
 	// AllowReplayed).
 	Replayed, MissingFromTable int
 	// ErrorsByStage counts error messages by stage; ErrorReasons by stage
-	// and reason (digits folded, see ReasonClass).
+	// and reason (ids, values and offsets folded by reasons.Class).
 	ErrorsByStage, ErrorReasons map[string]int
-}
-
-var (
-	eventIDs = regexp.MustCompile(`\bevt_[A-Za-z0-9_]+`)
-	digits   = regexp.MustCompile(`[0-9]+`)
-)
-
-// ReasonClass folds the numbers of an error reason (ids, offsets,
-// durations), so that reasons can be counted by kind.
-func ReasonClass(reason string) string {
-	s := digits.ReplaceAllString(eventIDs.ReplaceAllString(reason, "evt_…"), "N")
-	if len(s) > 160 {
-		s = s[:160] + "…"
-	}
-	return s
 }
 
 // verify runs every end-state check against the Expectation.
@@ -181,7 +166,7 @@ func (e *Env) Verify(x Expectation, pub *Publisher, workerLives []RunInfo) Outco
 			continue
 		}
 		o.ErrorsByStage[m.Stage]++
-		o.ErrorReasons[m.Stage+": "+ReasonClass(m.Error)]++
+		o.ErrorReasons[m.Stage+": "+reasons.Class(m.Error)]++
 		switch m.Stage {
 		case "trigger":
 			o.TriggerErrMsgs++
