@@ -6,7 +6,7 @@ COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE       ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 GO_FILES    = $(shell git ls-files '*.go')
-PIPELINES   = $(filter-out %_benthos_test.yaml pipelines/topics.yaml,$(wildcard pipelines/*.yaml))
+PIPELINES   = $(filter-out %_benthos_test.yaml pipelines/topics.yaml,$(wildcard pipelines/*.yaml pipelines/examples/*.yaml))
 RESOURCES   = $(foreach r,$(wildcard pipelines/resources/*.yaml),-r $(r))
 
 .PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx bench-e2e clean
