@@ -43,6 +43,13 @@ type partitionState struct {
 	committed int64 // last committed offset, -1 if none by this reader
 	paused    bool
 	revoked   bool
+	// releasing marks a partition being revoked: no longer consumed, but
+	// acknowledgements of the batches already delivered still count until
+	// the revoke's wait ends (revoke_ack_timeout) and revoked is set.
+	releasing bool
+	// delivered counts the batches handed downstream (ReadBatch) whose
+	// acknowledgement has not come yet.
+	delivered int
 
 	// Batching state, used only by the poll loop while it blocks rebalances
 	// (or by the revoke callback, which cannot run at the same time).
@@ -84,17 +91,25 @@ type franzReader struct {
 	// pollCancel cuts the poll in progress short; nil between polls.
 	pollCancel context.CancelFunc
 	roomSig    chan struct{} // a batch was taken or acknowledged
+	// releaseSig: a batch of a partition being revoked was acknowledged.
+	releaseSig chan struct{}
+	// closing is closed when Close starts: a revoke stops waiting for
+	// acknowledgements (benthos has awaited them before closing).
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 func newFranzReader(conf franzReaderConfig, res *service.Resources) *franzReader {
 	return &franzReader{
-		conf:     conf,
-		res:      res,
-		log:      res.Logger(),
-		lag:      res.Metrics().NewGauge("kafka_lag", "topic", "partition"),
-		parts:    map[topicPartition]*partitionState{},
-		readySig: make(chan struct{}, 1),
-		roomSig:  make(chan struct{}, 1),
+		conf:       conf,
+		res:        res,
+		log:        res.Logger(),
+		lag:        res.Metrics().NewGauge("kafka_lag", "consumer_group", "topic", "partition"),
+		parts:      map[topicPartition]*partitionState{},
+		readySig:   make(chan struct{}, 1),
+		roomSig:    make(chan struct{}, 1),
+		releaseSig: make(chan struct{}, 1),
+		closing:    make(chan struct{}),
 	}
 }
 
@@ -171,6 +186,7 @@ func (r *franzReader) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 			rb := r.ready[0]
 			r.ready[0] = readyBatch{}
 			r.ready = r.ready[1:]
+			rb.ps.delivered++
 			r.mu.Unlock()
 			r.signalRoom()
 			return rb.batch, r.ackFunc(rb.ps, rb.cp), nil
@@ -200,6 +216,13 @@ func (r *franzReader) ackFunc(ps *partitionState, cp *checkpoint) service.AckFun
 			// Another member owns the partition now and will consume these
 			// messages again from the last commit.
 			return nil
+		}
+		ps.delivered--
+		if ps.releasing {
+			select {
+			case r.releaseSig <- struct{}{}:
+			default:
+			}
 		}
 		if err != nil {
 			// Leaving the checkpoint unresolved holds the commit of this
@@ -293,7 +316,7 @@ func (r *franzReader) pollLoop(ctx context.Context, cl *kgo.Client, done chan st
 		if len(newReady) > 0 {
 			r.mu.Lock()
 			for _, rb := range newReady {
-				if rb.ps.revoked {
+				if rb.ps.revoked || rb.ps.releasing {
 					continue
 				}
 				rb.cp = rb.ps.cp.track(rb.cp.next, rb.cp.epoch, rb.cp.size)
@@ -563,13 +586,44 @@ func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64, boxe
 	return msg
 }
 
-// onRevoked runs in the group's goroutine before the revoke completes: it
-// forgets the revoked partitions, so late acknowledgements cannot commit,
-// and synchronously commits what was acknowledged so far.
+// onRevoked runs in the group's goroutine before the revoke completes. It
+// stops delivering the revoked partitions (batches not yet read are dropped),
+// waits up to revoke_ack_timeout for the acknowledgements of the batches
+// already delivered, commits what was acknowledged, and only then forgets
+// them, so that late acknowledgements cannot commit and the next owner
+// re-reads as little as possible. The client polls nothing meanwhile
+// (BlockRebalanceOnPoll).
 func (r *franzReader) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	states := r.forget(ctx, cl, revoked)
+	states := r.forget(ctx, cl, revoked, true)
 	if len(states) == 0 {
 		return
+	}
+	start := time.Now()
+	inFlight, left := r.awaitAcks(ctx, states)
+	r.mu.Lock()
+	for _, ps := range states {
+		ps.revoked = true
+	}
+	r.mu.Unlock()
+	closing := false
+	select {
+	case <-r.closing:
+		closing = true
+	default:
+	}
+	switch {
+	case closing:
+		// Close committed before closing the client; benthos awaited the
+		// acknowledgements before that.
+	case left > 0 && r.conf.revokeAckTimeout > 0:
+		r.log.Warnf("Revoking %d partitions of consumer group %s: %d of %d delivered batches still unacknowledged after %v (%s); their records will be consumed again by the next owner",
+			len(states), r.conf.group, left, inFlight, time.Since(start).Round(time.Millisecond), kfiFieldRevokeAckTimeout)
+	case left > 0:
+		r.log.Infof("Revoking %d partitions of consumer group %s: %d delivered batches unacknowledged (%s 0s); their records will be consumed again by the next owner",
+			len(states), r.conf.group, left, kfiFieldRevokeAckTimeout)
+	case inFlight > 0:
+		r.log.Infof("Revoking %d partitions of consumer group %s: waited %v for the acknowledgements of %d delivered batches",
+			len(states), r.conf.group, time.Since(start).Round(time.Millisecond), inFlight)
 	}
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
@@ -580,13 +634,51 @@ func (r *franzReader) onRevoked(ctx context.Context, cl *kgo.Client, revoked map
 	}
 }
 
-// onLost forgets partitions that were lost without a chance to commit.
-func (r *franzReader) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
-	_ = r.forget(ctx, cl, lost)
+// awaitAcks waits until every batch delivered from states is acknowledged (or
+// nacked), for at most revoke_ack_timeout, and returns how many batches were
+// in flight when it began and how many still are.
+func (r *franzReader) awaitAcks(ctx context.Context, states []*partitionState) (inFlight, left int) {
+	count := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := 0
+		for _, ps := range states {
+			n += ps.delivered
+		}
+		return n
+	}
+	inFlight = count()
+	if inFlight == 0 || r.conf.revokeAckTimeout <= 0 {
+		return inFlight, inFlight
+	}
+	timer := time.NewTimer(r.conf.revokeAckTimeout)
+	defer timer.Stop()
+	for left = inFlight; left > 0; left = count() {
+		select {
+		case <-r.releaseSig:
+		case <-timer.C:
+			return inFlight, count()
+		case <-ctx.Done():
+			return inFlight, count()
+		case <-r.closing:
+			return inFlight, count()
+		}
+	}
+	return inFlight, 0
 }
 
-// forget drops the state of the given partitions and returns it.
-func (r *franzReader) forget(ctx context.Context, cl *kgo.Client, tps map[string][]int32) []*partitionState {
+// onLost forgets partitions that were lost without a chance to commit: the
+// member is out of the group, so its commits would be refused and waiting
+// for acknowledgements gains nothing.
+func (r *franzReader) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	_ = r.forget(ctx, cl, lost, false)
+}
+
+// forget stops consuming the given partitions: it drops their state from the
+// owned partitions and their batches not yet delivered, and returns the
+// states. With release, acknowledgements of delivered batches still count
+// until the caller marks the states revoked; otherwise they are revoked now.
+func (r *franzReader) forget(ctx context.Context, cl *kgo.Client, tps map[string][]int32, release bool) []*partitionState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var states []*partitionState
@@ -599,7 +691,8 @@ func (r *franzReader) forget(ctx context.Context, cl *kgo.Client, tps map[string
 				continue
 			}
 			delete(r.parts, tp)
-			ps.revoked = true
+			ps.releasing = release
+			ps.revoked = !release
 			if ps.batcher != nil {
 				_ = ps.batcher.Close(ctx)
 				ps.batcher = nil
@@ -618,7 +711,7 @@ func (r *franzReader) forget(ctx context.Context, cl *kgo.Client, tps map[string
 	if len(states) > 0 {
 		kept := r.ready[:0]
 		for _, rb := range r.ready {
-			if !rb.ps.revoked {
+			if !rb.ps.revoked && !rb.ps.releasing {
 				kept = append(kept, rb)
 			}
 		}
@@ -701,7 +794,9 @@ func (r *franzReader) commitStates(ctx context.Context, cl *kgo.Client, states [
 	return errors.Join(errs...)
 }
 
-// lagLoop exposes the lag of the consumer group as the kafka_lag gauge.
+// lagLoop exposes the lag of the consumer group as the kafka_lag gauge
+// (labels consumer_group, topic, partition), for every partition of the
+// group, not only those of this member.
 func (r *franzReader) lagLoop(ctx context.Context, cl *kgo.Client) {
 	adm := kadm.NewClient(cl)
 	t := time.NewTicker(r.conf.lagRefresh)
@@ -720,7 +815,7 @@ func (r *franzReader) lagLoop(ctx context.Context, cl *kgo.Client) {
 		for _, gl := range lags {
 			for _, ml := range gl.Lag.Sorted() {
 				if ml.Err == nil {
-					r.lag.Set(ml.Lag, ml.Topic, strconv.Itoa(int(ml.Partition)))
+					r.lag.Set(ml.Lag, r.conf.group, ml.Topic, strconv.Itoa(int(ml.Partition)))
 				}
 			}
 		}
@@ -732,6 +827,7 @@ func (r *franzReader) lagLoop(ctx context.Context, cl *kgo.Client) {
 func (r *franzReader) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, franzReaderCloseTimeout)
 	defer cancel()
+	r.closeOnce.Do(func() { close(r.closing) })
 
 	r.mu.Lock()
 	cl, stop, loopDone := r.client, r.stop, r.loopDone
@@ -765,7 +861,9 @@ func (r *franzReader) Close(ctx context.Context) error {
 	closed := make(chan struct{})
 	go func() {
 		// Leaving the group revokes every partition; onRevoked finds
-		// nothing new to commit after the commit above.
+		// nothing new to commit after the commit above, and does not
+		// wait: benthos awaits the pending acknowledgements before it
+		// closes an input.
 		cl.Close()
 		close(closed)
 	}()

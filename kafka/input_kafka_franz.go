@@ -31,6 +31,7 @@ const (
 	kfiFieldMultiHeader            = "multi_header"
 	kfiFieldBatching               = "batching"
 	kfiFieldTopicLagRefreshPeriod  = "topic_lag_refresh_period"
+	kfiFieldRevokeAckTimeout       = "revoke_ack_timeout"
 
 	kfiStartOffsetEarliest  = "earliest"
 	kfiStartOffsetLatest    = "latest"
@@ -47,7 +48,11 @@ This input is compatible with the `+"`kafka_franz`"+` input of Redpanda Connect:
 
 ### Delivery guarantees
 
-Offsets are committed at least once: the offset of a message is committed only when it and every earlier message of its partition have been acknowledged by the output, whatever order the acknowledgements arrive in. When `+"`checkpoint_limit`"+` messages of a partition are in flight, fetching that partition pauses until some are acknowledged. Committable offsets are committed every `+"`commit_period`"+`, synchronously when a partition is revoked by a rebalance, and when the input closes. Acknowledgements of a partition that has since been revoked or lost never commit; its messages are consumed again by the new owner.
+Offsets are committed at least once: the offset of a message is committed only when it and every earlier message of its partition have been acknowledged by the output, whatever order the acknowledgements arrive in. When `+"`checkpoint_limit`"+` messages of a partition are in flight, fetching that partition pauses until some are acknowledged. Committable offsets are committed every `+"`commit_period`"+`, synchronously when a partition is revoked by a rebalance, and when the input closes. When a rebalance revokes a partition, its messages not yet handed to the pipeline are dropped and the revoke waits up to `+"`revoke_ack_timeout`"+` for the acknowledgements of those already handed over, commits what was acknowledged, and only then lets the partition go, so that its next owner consumes again as little as possible. Acknowledgements arriving later, or for a partition lost without a revoke (the member dropped out of the group), never commit; those messages are consumed again by the new owner.
+
+### Static membership
+
+With `+"`instance_id`"+` set, the member is static (KIP-345): closing does not leave the group, and a member that comes back with the same `+"`instance_id`"+` within `+"`session_timeout`"+` gets its partitions back without a rebalance of the group, so a restart costs the other members nothing and the restarted member consumes again within seconds. A static member that does not come back holds its partitions, unconsumed, until `+"`session_timeout`"+` expires. Each member of a group needs its own `+"`instance_id`"+`, stable across its restarts (a StatefulSet pod name, a host name); two live members with one `+"`instance_id`"+` fence each other out.
 
 A message rejected downstream (nacked) is never skipped. With `+"`auto_replay_nacks: true`"+` (the default) it is delivered again until it succeeds. With `+"`auto_replay_nacks: false`"+` the commit of its partition stops before it, so it is consumed again after a restart or rebalance; the partition keeps flowing until `+"`checkpoint_limit`"+` is reached.
 
@@ -168,7 +173,7 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Default("3s").
 			Advanced(),
 		service.NewStringField(kfiFieldInstanceID).
-			Description("A static group member ID (KIP-345): a member that restarts within the session timeout keeps its partitions without a rebalance.").
+			Description("A static group member ID (KIP-345), unique in the group and stable across restarts: the member does not leave the group when it closes, and when it restarts within `session_timeout` it gets its partitions back without a rebalance. A member that does not come back holds its partitions until `session_timeout`. Empty: a dynamic member, which leaves the group on close.").
 			Optional().
 			Advanced(),
 		service.NewStringField(kfiFieldRackID).
@@ -184,7 +189,11 @@ func franzKafkaInputFields() []*service.ConfigField {
 			Advanced(),
 		service.NewAutoRetryNacksToggleField(),
 		service.NewDurationField(kfiFieldTopicLagRefreshPeriod).
-			Description("How often the lag of the consumer group is fetched and exposed as the `kafka_lag` gauge (labels topic, partition). Only used with a consumer group.").
+			Description("How often the lag of the consumer group is fetched and exposed as the `kafka_lag` gauge (labels consumer_group, topic, partition; every member reports every partition of its group). Only used with a consumer group.").
+			Default("5s").
+			Advanced(),
+		service.NewDurationField(kfiFieldRevokeAckTimeout).
+			Description("How long a rebalance that revokes partitions from this member waits for the acknowledgements of the messages of those partitions already handed to the pipeline, before committing what was acknowledged and letting the partitions go. Messages still unacknowledged then are consumed again by the next owner. The member polls nothing while it waits, and the group's rebalance waits for it: keep it well below `rebalance_timeout`. `0s` does not wait; a value not below `rebalance_timeout` is lowered to half of it. Only used with a consumer group.").
 			Default("5s").
 			Advanced(),
 	}
@@ -216,6 +225,10 @@ type franzReaderConfig struct {
 	// but a user who writes it means one message per batch.
 	fetchBatches bool
 	lagRefresh   time.Duration
+	// revokeAckTimeout bounds a revoke's wait for acknowledgements;
+	// revokeAckWarning says why it was lowered, if it was.
+	revokeAckTimeout time.Duration
+	revokeAckWarning string
 }
 
 func newFranzReaderFromConfig(conf *service.ParsedConfig, res *service.Resources) (*franzReader, error) {
@@ -225,6 +238,9 @@ func newFranzReaderFromConfig(conf *service.ParsedConfig, res *service.Resources
 	}
 	if w := c.batchLimitWarning(); w != "" {
 		res.Logger().Warn(w)
+	}
+	if c.revokeAckWarning != "" {
+		res.Logger().Warn(c.revokeAckWarning)
 	}
 	return newFranzReader(c, res), nil
 }
@@ -322,6 +338,9 @@ func franzReaderConfigFromParsed(conf *service.ParsedConfig) (franzReaderConfig,
 			return c, err
 		}
 		c.clientOpts = append(c.clientOpts, groupOpts...)
+		if c.revokeAckTimeout, c.revokeAckWarning, err = revokeAckTimeoutFromConfig(conf); err != nil {
+			return c, err
+		}
 	}
 
 	fetchOpts, err := franzFetchOptsFromConfig(conf)
@@ -391,6 +410,30 @@ func franzGroupOptsFromConfig(conf *service.ParsedConfig, group string) ([]kgo.O
 		}
 	}
 	return opts, nil
+}
+
+// revokeAckTimeoutFromConfig reads revoke_ack_timeout. The group's rebalance
+// waits for the revoke, so a wait of rebalance_timeout or more (the default
+// 5s with a rebalance_timeout of 5s or less) is lowered to half of
+// rebalance_timeout, with a warning.
+func revokeAckTimeoutFromConfig(conf *service.ParsedConfig) (time.Duration, string, error) {
+	d, err := conf.FieldDuration(kfiFieldRevokeAckTimeout)
+	if err != nil {
+		return 0, "", err
+	}
+	if d < 0 {
+		return 0, "", fmt.Errorf("field %s: must not be negative, got %v", kfiFieldRevokeAckTimeout, d)
+	}
+	rebalance, err := conf.FieldDuration(kfiFieldRebalanceTimeout)
+	if err != nil {
+		return 0, "", err
+	}
+	if d > 0 && d >= rebalance {
+		lowered := rebalance / 2
+		return lowered, fmt.Sprintf("%s %v is not less than %s %v, which the group's rebalance would exceed waiting for this member: waiting %v instead",
+			kfiFieldRevokeAckTimeout, d, kfiFieldRebalanceTimeout, rebalance, lowered), nil
+	}
+	return d, "", nil
 }
 
 func franzFetchOptsFromConfig(conf *service.ParsedConfig) ([]kgo.Opt, error) {

@@ -562,9 +562,9 @@ batching:
 
 // TestKafkaFranzStaleAcksAfterRevoke holds messages of two partitions, of
 // which the first three of each are acknowledged, and lets a second member
-// take one partition: the revoke commits the acknowledged prefix (commits are
-// otherwise hourly), and acknowledging the rest afterwards commits only the
-// partition still owned.
+// take one partition: the revoke waits revoke_ack_timeout for the rest, then
+// commits the acknowledged prefix (commits are otherwise hourly), and
+// acknowledging the rest afterwards commits only the partition still owned.
 func TestKafkaFranzStaleAcksAfterRevoke(t *testing.T) {
 	addr := startCluster(t, 2, "stale")
 	for p := int32(0); p < 2; p++ {
@@ -576,6 +576,7 @@ topics: [ stale ]
 consumer_group: stale
 commit_period: 1h
 heartbeat_interval: 100ms
+revoke_ack_timeout: 300ms
 batching:
   count: 1
 `, addr)
@@ -595,10 +596,14 @@ batching:
 		held = append(held, ack)
 	}
 
+	start := time.Now()
 	second := newTestReader(t, conf)
 	batch, _, err := second.ReadBatch(ctx)
 	if err != nil {
 		t.Fatalf("second member reading: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("the second member read after %v: the revoke did not wait revoke_ack_timeout", d)
 	}
 	moved, _ := batch[0].MetaGetMut("kafka_partition")
 	movedP := int32(moved.(int64))

@@ -77,7 +77,7 @@ func (c *gaugeCapture) find(name string, labels ...string) (int64, bool) {
 }
 
 // TestKafkaFranzLagGauge checks the kafka_lag gauge: records produced minus
-// the offset committed by the group.
+// the offset committed by the group, labelled with the group.
 func TestKafkaFranzLagGauge(t *testing.T) {
 	addr := startCluster(t, 1, "lag")
 	produceRecords(t, addr, numberedRecords("lag", 0, 10)...)
@@ -125,7 +125,7 @@ kafka_franz:
 	defer rs.Stop(t, time.Second)
 
 	kafkatest.WaitFor(t, 10*time.Second, "kafka_lag of 6", func() bool {
-		v, ok := capture.find("kafka_lag", "topic=lag", "partition=0")
+		v, ok := capture.find("kafka_lag", "consumer_group=lag", "topic=lag", "partition=0")
 		return ok && v == 6
 	})
 }

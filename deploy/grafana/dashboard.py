@@ -103,7 +103,11 @@ def latency_targets(metric, scale=""):
     ]
 
 
-LAG = 'sum(max by (topic, partition) (kafka_lag{topic="itel.cabinet.task.tracking"}))'
+# kafka_lag (labels consumer_group, topic, partition): every member of a group
+# reports every partition of the group, hence the max per partition; the
+# worker's group is named, so that another group on its topic does not count.
+WORKER_LAG = 'kafka_lag{consumer_group="itel_cabinet_tracking_worker_group", topic="itel.cabinet.task.tracking"}'
+LAG = f"sum(max by (consumer_group, topic, partition) ({WORKER_LAG}))"
 
 
 def panels():
@@ -199,10 +203,10 @@ def panels():
         ], "ops", 0, y, stack=True))
     p.append(timeseries(
         "Consumer lag",
-        "Lag of itel_cabinet_tracking_worker_group per partition of itel.cabinet.task.tracking (kafka_lag of the worker input; every replica reports the whole group, so the max is taken). Red line: the alert threshold.",
+        "Lag per consumer group and partition (kafka_lag of every kafka_franz input: the worker's itel_cabinet_tracking_worker_group on itel.cabinet.task.tracking, the trigger's itel_cabinet_trigger_group on claimx.events.raw, and any other group; two groups on one topic are told apart by consumer_group). Every member reports its whole group, so the max is taken. Red line: the worker alert's threshold, on the worker group's total.",
         [
-            ('max by (partition) (kafka_lag{topic="itel.cabinet.task.tracking"})', "partition {{partition}}"),
-            (LAG, "total"),
+            ("max by (consumer_group, topic, partition) (kafka_lag)", "{{consumer_group}} {{topic}}/{{partition}}"),
+            ("sum by (consumer_group) (max by (consumer_group, topic, partition) (kafka_lag))", "{{consumer_group}} total"),
         ], "short", 12, y, thresholds=1000))
     y += 8
 

@@ -22,8 +22,9 @@
 #      1.37 schemas (kubernetes-validate --strict, schemas shipped in the
 #      package, offline); kustomization files exist, every pipelines/resources
 #      file is shipped, replicas vs partitions, KEDA group/topic, probes,
-#      security context, object-storage table URI; each deployment's args lint
-#      against its ConfigMap mount layout.
+#      security context, object-storage table URI; the StatefulSets (headless
+#      Service, Parallel, KAFKA_INSTANCE_ID from the pod name) and the HPA/KEDA
+#      targets; each StatefulSet's args lint against its ConfigMap mount layout.
 #   4. Grafana dashboard in sync with dashboard.py; every metric the dashboard
 #      and the alerts query is exported by the Go code or a pipeline.
 #   5. Prometheus rules: promtool check rules and promtool test rules
@@ -232,7 +233,7 @@ t = open(sys.argv[1]).read()
 def tot(n):
     return sum(float(v) for v in re.findall(r"^" + n + r"(?:\{[^}]*\})?\s+(\S+)$", t, re.M))
 pub, done = tot("itel_plugin_events_published_total"), tot("itel_worker_messages_processed_total") + tot("itel_worker_messages_failed_total")
-lag = re.search(r'^kafka_lag\{[^}]*topic="itel\.cabinet\.task\.tracking"', t, re.M)
+lag = re.search(r'^kafka_lag\{(?=[^}]*consumer_group="itel_cabinet_tracking_worker_group")[^}]*topic="itel\.cabinet\.task\.tracking"', t, re.M)
 sys.exit(0 if pub > 0 and done >= pub and lag else 1)
 EOF2
     then break; fi

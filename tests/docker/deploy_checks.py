@@ -3,7 +3,7 @@
 
     deploy_checks.py yaml REPO            every YAML file of deploy/ parses
     deploy_checks.py compose REPO         docker-compose.yaml: structure, files it mounts, commands
-    deploy_checks.py k8s REPO OUTDIR      kustomization files, cross-checks, and per deployment
+    deploy_checks.py k8s REPO OUTDIR      kustomization files, cross-checks, and per StatefulSet
                                           a mount layout under OUTDIR plus a JSON line
                                           {"name", "args"} with paths into that layout
     deploy_checks.py rendered REPO FILE   the `kustomize build` output: ConfigMap references, files shipped
@@ -170,10 +170,12 @@ def check_k8s(repo, out):
     wtopic = env_default(kin["topics"][0])
     if group != "itel_cabinet_tracking_worker_group":
         fail(f"k8s: worker consumer group is {group}, the docs and KEDA say itel_cabinet_tracking_worker_group")
-    w = docs.get(("Deployment", "claimx-worker"))
-    t = docs.get(("Deployment", "claimx-trigger"))
+    # StatefulSets: a pod keeps its name when replaced, and the name is its
+    # static group member id (docs/OPERATIONS.md, restarts and static membership).
+    w = docs.get(("StatefulSet", "claimx-worker"))
+    t = docs.get(("StatefulSet", "claimx-trigger"))
     if not w or not t:
-        fail("k8s: Deployments claimx-worker and claimx-trigger are required")
+        fail("k8s: StatefulSets claimx-worker and claimx-trigger are required")
         return
     if w["spec"]["replicas"] != parts.get(wtopic):
         fail(f"k8s: claimx-worker has {w['spec']['replicas']} replicas, {wtopic} has {parts.get(wtopic)} partitions")
@@ -183,19 +185,51 @@ def check_k8s(repo, out):
         o = docs.get((kind, name))
         if not o:
             fail(f"k8s: {kind} {name} is missing")
-        elif o["spec"][key] > parts.get(wtopic, 0):
+            continue
+        if o["spec"][key] > parts.get(wtopic, 0):
             fail(f"k8s: {kind} {name} {key}={o['spec'][key]} exceeds the {parts.get(wtopic)} partitions")
+        ref = o["spec"].get("scaleTargetRef", {})
+        if (ref.get("kind"), ref.get("name"), ref.get("apiVersion")) != ("StatefulSet", "claimx-worker", "apps/v1"):
+            fail(f"k8s: {kind} {name} scales {ref}, want apps/v1 StatefulSet claimx-worker")
     so = docs.get(("ScaledObject", "claimx-worker"), {"spec": {"triggers": [{"metadata": {}}]}})
     md = so["spec"]["triggers"][0]["metadata"]
     if md.get("consumerGroup") != group or md.get("topic") != wtopic:
         fail(f"k8s: KEDA trigger watches {md.get('consumerGroup')}/{md.get('topic')}, the worker is {group}/{wtopic}")
+    # The lag alert and the dashboard name the worker's group (kafka_lag's consumer_group).
+    for rel in ("deploy/prometheus/alerts.yaml", "deploy/grafana/dashboard.py"):
+        named = set(re.findall(r'consumer_group="([^"]+)"', open(os.path.join(repo, rel)).read()))
+        if group not in named:
+            fail(f"k8s: {rel} does not select kafka_lag{{consumer_group=\"{group}\"}}, the worker's group")
     pdb = docs.get(("PodDisruptionBudget", "claimx-worker"))
     if not pdb or pdb["spec"]["selector"]["matchLabels"] != w["spec"]["selector"]["matchLabels"]:
         fail("k8s: the worker PodDisruptionBudget does not select the worker pods")
-    cm_of = {"claimx-pipelines": "pipelines", "claimx-pipeline-resources": "resources", "claimx-table-schema": "schema"}
+    (trigger_cfg,) = load_all(os.path.join(repo, "pipelines", "trigger.yaml"))
+    inputs = {"worker": kin, "trigger": trigger_cfg["input"]["kafka_franz"]}
     for dep, stream in ((w, "worker"), (t, "trigger")):
         name = dep["metadata"]["name"]
         pod = dep["spec"]["template"]["spec"]
+        # The headless Service the StatefulSet names must exist and select its pods.
+        svc = docs.get(("Service", dep["spec"].get("serviceName", "")))
+        pod_labels = dep["spec"]["template"]["metadata"].get("labels", {})
+        if not svc or svc["spec"].get("clusterIP") != "None":
+            fail(f"k8s: {name}: serviceName {dep['spec'].get('serviceName')!r} is not a headless Service of deploy/k8s")
+        elif any(pod_labels.get(k) != v for k, v in svc["spec"].get("selector", {}).items()):
+            fail(f"k8s: {name}: Service {svc['metadata']['name']} does not select its pods")
+        if dep["spec"].get("podManagementPolicy") != "Parallel":
+            fail(f"k8s: {name}: podManagementPolicy should be Parallel (no ordering needed; a broken pod must not hold the others)")
+        # Static membership: KAFKA_INSTANCE_ID is the pod name, and the input uses it.
+        (ctr0,) = pod["containers"]
+        ienv = [e for e in ctr0.get("env", []) if e.get("name") == "KAFKA_INSTANCE_ID"]
+        if not ienv or ienv[0].get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+            fail(f"k8s: {name}: KAFKA_INSTANCE_ID must come from the pod name (fieldRef metadata.name)")
+        iid = str(inputs[stream].get("instance_id", ""))
+        if not iid:
+            # Not a failure until pipelines/*.yaml read it: without it the
+            # members stay dynamic (every restart a rebalance), which works.
+            print(f"note: pipelines/{stream}.yaml: the kafka_franz input has no instance_id: ${{KAFKA_INSTANCE_ID:}}, "
+                  f"so {name}'s pods join as dynamic members", file=sys.stderr)
+        elif not re.fullmatch(r"\$\{KAFKA_INSTANCE_ID(:[^}]*)?\}", iid.strip()):
+            fail(f"k8s: pipelines/{stream}.yaml: instance_id is {iid!r}, want ${{KAFKA_INSTANCE_ID:}} (the pod name)")
         psc = pod.get("securityContext", {})
         if not psc.get("runAsNonRoot"):
             fail(f"k8s: {name}: runAsNonRoot is not set")
@@ -259,7 +293,7 @@ def check_rendered(repo, path):
     cms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     n = 0
     for d in docs:
-        if d["kind"] != "Deployment":
+        if d["kind"] not in ("Deployment", "StatefulSet"):
             continue
         pod = d["spec"]["template"]["spec"]
         refs = [v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v]

@@ -61,7 +61,9 @@ def main():
         v = total(series, name, **want)
         if v <= 0:
             errors.append(f"{name}{want or ''} is {v:g} after the demo events (want > 0)")
-    for name, want in [("kafka_lag", {"topic": "itel.cabinet.task.tracking"}),
+    # kafka_lag carries the consumer group: two groups on one topic stay apart.
+    for name, want in [("kafka_lag", {"consumer_group": "itel_cabinet_tracking_worker_group", "topic": "itel.cabinet.task.tracking"}),
+                       ("kafka_lag", {"consumer_group": "itel_cabinet_trigger_group", "topic": "claimx.events.raw"}),
                        ("output_sent", {"label": "trigger_errors"})]:
         if not present(series, name, **want):
             errors.append(f"no {name}{want} series (the dashboard and alerts query it)")
@@ -83,7 +85,7 @@ def main():
         print(f"info: no series yet (appear at their first increment): {', '.join(absent)}")
     for e in errors:
         print(f"FAIL: {e}", file=sys.stderr)
-    print(f"smoke metrics: {len(series)} series, {len(positive) + 2 - len(errors)} of {len(positive) + 2} expectations met")
+    print(f"smoke metrics: {len(series)} series, {len(positive) + 3 - len(errors)} of {len(positive) + 3} expectations met")
     sys.exit(1 if errors else 0)
 
 
