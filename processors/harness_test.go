@@ -219,10 +219,19 @@ func newSim(t testing.TB, cfg claimxsim.Config) (*claimxsim.Server, *httptest.Se
 	return s, hs
 }
 
-// lookupYAML renders a claimx_lookup config: defaults suited to the tests,
+// clLookupFields are the fields of claimx_lookup; every other field of a
+// test's config goes to its claimx_connection.
+var clLookupFields = map[string]bool{
+	clFieldConnection: true, clFieldPath: true, clFieldPathParams: true, clFieldQuery: true,
+	clFieldResultField: true, clFieldResultAsString: true, clFieldOnNotFound: true,
+}
+
+// lookupYAML renders a claimx_lookup config and the claimx_connection
+// resource (label claimx) it names: defaults suited to the tests,
 // overridden (or removed, with "") by over.
-func lookupYAML(baseURL string, over map[string]string) string {
+func lookupYAML(baseURL string, over map[string]string) (proc, resources string) {
 	f := map[string]string{
+		"connection":   "claimx",
 		"base_url":     baseURL,
 		"path":         "/customTasks/assignment/{assignment_id}",
 		"path_params":  "{ assignment_id: this.task_assignment_id }",
@@ -245,12 +254,36 @@ func lookupYAML(baseURL string, over map[string]string) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("claimx_lookup:\n")
+	var lb, cb strings.Builder
+	lb.WriteString("claimx_lookup:\n")
+	cb.WriteString("processor_resources:\n  - label: claimx\n    claimx_connection:\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s: %s\n", k, f[k])
+		if clLookupFields[k] {
+			fmt.Fprintf(&lb, "  %s: %s\n", k, f[k])
+		} else {
+			fmt.Fprintf(&cb, "      %s: %s\n", k, f[k])
+		}
 	}
-	return b.String()
+	return lb.String(), cb.String()
+}
+
+// connectionYAML is the claimx_connection part of lookupYAML, without its
+// resource wrapping: a config of the connection alone.
+func connectionYAML(baseURL string, over map[string]string) string {
+	_, res := lookupYAML(baseURL, over)
+	lines := strings.Split(res, "\n")[3:]
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, "      ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// startLookup runs a claimx_lookup (lookupYAML) over a claimx_connection,
+// with optional extra resources, in a pipe.
+func startLookup(t *testing.T, baseURL string, over map[string]string, resourcesYAML string, opts ...func(*service.StreamBuilder)) *pipe {
+	t.Helper()
+	proc, conn := lookupYAML(baseURL, over)
+	return startPipe(t, proc, conn+resourcesYAML, opts...)
 }
 
 func eventFor(id int64) string {

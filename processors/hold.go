@@ -9,7 +9,7 @@ import (
 	"github.com/claimx/claimx-connect/internal/hold"
 )
 
-// Fields shared by the processors that call a dependency (claimx_lookup,
+// Fields shared by the processors that call a dependency (claimx_connection,
 // delta_lake): what they do when it is unavailable.
 const (
 	holdFieldOnUnavailable   = "on_unavailable"

@@ -21,15 +21,27 @@ func BenchmarkLookupBatch(b *testing.B) {
 	}
 	for _, mode := range []string{"error", "hold"} {
 		b.Run(mode, func(b *testing.B) {
-			yaml := holdYAML(hs, map[string]string{"on_unavailable": mode, "cache": "claimx_cache", "cache_ttl": "1h"})
-			conf, err := claimxLookupConfigSpec().ParseYAML(yaml[len("claimx_lookup:\n"):], nil)
+			over := holdOver(map[string]string{"on_unavailable": mode, "cache": "claimx_cache", "cache_ttl": "1h"})
+			res := service.MockResources(service.MockResourcesOptAddCache("claimx_cache"))
+			cconf, err := claimxConnectionConfigSpec().ParseYAML(connectionYAML(hs, over), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			p, err := newClaimxLookupFromConfig(conf, service.MockResources(service.MockResourcesOptAddCache("claimx_cache")))
+			conn, err := newClaimxConnectionFromConfig(cconf, res)
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer conn.Close(context.Background())
+			proc, _ := lookupYAML(hs, over)
+			lconf, err := claimxLookupConfigSpec().ParseYAML(proc[len("claimx_lookup:\n"):], nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := parseClaimxLookupConfig(lconf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := newClaimxLookup(c, conn, res)
 			defer p.Close(context.Background())
 			batch := func() service.MessageBatch {
 				mb := make(service.MessageBatch, len(docs))

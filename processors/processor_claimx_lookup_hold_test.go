@@ -11,11 +11,13 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/claimx/claimx-connect/claimx"
 	"github.com/claimx/claimx-connect/claimxsim"
 )
 
-// holdYAML is a lookup in hold mode with waits short enough for tests.
-func holdYAML(baseURL string, over map[string]string) string {
+// holdOver is the config of a lookup in hold mode with waits short enough
+// for tests, overridden by over.
+func holdOver(over map[string]string) map[string]string {
 	o := map[string]string{
 		"on_unavailable":        "hold",
 		"hold_initial_interval": "20ms",
@@ -27,50 +29,19 @@ func holdYAML(baseURL string, over map[string]string) string {
 	for k, v := range over {
 		o[k] = v
 	}
-	return lookupYAML(baseURL, o)
+	return o
 }
 
-func TestLookupHoldClassifiesFailures(t *testing.T) {
-	cases := []struct {
-		err        clLookupError
-		wantReason string // "" for the record's own failure
-	}{
-		{clLookupError{class: clErrNotFound, status: 404}, ""},
-		{clLookupError{class: clErrClient, status: 400}, ""},
-		{clLookupError{class: clErrClient, status: 422}, ""},
-		{clLookupError{class: clErrClient, status: 410}, ""},
-		{clLookupError{class: clErrClient, status: 0, reason: "path parameter assignment_id is empty"}, ""},
-		{clLookupError{class: clErrInvalidResponse, status: 200, reason: "body larger than max_response_bytes (10)"}, ""},
-		{clLookupError{class: clErrClient, status: 408}, "408"},
-		{clLookupError{class: clErrClient, status: 405}, "405"},
-		{clLookupError{class: clErrAuth, status: 401}, "401"},
-		{clLookupError{class: clErrAuth, status: 403}, "403"},
-		{clLookupError{class: clErrAuth, reason: "fetching an OAuth token: connection refused"}, "auth"},
-		{clLookupError{class: clErrTransient, status: 429}, "429"},
-		{clLookupError{class: clErrTransient, status: 503}, "503"},
-		{clLookupError{class: clErrTransient, reason: "timed out after 30s"}, "timeout"},
-		{clLookupError{class: clErrTransient, reason: "request failed: dial tcp: connection refused"}, "connection"},
-		{clLookupError{class: clErrCircuitOpen}, "circuit_open"},
-		{clLookupError{class: clErrCircuitOpen, cause: "503"}, "503"},
-		{clLookupError{class: clErrInvalidResponse, status: 200, reason: `Content-Type "text/html" is not JSON`}, "invalid_response"},
-		{clLookupError{class: clErrInvalidResponse, status: 302, reason: "unexpected status 302"}, "invalid_response"},
-	}
-	for _, c := range cases {
-		u := c.err.unavailable()
-		got := ""
-		if u != nil {
-			got = u.Reason
-		}
-		if got != c.wantReason {
-			t.Errorf("%s %d %q: reason %q, want %q", c.err.class, c.err.status, c.err.reason, got, c.wantReason)
-		}
-	}
+// startHold runs a lookup in hold mode (holdOver) in a pipe.
+func startHold(t *testing.T, baseURL string, over map[string]string, resourcesYAML string) *pipe {
+	t.Helper()
+	return startLookup(t, baseURL, holdOver(over), resourcesYAML)
 }
 
 func TestLookupHoldsThroughAnOutage(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{Seed: 7})
 	must(t, sim.SetFaults(claimxsim.Faults{OutageFor: claimxsim.Duration(600 * time.Millisecond)}))
-	p := startPipe(t, holdYAML(hs.URL, nil), "")
+	p := startHold(t, hs.URL, nil, "")
 	var docs []string
 	for _, a := range sim.Assignments()[:5] {
 		docs = append(docs, eventFor(a.AssignmentID))
@@ -90,7 +61,7 @@ func TestLookupHoldsThroughAnOutage(t *testing.T) {
 			t.Errorf("message %d failed for the outage: %v", i, m.GetError())
 		}
 	}
-	if meta(out[5], ClaimXLookupMetaError) != clErrNotFound {
+	if meta(out[5], ClaimXLookupMetaError) != string(claimx.ClassNotFound) {
 		t.Errorf("the unknown assignment: %v, want its 404", out[5].GetError())
 	}
 	st := sim.Stats()
@@ -128,7 +99,7 @@ func TestLookupHoldsThroughRejectedCredentials(t *testing.T) {
 	t.Cleanup(api.Close)
 	time.AfterFunc(300*time.Millisecond, func() { rejecting.Store(false) })
 	a := firstWith(t, sim, anyAssignment)
-	p := startPipe(t, holdYAML(api.URL, nil), "")
+	p := startHold(t, api.URL, nil, "")
 	out := p.process(eventFor(a.AssignmentID))
 	if out[0].GetError() != nil {
 		t.Fatalf("a 401 failed the record: %v", out[0].GetError())
@@ -151,7 +122,7 @@ func TestLookupHoldsOnAProxyPage(t *testing.T) {
 	}))
 	t.Cleanup(api.Close)
 	a := firstWith(t, sim, anyAssignment)
-	p := startPipe(t, holdYAML(api.URL, nil), "")
+	p := startHold(t, api.URL, nil, "")
 	out := p.process(eventFor(a.AssignmentID))
 	if out[0].GetError() != nil {
 		t.Fatalf("an HTML page from a proxy failed the record: %v", out[0].GetError())
@@ -164,7 +135,7 @@ func TestLookupHoldsOnAProxyPage(t *testing.T) {
 func TestLookupHoldEndsWithTheStreamUnacknowledged(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Outage: true}})
 	a := firstWith(t, sim, anyAssignment)
-	p := startPipe(t, holdYAML(hs.URL, nil), "")
+	p := startHold(t, hs.URL, nil, "")
 	p.stopTimeout = 300 * time.Millisecond
 	sent := make(chan error, 1)
 	go func() {
@@ -202,7 +173,7 @@ func TestLookupHoldTimeoutIsFatal(t *testing.T) {
 
 	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Outage: true}})
 	a := firstWith(t, sim, anyAssignment)
-	p := startPipe(t, holdYAML(hs.URL, map[string]string{"hold_timeout": "200ms"}), "")
+	p := startHold(t, hs.URL, map[string]string{"hold_timeout": "200ms"}, "")
 	p.stopTimeout = 200 * time.Millisecond
 	go func() {
 		_ = p.send(context.Background(), service.MessageBatch{service.NewMessage([]byte(eventFor(a.AssignmentID)))})
@@ -227,11 +198,11 @@ func TestLookupHoldTimeoutIsFatal(t *testing.T) {
 }
 
 func TestLookupHoldConfig(t *testing.T) {
-	conf, err := claimxLookupConfigSpec().ParseYAML(holdYAML("http://127.0.0.1:1", map[string]string{
+	conf, err := claimxConnectionConfigSpec().ParseYAML(connectionYAML("http://127.0.0.1:1", holdOver(map[string]string{
 		"circuit_breaker": "{ open_timeout: 60s }", "hold_max_interval": "30s",
-	})[len("claimx_lookup:\n"):], nil)
+	})), nil)
 	must(t, err)
-	_, err = newClaimxLookupFromConfig(conf, service.MockResources())
+	_, err = newClaimxConnectionFromConfig(conf, service.MockResources())
 	if err == nil || !strings.Contains(err.Error(), "open_timeout (1m0s) must not exceed hold_max_interval (30s)") {
 		t.Fatalf("want a config error naming open_timeout and hold_max_interval, got %v", err)
 	}

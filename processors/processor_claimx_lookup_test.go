@@ -2,6 +2,7 @@ package processors
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -87,7 +88,7 @@ func TestLookupStoresTheAnswer(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := startPipe(t, lookupYAML(hs.URL, c.over), "")
+			p := startLookup(t, hs.URL, c.over, "")
 			out := p.process(eventFor(a.AssignmentID))
 			if len(out) != 1 || out[0].GetError() != nil {
 				t.Fatalf("want one good message, got %d (%v)", len(out), out[0].GetError())
@@ -104,7 +105,7 @@ func TestLookupRetriesTransientFailures(t *testing.T) {
 	t.Run("gives up after max_attempts", func(t *testing.T) {
 		sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{ErrorRate: 1}})
 		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(hs.URL, nil), "")
+		p := startLookup(t, hs.URL, nil, "")
 		out := p.process(eventFor(a.AssignmentID))
 		err := out[0].GetError()
 		if err == nil || !strings.Contains(err.Error(), "failed after 3 attempts: transient: status 50") {
@@ -132,7 +133,7 @@ func TestLookupRetriesTransientFailures(t *testing.T) {
 		}))
 		t.Cleanup(flaky.Close)
 		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(flaky.URL, nil), "")
+		p := startLookup(t, flaky.URL, nil, "")
 		out := p.process(eventFor(a.AssignmentID))
 		if out[0].GetError() != nil || meta(out[0], ClaimXLookupMetaAttempts) != "3" || calls.Load() != 3 {
 			t.Fatalf("error %v, attempts %q, calls %d", out[0].GetError(), meta(out[0], ClaimXLookupMetaAttempts), calls.Load())
@@ -141,9 +142,9 @@ func TestLookupRetriesTransientFailures(t *testing.T) {
 	t.Run("timeouts are retried", func(t *testing.T) {
 		sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{TimeoutRate: 1}})
 		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+		p := startLookup(t, hs.URL, map[string]string{
 			"timeout": "100ms", "retries": "{ max_attempts: 2, initial_interval: 10ms, max_interval: 100ms }",
-		}), "")
+		}, "")
 		start := time.Now()
 		out := p.process(eventFor(a.AssignmentID))
 		err := out[0].GetError()
@@ -157,92 +158,6 @@ func TestLookupRetriesTransientFailures(t *testing.T) {
 			t.Fatal("no status was received, yet status metadata is set")
 		}
 		waitFor(t, "two timeouts counted", func() bool { return sim.Stats().ByStatus["timeout"] == 2 })
-	})
-}
-
-func TestLookupHonoursRetryAfter(t *testing.T) {
-	for _, httpDate := range []bool{false, true} {
-		t.Run(fmt.Sprint("http_date=", httpDate), func(t *testing.T) {
-			// One request per second: the second lookup of the batch gets 429
-			// with Retry-After. Retrying after initial_interval (10ms) would
-			// hit 429 again until the attempts run out.
-			sim, hs := newSim(t, claimxsim.Config{RateLimit: 1, RetryAfterHTTPDate: httpDate})
-			as := sim.Assignments()
-			p := startPipe(t, lookupYAML(hs.URL, map[string]string{
-				"max_concurrency": "2",
-				"retries":         "{ max_attempts: 3, initial_interval: 10ms, max_interval: 5s }",
-			}), "")
-			start := time.Now()
-			out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID))
-			elapsed := time.Since(start)
-			for i, m := range out {
-				if m.GetError() != nil {
-					t.Fatalf("message %d: %v", i, m.GetError())
-				}
-			}
-			st := sim.Stats()
-			if st.StatusCount(429) != 1 || st.StatusCount(200) != 2 {
-				t.Fatalf("want one 429 then success, got %v", st.ByStatus)
-			}
-			if elapsed < 900*time.Millisecond {
-				t.Fatalf("retried after %v, before the Retry-After second", elapsed)
-			}
-		})
-	}
-	t.Run("longer than max_interval fails at once", func(t *testing.T) {
-		sim, hs := newSim(t, claimxsim.Config{RateLimit: 1})
-		as := sim.Assignments()
-		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
-			"max_concurrency": "2",
-			"retries":         "{ max_attempts: 3, initial_interval: 10ms, max_interval: 500ms }",
-		}), "")
-		out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID))
-		var failed []error
-		for _, m := range out {
-			if err := m.GetError(); err != nil {
-				failed = append(failed, err)
-			}
-		}
-		if len(failed) != 1 || !strings.Contains(failed[0].Error(), "status 429") || !strings.Contains(failed[0].Error(), "longer than retries.max_interval") {
-			t.Fatalf("failures %v", failed)
-		}
-		if n := sim.Stats().StatusCount(429); n != 1 {
-			t.Fatalf("%d 429s, want 1 (no retry)", n)
-		}
-	})
-}
-
-func TestLookupDoesNotRetryClientErrors(t *testing.T) {
-	t.Run("401", func(t *testing.T) {
-		sim, hs := newSim(t, claimxsim.Config{Token: "another-token"})
-		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(hs.URL, nil), "")
-		out := p.process(eventFor(a.AssignmentID))
-		err := out[0].GetError()
-		if err == nil || !strings.Contains(err.Error(), "failed: auth: status 401") {
-			t.Fatalf("error %v", err)
-		}
-		if meta(out[0], ClaimXLookupMetaError) != "auth" || meta(out[0], ClaimXLookupMetaStatus) != "401" {
-			t.Fatal("metadata does not classify the 401")
-		}
-		if n := sim.Stats().Total; n != 1 {
-			t.Fatalf("%d requests, want 1", n)
-		}
-	})
-	t.Run("403 and 400", func(t *testing.T) {
-		for _, code := range []int{http.StatusForbidden, http.StatusBadRequest} {
-			var calls atomic.Int32
-			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				calls.Add(1)
-				w.WriteHeader(code)
-			}))
-			p := startPipe(t, lookupYAML(hs.URL, nil), "")
-			out := p.process(eventFor(1))
-			hs.Close()
-			if meta(out[0], ClaimXLookupMetaError) != "client" || calls.Load() != 1 {
-				t.Fatalf("%d: class %q after %d calls", code, meta(out[0], ClaimXLookupMetaError), calls.Load())
-			}
-		}
 	})
 }
 
@@ -285,7 +200,7 @@ func TestLookupNotFound(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sim.ResetStats()
-			p := startPipe(t, lookupYAML(hs.URL, c.over), "")
+			p := startLookup(t, hs.URL, c.over, "")
 			out := p.process(eventFor(unknown), eventFor(known))
 			if len(out) != c.want {
 				t.Fatalf("%d messages out, want %d", len(out), c.want)
@@ -307,7 +222,7 @@ func TestLookupCache(t *testing.T) {
 	// Latency keeps the first request in flight while its duplicate starts.
 	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(30 * time.Millisecond)}})
 	as := sim.Assignments()
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"cache": "lookups", "cache_ttl": "300ms"}), `
+	p := startLookup(t, hs.URL, map[string]string{"cache": "lookups", "cache_ttl": "300ms"}, `
 cache_resources:
   - label: lookups
     memory: { default_ttl: 5m }
@@ -341,42 +256,9 @@ cache_resources:
 	}
 }
 
-func TestLookupRateLimitIsNeverExceeded(t *testing.T) {
-	sim, hs := newSim(t, claimxsim.Config{Assignments: 60, RateLimit: 20, Faults: claimxsim.Faults{Latency: claimxsim.Duration(50 * time.Millisecond)}})
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"rate_limit": "api", "max_concurrency": "4"}), `
-rate_limit_resources:
-  - label: api
-    local: { count: 20, interval: 1s }
-`)
-	var docs []string
-	for _, a := range sim.Assignments() {
-		docs = append(docs, eventFor(a.AssignmentID))
-	}
-	start := time.Now()
-	out := p.process(docs...)
-	elapsed := time.Since(start)
-	for i, m := range out {
-		if m.GetError() != nil {
-			t.Fatalf("message %d: %v", i, m.GetError())
-		}
-	}
-	st := sim.Stats()
-	if st.StatusCount(429) != 0 || st.StatusCount(200) != 60 {
-		t.Fatalf("statuses %v, want 60 × 200 and no 429", st.ByStatus)
-	}
-	// 60 lookups at 20 per second need three windows: without the limit,
-	// four at a time at 50ms would take 0.75s.
-	if elapsed < 2*time.Second {
-		t.Fatalf("60 lookups at 20/s took only %v", elapsed)
-	}
-	if st.MaxInFlight > 4 {
-		t.Fatalf("%d requests in flight, max_concurrency is 4", st.MaxInFlight)
-	}
-}
-
 func TestLookupConcurrency(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(100 * time.Millisecond)}})
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"max_concurrency": "4"}), "")
+	p := startLookup(t, hs.URL, map[string]string{"max_concurrency": "4"}, "")
 	var docs []string
 	for _, a := range sim.Assignments()[:12] {
 		docs = append(docs, eventFor(a.AssignmentID))
@@ -399,7 +281,7 @@ func TestLookupConcurrency(t *testing.T) {
 // bounds all pipeline threads together, not each batch.
 func TestLookupConcurrencyIsSharedByPipelineThreads(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(100 * time.Millisecond)}})
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"max_concurrency": "2"}), "",
+	p := startLookup(t, hs.URL, map[string]string{"max_concurrency": "2"}, "",
 		func(b *service.StreamBuilder) { b.SetThreads(4) })
 	as := sim.Assignments()
 	var wg sync.WaitGroup
@@ -425,10 +307,10 @@ func TestLookupCircuitBreaker(t *testing.T) {
 	t.Run("opens on failures and closes after a good probe", func(t *testing.T) {
 		sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Outage: true}})
 		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+		p := startLookup(t, hs.URL, map[string]string{
 			"retries":         "{ max_attempts: 1, initial_interval: 10ms, max_interval: 100ms }",
 			"circuit_breaker": "{ failure_threshold: 3, open_timeout: 300ms }",
-		}), "")
+		}, "")
 		for i := range 3 {
 			out := p.process(eventFor(a.AssignmentID))
 			if meta(out[0], ClaimXLookupMetaError) != "transient" {
@@ -466,10 +348,10 @@ func TestLookupCircuitBreaker(t *testing.T) {
 	})
 	t.Run("404 and other client errors do not trip it", func(t *testing.T) {
 		sim, hs := newSim(t, claimxsim.Config{})
-		p := startPipe(t, lookupYAML(hs.URL, map[string]string{
+		p := startLookup(t, hs.URL, map[string]string{
 			"on_not_found":    "error",
 			"circuit_breaker": "{ failure_threshold: 2, open_timeout: 1m }",
-		}), "")
+		}, "")
 		for i := range 5 {
 			out := p.process(eventFor(int64(100 + i)))
 			if meta(out[0], ClaimXLookupMetaError) != "not_found" {
@@ -503,7 +385,7 @@ func TestLookupNeverLeaksSecrets(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := startPipe(t, lookupYAML(c.base, c.over), "")
+			p := startLookup(t, c.base, c.over, "")
 			out := p.process(eventFor(42))
 			err := out[0].GetError()
 			if err == nil {
@@ -525,83 +407,9 @@ func TestLookupNeverLeaksSecrets(t *testing.T) {
 	}
 }
 
-func TestLookupOAuth2(t *testing.T) {
-	oauthYAML := func(tokenURL, secret string) map[string]string {
-		return map[string]string{"auth": fmt.Sprintf("{ type: oauth2, token_url: %s, client_id: claimx-client, client_secret: %s, scopes: [ claimx.read ] }", tokenURL, secret)}
-	}
-	const secret = "cs-9f8e7d6c5b4a"
-	t.Run("token fetched once, refreshed after revocation", func(t *testing.T) {
-		sim, hs := newSim(t, claimxsim.Config{ClientID: "claimx-client", ClientSecret: secret})
-		as := sim.Assignments()
-		p := startPipe(t, lookupYAML(hs.URL, oauthYAML(hs.URL+"/oauth/token", secret)), "")
-		out := p.process(eventFor(as[0].AssignmentID), eventFor(as[1].AssignmentID), eventFor(as[2].AssignmentID))
-		for i, m := range out {
-			if m.GetError() != nil {
-				t.Fatalf("message %d: %v", i, m.GetError())
-			}
-		}
-		if n := sim.Stats().ByEndpoint["token"]; n != 1 {
-			t.Fatalf("%d token requests, want 1", n)
-		}
-		sim.RevokeTokens()
-		out = p.process(eventFor(as[3].AssignmentID))
-		if out[0].GetError() != nil || meta(out[0], ClaimXLookupMetaAttempts) != "1" {
-			t.Fatalf("after revocation: %v (attempts %s)", out[0].GetError(), meta(out[0], ClaimXLookupMetaAttempts))
-		}
-		st := sim.Stats()
-		if st.ByEndpoint["token"] != 2 || st.StatusCount(401) != 1 {
-			t.Fatalf("stats %+v", st)
-		}
-	})
-	t.Run("refreshed before expiry", func(t *testing.T) {
-		sim, hs := newSim(t, claimxsim.Config{ClientID: "claimx-client", ClientSecret: secret, TokenTTL: time.Second})
-		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(hs.URL, oauthYAML(hs.URL+"/oauth/token", secret)), "")
-		p.process(eventFor(a.AssignmentID))
-		time.Sleep(950 * time.Millisecond)
-		out := p.process(eventFor(a.AssignmentID))
-		st := sim.Stats()
-		if out[0].GetError() != nil || st.ByEndpoint["token"] != 2 || st.StatusCount(401) != 0 {
-			t.Fatalf("error %v, stats %+v", out[0].GetError(), st)
-		}
-	})
-	t.Run("refused client credentials", func(t *testing.T) {
-		sim, hs := newSim(t, claimxsim.Config{ClientID: "claimx-client", ClientSecret: "other"})
-		a := firstWith(t, sim, anyAssignment)
-		p := startPipe(t, lookupYAML(hs.URL, oauthYAML(hs.URL+"/oauth/token", secret)), "")
-		out := p.process(eventFor(a.AssignmentID))
-		err := out[0].GetError()
-		if err == nil || meta(out[0], ClaimXLookupMetaError) != "auth" || !strings.Contains(err.Error(), `refused the client credentials (status 401, error "invalid_client")`) {
-			t.Fatalf("error %v", err)
-		}
-		p.stop()
-		if strings.Contains(err.Error(), secret) || strings.Contains(p.logs.String(), secret) {
-			t.Fatal("client secret leaked")
-		}
-		if sim.Stats().ByEndpoint["assignment"] != 0 {
-			t.Fatal("called the API without a token")
-		}
-	})
-}
-
-func TestLookupBasicAuth(t *testing.T) {
-	sim, hs := newSim(t, claimxsim.Config{BasicUser: "api-user", BasicPassword: "generated-key-123"})
-	a := firstWith(t, sim, anyAssignment)
-	for _, c := range []struct {
-		password string
-		wantErr  bool
-	}{{"generated-key-123", false}, {"wrong-key-456", true}} {
-		p := startPipe(t, lookupYAML(hs.URL, map[string]string{"auth": "{ type: basic, username: api-user, password: " + c.password + " }"}), "")
-		out := p.process(eventFor(a.AssignmentID))
-		if (out[0].GetError() != nil) != c.wantErr {
-			t.Fatalf("password %s: error %v", c.password, out[0].GetError())
-		}
-	}
-}
-
 func TestLookupPathParamsStayInTheirSegment(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{})
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"on_not_found": "error"}), "")
+	p := startLookup(t, hs.URL, map[string]string{"on_not_found": "error"}, "")
 	cases := []struct{ value, wantURI string }{
 		{"../admin", "/customTasks/assignment/..%2Fadmin?full=true"},
 		{"1?x=y", "/customTasks/assignment/1%3Fx=y?full=true"},
@@ -628,7 +436,7 @@ func TestLookupPathParamsStayInTheirSegment(t *testing.T) {
 
 func TestLookupUnusableMessages(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{})
-	p := startPipe(t, lookupYAML(hs.URL, nil), "")
+	p := startLookup(t, hs.URL, nil, "")
 	cases := []struct{ doc, wantErr string }{
 		{`{"event_id":"e1"}`, "claimx lookup: path_params.assignment_id: value is null or missing"},
 		{`{"task_assignment_id":""}`, "claimx lookup: path_params.assignment_id: value is empty"},
@@ -651,51 +459,10 @@ func TestLookupUnusableMessages(t *testing.T) {
 	}
 }
 
-func TestLookupInvalidResponses(t *testing.T) {
-	cases := []struct {
-		name    string
-		handler http.HandlerFunc
-		over    map[string]string
-		want    string
-	}{
-		{"HTML", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			fmt.Fprint(w, "<html>maintenance</html>")
-		}, nil, `Content-Type "text/html" is not JSON`},
-		{"broken JSON", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprint(w, `{"assignmentId": `)
-		}, nil, "body is not valid JSON"},
-		{"too large", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"pad": %q}`, strings.Repeat("x", 200))
-		}, map[string]string{"max_response_bytes": "100"}, "body larger than max_response_bytes (100)"},
-		{"redirect", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, "http://elsewhere.example/", http.StatusFound)
-		}, nil, "unexpected status 302"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var calls atomic.Int32
-			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				c.handler(w, r)
-			}))
-			t.Cleanup(hs.Close)
-			p := startPipe(t, lookupYAML(hs.URL, c.over), "")
-			out := p.process(eventFor(7))
-			err := out[0].GetError()
-			if err == nil || !strings.Contains(err.Error(), c.want) || meta(out[0], ClaimXLookupMetaError) != "invalid_response" || calls.Load() != 1 {
-				t.Fatalf("error %v (class %q) after %d calls", err, meta(out[0], ClaimXLookupMetaError), calls.Load())
-			}
-		})
-	}
-}
-
 func TestLookupMetricNames(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{})
 	a := firstWith(t, sim, anyAssignment)
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"metrics_prefix": "itel_worker_"}), "")
+	p := startLookup(t, hs.URL, map[string]string{"metrics_prefix": "itel_worker_"}, "")
 	p.process(eventFor(a.AssignmentID), eventFor(99))
 	if got := p.metrics.counter("itel_worker_claimx_api_calls_total{}"); got != 2 {
 		t.Errorf("calls %d, want 2", got)
@@ -709,27 +476,20 @@ func TestLookupMetricNames(t *testing.T) {
 }
 
 func TestLookupConfigErrors(t *testing.T) {
-	base := "base_url: http://localhost:1\npath: /customTasks/assignment/{id}\npath_params: { id: this.id }\n"
 	cases := []struct{ name, yaml, want string }{
-		{"placeholder without param", "base_url: http://x\npath: /a/{id}\nauth: { token: t }", "path placeholder {id} has no entry in path_params"},
-		{"param without placeholder", "base_url: http://x\npath: /a\npath_params: { id: this.id }\nauth: { token: t }", "path_params.id has no {id} placeholder"},
-		{"bad bloblang", "base_url: http://x\npath: /a/{id}\npath_params: { id: 'this.'}\nauth: { token: t }", "parsing path_params.id"},
-		{"bearer without token", base, "auth.token is required for bearer auth"},
-		{"basic without password", base + "auth: { type: basic, username: u }", "auth.username and auth.password are required"},
-		{"oauth2 without token_url", base + "auth: { type: oauth2, client_id: a, client_secret: b }", "auth.token_url, auth.client_id and auth.client_secret are required"},
-		{"relative base_url", "base_url: /service\npath: /a\nauth: { token: t }", "base_url must be an absolute http or https URL"},
-		{"missing cache", base + "auth: { token: t }\ncache: nope", `cache resource "nope" not found`},
-		{"missing rate limit", base + "auth: { token: t }\nrate_limit: nope", `rate_limit resource "nope" not found`},
-		{"zero concurrency", base + "auth: { token: t }\nmax_concurrency: 0", "max_concurrency must be at least 1"},
-		{"backwards intervals", base + "auth: { token: t }\nretries: { initial_interval: 2s, max_interval: 1s }", "retries:"},
-		{"valid", base + "auth: { token: t }", ""},
+		{"placeholder without param", "connection: claimx\npath: /a/{id}", "path placeholder {id} has no entry in path_params"},
+		{"param without placeholder", "connection: claimx\npath: /a\npath_params: { id: this.id }", "path_params.id has no {id} placeholder"},
+		{"bad bloblang", "connection: claimx\npath: /a/{id}\npath_params: { id: 'this.'}", "parsing path_params.id"},
+		{"no connection", "path: /a", "connection"},
+		{"empty result_field segment", "connection: claimx\npath: /a\nresult_field: a..b", "empty path segment"},
+		{"valid", "connection: claimx\npath: /a/{id}\npath_params: { id: this.id }", ""},
 	}
 	env := service.NewEnvironment()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			conf, err := claimxLookupConfigSpec().ParseYAML(c.yaml, env)
 			if err == nil {
-				_, err = newClaimxLookupFromConfig(conf, service.MockResources())
+				_, err = parseClaimxLookupConfig(conf)
 			}
 			if c.want == "" {
 				if err != nil {
@@ -744,20 +504,175 @@ func TestLookupConfigErrors(t *testing.T) {
 	}
 }
 
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 1, 10, 22, 0, 0, 0, time.UTC)
-	cases := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0}, {"3", 3 * time.Second}, {"0", 0}, {"-1", 0}, {"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+func TestConnectionConfigErrors(t *testing.T) {
+	base := "base_url: http://localhost:1\n"
+	cases := []struct{ name, yaml, want string }{
+		{"bearer without token", base, "auth.token is required for bearer auth"},
+		{"basic without password", base + "auth: { type: basic, username: u }", "auth.username and auth.password are required"},
+		{"oauth2 without token_url", base + "auth: { type: oauth2, client_id: a, client_secret: b }", "auth.token_url, auth.client_id and auth.client_secret are required"},
+		{"relative base_url", "base_url: /service\nauth: { token: t }", "base_url must be an absolute http or https URL"},
+		{"base_url with a query", "base_url: http://x/?a=b\nauth: { token: t }", "base_url must not have a query"},
+		{"missing cache", base + "auth: { token: t }\ncache: nope", `cache resource "nope" not found`},
+		{"zero concurrency", base + "auth: { token: t }\nmax_concurrency: 0", "max_concurrency must be at least 1"},
+		{"negative rate limit", base + "auth: { token: t }\nrate_limit_per_second: -1", "rate_limit_per_second must not be negative"},
+		{"zero timeout", base + "auth: { token: t }\ntimeout: 0s", "timeout and dial_timeout must be positive"},
+		{"backwards intervals", base + "auth: { token: t }\nretries: { initial_interval: 2s, max_interval: 1s }", "retries:"},
+		{"zero breaker threshold", base + "auth: { token: t }\ncircuit_breaker: { failure_threshold: 0 }", "circuit_breaker:"},
+		{"zero max_response_bytes", base + "auth: { token: t }\nmax_response_bytes: 0", "max_response_bytes must be positive"},
+		{"open circuit longer than a hold's wait", base + "auth: { token: t }\ncircuit_breaker: { open_timeout: 1m }", "must not exceed hold_max_interval"},
+		{"valid", base + "auth: { token: t }", ""},
+		{"valid in error mode", base + "auth: { token: t }\ncircuit_breaker: { open_timeout: 1m }\non_unavailable: error", ""},
 	}
+	env := service.NewEnvironment()
 	for _, c := range cases {
-		if got := clRetryAfter(c.in, now); got != c.want {
-			t.Errorf("Retry-After %q: %v, want %v", c.in, got, c.want)
+		t.Run(c.name, func(t *testing.T) {
+			conf, err := claimxConnectionConfigSpec().ParseYAML(c.yaml, env)
+			if err == nil {
+				_, err = newClaimxConnectionFromConfig(conf, service.MockResources())
+			}
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestLookupNamesItsConnection: a lookup naming a connection that does not
+// exist, or a processor that is not a connection, does not build; a
+// connection run as a processor fails its messages.
+func TestLookupNamesItsConnection(t *testing.T) {
+	_, conn := lookupYAML("http://127.0.0.1:1", nil)
+	other := "\n  - label: not_a_connection\n    mapping: root = this\n"
+	cases := []struct{ name, proc, want string }{
+		{"missing", "claimx_lookup: { connection: nope, path: /a }", `claimx_lookup: connection "nope" is not a claimx_connection processor resource`},
+		{"another processor", "claimx_lookup: { connection: not_a_connection, path: /a }", `claimx_lookup: connection "not_a_connection" is not a claimx_connection processor resource (it is another kind of processor)`},
+		{"a connection that does not build", "claimx_lookup: { connection: broken, path: /a }", `claimx_lookup: connection "broken"`},
+	}
+	broken := "\n  - label: broken\n    claimx_connection: { base_url: http://x }\n"
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := service.NewStreamBuilder()
+			must(t, b.SetLoggerYAML("level: none"))
+			must(t, b.AddResourcesYAML(conn+other+broken))
+			must(t, b.AddProcessorYAML(c.proc))
+			_, err := b.AddProducerFunc()
+			must(t, err)
+			must(t, b.AddConsumerFunc(func(context.Context, *service.Message) error { return nil }))
+			stream, err := b.Build()
+			if err == nil {
+				// benthos builds the processors when the stream starts.
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				err = stream.Run(ctx)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("starting: %v, want %q", err, c.want)
+			}
+		})
+	}
+	t.Run("connection used as a processor", func(t *testing.T) {
+		p := startPipe(t, "resource: claimx", conn)
+		out := p.process(eventFor(1))
+		err := out[0].GetError()
+		if err == nil || !strings.Contains(err.Error(), `claimx_connection "claimx" is a connection, not a processor: name it in claimx_lookup.connection`) {
+			t.Fatalf("error %v", err)
 		}
+	})
+}
+
+// TestLookupsShareTheirConnection runs two lookups of one connection in one
+// stream: the answers one caches serve the other, the failures of one open
+// the circuit for both, and max_concurrency bounds them together.
+func TestLookupsShareTheirConnection(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Faults: claimxsim.Faults{Latency: claimxsim.Duration(20 * time.Millisecond)}})
+	as := sim.Assignments()
+	_, conn := lookupYAML(hs.URL, map[string]string{
+		"cache":           "claimx_cache",
+		"retries":         "{ max_attempts: 1, initial_interval: 10ms, max_interval: 100ms }",
+		"circuit_breaker": "{ failure_threshold: 3, open_timeout: 1m }",
+	})
+	resources := conn + `
+  - label: as_object
+    claimx_lookup:
+      connection: claimx
+      path: /customTasks/assignment/{id}
+      path_params: { id: this.task_assignment_id }
+      query: { full: "true" }
+      result_field: object
+      on_not_found: error
+  - label: as_text
+    claimx_lookup:
+      connection: claimx
+      path: /customTasks/assignment/{id}
+      path_params: { id: this.task_assignment_id }
+      query: { full: "true" }
+      result_field: text
+      result_as_string: true
+      on_not_found: error
+cache_resources:
+  - label: claimx_cache
+    memory: { default_ttl: 5m }
+`
+	p := startPipe(t, `
+switch:
+  - check: '@lookup == "object"'
+    processors: [ { resource: as_object } ]
+  - check: '@lookup == "text"'
+    processors: [ { resource: as_text } ]
+`, resources)
+	send := func(lookup string, id int64) *service.Message {
+		t.Helper()
+		m := service.NewMessage([]byte(eventFor(id)))
+		m.MetaSetMut("lookup", lookup)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p.mu.Lock()
+		before := len(p.out)
+		p.mu.Unlock()
+		must(t, p.send(ctx, service.MessageBatch{m}))
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.out) != before+1 {
+			t.Fatalf("%d messages out, want 1", len(p.out)-before)
+		}
+		return p.out[before]
+	}
+
+	// One cache: the text lookup is answered by the object lookup's request.
+	if m := send("object", as[0].AssignmentID); m.GetError() != nil {
+		t.Fatal(m.GetError())
+	}
+	if m := send("text", as[0].AssignmentID); m.GetError() != nil || meta(m, ClaimXLookupMetaCached) != "true" {
+		t.Fatalf("the other lookup of the connection: %v, cached %q", m.GetError(), meta(m, ClaimXLookupMetaCached))
+	}
+	if n := sim.Stats().ByEndpoint["assignment"]; n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+
+	// One breaker: three failures of the object lookup open it for the text
+	// lookup too.
+	must(t, sim.SetFaults(claimxsim.Faults{Outage: true}))
+	sim.ResetStats()
+	for i := range 3 {
+		if m := send("object", as[1+i].AssignmentID); meta(m, ClaimXLookupMetaError) != "transient" {
+			t.Fatalf("lookup %d during the outage: %v", i, m.GetError())
+		}
+	}
+	m := send("text", as[5].AssignmentID)
+	if meta(m, ClaimXLookupMetaError) != "circuit_open" {
+		t.Fatalf("the other lookup after the circuit opened: %v", m.GetError())
+	}
+	if n := sim.Stats().Total; n != 3 {
+		t.Fatalf("%d requests reached the API, want 3 (the open circuit refuses the fourth)", n)
+	}
+	if !strings.Contains(p.logs.String(), `claimx_connection claimx: circuit breaker closed -> open`) {
+		t.Error("the connection did not log the open circuit")
 	}
 }
 
@@ -765,11 +680,14 @@ func TestRetryAfterParsing(t *testing.T) {
 // so: `echo` (and the streams API) print them scrubbed.
 func TestLookupSecretsScrubbedFromEcho(t *testing.T) {
 	conf := map[string]any{
-		"pipeline": map[string]any{"processors": []any{
-			map[string]any{"claimx_lookup": map[string]any{
-				"base_url": "http://claimx.example", "path": "/a",
-				"auth": map[string]any{"type": "bearer", "token": testToken, "password": "pw-0123456789", "client_secret": "cs-0123456789"},
+		"processor_resources": []any{
+			map[string]any{"label": "claimx", "claimx_connection": map[string]any{
+				"base_url": "http://claimx.example",
+				"auth":     map[string]any{"type": "bearer", "token": testToken, "password": "pw-0123456789", "client_secret": "cs-0123456789"},
 			}},
+		},
+		"pipeline": map[string]any{"processors": []any{
+			map[string]any{"claimx_lookup": map[string]any{"connection": "claimx", "path": "/a"}},
 		}},
 	}
 	out, err := service.GlobalEnvironment().FullConfigSchema("", "").NewStreamConfigMarshaller().
@@ -787,40 +705,12 @@ func TestLookupSecretsScrubbedFromEcho(t *testing.T) {
 	}
 }
 
-// A rate-limiting API is up: a burst of 429s is waited out through
-// Retry-After and never opens the circuit (found by the conformance fault
-// test, where a minute of events went to the errors topic as circuit_open).
-func TestClaimXLookup429DoesNotOpenTheCircuit(t *testing.T) {
-	sim, hs := newSim(t, claimxsim.Config{Assignments: 20, RateLimit: 2})
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{
-		"retries":         "{ max_attempts: 10, initial_interval: 10ms, max_interval: 3s }",
-		"circuit_breaker": "{ failure_threshold: 2, open_timeout: 60s }",
-		"max_concurrency": "8",
-	}), "")
-	var docs []string
-	for _, a := range sim.Assignments()[:8] {
-		docs = append(docs, eventFor(a.AssignmentID))
-	}
-	out := p.process(docs...)
-	if len(out) != len(docs) {
-		t.Fatalf("got %d messages, want %d", len(out), len(docs))
-	}
-	for i, m := range out {
-		if err := m.GetError(); err != nil {
-			t.Errorf("message %d failed (%s): %v", i, meta(m, ClaimXLookupMetaError), err)
-		}
-	}
-	if st := sim.Stats(); st.ByStatus["429"] == 0 {
-		t.Fatalf("the simulator answered no 429 (stats %+v): the test did not exercise rate limiting", st)
-	}
-}
-
 // Messages of one batch asking for the same assignment share one lookup: one
 // cache read (and one compaction of the answer), each message getting it.
 func TestLookupBatchSharesOneCacheRead(t *testing.T) {
 	sim, hs := newSim(t, claimxsim.Config{})
 	as := sim.Assignments()
-	p := startPipe(t, lookupYAML(hs.URL, map[string]string{"cache": "lookups", "result_as_string": "true"}), `
+	p := startLookup(t, hs.URL, map[string]string{"cache": "lookups", "result_as_string": "true"}, `
 cache_resources:
   - label: lookups
     memory: { default_ttl: 5m }

@@ -354,7 +354,7 @@ def exported_metrics(repo):
                 names.add(proc["name"])
     # Hold gates (processors/hold.go): newHoldGate(..., base) exports base + each
     # suffix of its New*(metricPrefix + "_…") calls; a claimx_lookup's base
-    # carries its metrics_prefix (c.metricsPrefix + "claimx_api").
+    # carries its claimx_connection's metrics_prefix (prefix + "claimx_api").
     hold_suffixes = {s for s in prefixes if s.startswith("_")}
     prefixes -= hold_suffixes
     for p in glob.glob(os.path.join(repo, "processors", "*.go")):

@@ -1,7 +1,8 @@
 // Command claimxlookup measures claimx_lookup throughput against the ClaimX
-// simulator: for each concurrency it runs the processor with a `local`
-// rate_limit resource for a fixed period and prints lookups/s, the ratio to
-// the limit, and the 429s the simulator answered (which must be none).
+// simulator: for each concurrency it runs the processor over a
+// claimx_connection with rate_limit_per_second for a fixed period and prints
+// lookups/s, the ratio to the limit, and the 429s the simulator answered
+// (which must be none).
 //
 //	go run ./tests/bench/claimxlookup -latency 50ms -limit 100 -concurrency 1,8,32 -duration 10s
 package main
@@ -43,7 +44,7 @@ type result struct {
 
 func main() {
 	latency := flag.Duration("latency", 50*time.Millisecond, "simulated API latency")
-	limit := flag.Int("limit", 100, "requests per second: the simulator's limit and the local rate_limit's count per second")
+	limit := flag.Int("limit", 100, "requests per second: the simulator's limit and the connection's rate_limit_per_second")
 	concurrencies := flag.String("concurrency", "1,8,32", "comma-separated max_concurrency values")
 	duration := flag.Duration("duration", 10*time.Second, "measured period of each run")
 	flag.Parse()
@@ -63,7 +64,7 @@ func main() {
 		results = append(results, r)
 	}
 
-	fmt.Printf("claimx_lookup against the simulator: latency %v, limit %d/s (simulator: token bucket, burst %d; processor: local rate_limit %d per 1s), %v per run\n\n",
+	fmt.Printf("claimx_lookup against the simulator: latency %v, limit %d/s (simulator: token bucket, burst %d; connection: rate_limit_per_second %d, evenly spaced), %v per run\n\n",
 		*latency, *limit, *limit, *limit, *duration)
 	fmt.Printf("%-11s %10s %9s %9s %9s %7s %6s %9s %10s\n",
 		"concurrency", "in period", "lookups/s", "vs limit", "ceiling/s", "failed", "429s", "requests", "in flight")
@@ -98,22 +99,27 @@ func run(concurrency int, latency time.Duration, limit int, duration time.Durati
 	// batch boundaries bounds the lookups in flight.
 	const producers = 4
 	b.SetThreads(producers)
-	if err := b.AddRateLimitYAML(fmt.Sprintf("label: claimx_rate\nlocal: { count: %d, interval: 1s }\n", limit)); err != nil {
+	if err := b.AddResourcesYAML(fmt.Sprintf(`
+processor_resources:
+  - label: claimx
+    claimx_connection:
+      base_url: %s
+      auth: { type: bearer, token: %s }
+      rate_limit_per_second: %d
+      max_concurrency: %d
+      timeout: 5s
+      retries: { max_attempts: 3, initial_interval: 100ms, max_interval: 2s }
+`, sim.URL(), token, limit, concurrency)); err != nil {
 		return res, err
 	}
-	if err := b.AddProcessorYAML(fmt.Sprintf(`
+	if err := b.AddProcessorYAML(`
 claimx_lookup:
-  base_url: %s
+  connection: claimx
   path: /customTasks/assignment/{assignment_id}
   path_params: { assignment_id: this.task_assignment_id }
   query: { full: "true" }
   result_field: claimx_task_full
-  auth: { type: bearer, token: %s }
-  rate_limit: claimx_rate
-  max_concurrency: %d
-  timeout: 5s
-  retries: { max_attempts: 3, initial_interval: 100ms, max_interval: 2s }
-`, sim.URL(), token, concurrency)); err != nil {
+`); err != nil {
 		return res, err
 	}
 	send, err := b.AddBatchProducerFunc()
