@@ -41,6 +41,8 @@ func main() {
 		service.CLIOptAddCommand(claimxsim.Command()),
 		service.CLIOptAddCommand(cli.DevCommand()),
 		service.CLIOptAddCommand(cli.ErrorsCommand()),
+		// Replaces benthos's lint: runs it, then the checks across files.
+		service.CLIOptAddCommand(cli.LintCommand()),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())
