@@ -224,10 +224,9 @@ def check_k8s(repo, out):
             fail(f"k8s: {name}: KAFKA_INSTANCE_ID must come from the pod name (fieldRef metadata.name)")
         iid = str(inputs[stream].get("instance_id", ""))
         if not iid:
-            # Not a failure until pipelines/*.yaml read it: without it the
-            # members stay dynamic (every restart a rebalance), which works.
-            print(f"note: pipelines/{stream}.yaml: the kafka_franz input has no instance_id: ${{KAFKA_INSTANCE_ID:}}, "
-                  f"so {name}'s pods join as dynamic members", file=sys.stderr)
+            # Without it the members stay dynamic: every restart a rebalance.
+            fail(f"k8s: pipelines/{stream}.yaml: the kafka_franz input has no instance_id: ${{KAFKA_INSTANCE_ID:}}, "
+                 f"so {name}'s pods would join as dynamic members")
         elif not re.fullmatch(r"\$\{KAFKA_INSTANCE_ID(:[^}]*)?\}", iid.strip()):
             fail(f"k8s: pipelines/{stream}.yaml: instance_id is {iid!r}, want ${{KAFKA_INSTANCE_ID:}} (the pod name)")
         psc = pod.get("securityContext", {})
