@@ -547,7 +547,7 @@ func (p *claimxLookup) apply(msg *service.Message, r *clResult) bool {
 	} else {
 		// The parsed value may be shared with other messages of the batch
 		// (cache and in-flight sharing), so each message gets its own copy.
-		v = clDeepCopy(v)
+		v = jsonDeepCopy(v)
 	}
 	if err := p.store(msg, v); err != nil {
 		msg.SetError(err)
@@ -587,18 +587,20 @@ func clObject(msg *service.Message) (map[string]any, error) {
 	return obj, nil
 }
 
-func clDeepCopy(v any) any {
+// jsonDeepCopy copies the objects and arrays of a decoded JSON value, so that
+// a result shares nothing mutable with the cache or the message it came from.
+func jsonDeepCopy(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, x := range t {
-			out[k] = clDeepCopy(x)
+			out[k] = jsonDeepCopy(x)
 		}
 		return out
 	case []any:
 		out := make([]any, len(t))
 		for i, x := range t {
-			out[i] = clDeepCopy(x)
+			out[i] = jsonDeepCopy(x)
 		}
 		return out
 	default:

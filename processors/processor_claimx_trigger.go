@@ -438,31 +438,31 @@ func (p *claimxTriggerProc) Process(_ context.Context, msg *service.Message) (se
 	}
 	out := map[string]any{
 		"trigger_name":  t.name,
-		"event_id":      ctpCopy(ev["event_id"]),
-		"event_type":    ctpCopy(ev["event_type"]),
-		"project_id":    ctpCopy(projectID),
+		"event_id":      jsonDeepCopy(ev["event_id"]),
+		"event_type":    jsonDeepCopy(ev["event_type"]),
+		"project_id":    jsonDeepCopy(projectID),
 		"task_id":       taskID,
-		"assignment_id": ctpCopy(ev["assignment_id"]),
-		"task_name":     ctpCopy(ctpCoalesce(ctpGet(a, "taskName"), ctpGet(ctpGet(a, "customTask"), "name"))),
+		"assignment_id": jsonDeepCopy(ev["assignment_id"]),
+		"task_name":     jsonDeepCopy(ctpCoalesce(ctpGet(a, "taskName"), ctpGet(ctpGet(a, "customTask"), "name"))),
 		"task_status":   status,
-		"timestamp":     ctpCopy(ev["event_time"]),
+		"timestamp":     jsonDeepCopy(ev["event_time"]),
 		"published_at":  time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		"task":          nil,
 		"project":       nil,
 	}
 	if t.includeTask {
 		out["task"] = map[string]any{
-			"assignment_id":    ctpCopy(ctpCoalesce(ctpGet(a, "assignmentId"), ev["assignment_id"])),
+			"assignment_id":    jsonDeepCopy(ctpCoalesce(ctpGet(a, "assignmentId"), ev["assignment_id"])),
 			"task_id":          taskID,
 			"status":           status,
-			"assignee_id":      ctpCopy(ctpGet(a, "assigneeId")),
-			"assignor_id":      ctpCopy(ctpGet(a, "assignorId")),
-			"assignor_email":   ctpCopy(ctpGet(a, "assignor")),
-			"date_assigned":    ctpCopy(ctpGet(a, "dateAssigned")),
-			"date_completed":   ctpCopy(ctpGet(a, "dateCompleted")),
-			"cancelled_date":   ctpCopy(ctpGet(a, "cancelledDate")),
-			"form_id":          ctpCopy(ctpGet(a, "formId")),
-			"form_response_id": ctpCopy(ctpGet(a, "formResponseId")),
+			"assignee_id":      jsonDeepCopy(ctpGet(a, "assigneeId")),
+			"assignor_id":      jsonDeepCopy(ctpGet(a, "assignorId")),
+			"assignor_email":   jsonDeepCopy(ctpGet(a, "assignor")),
+			"date_assigned":    jsonDeepCopy(ctpGet(a, "dateAssigned")),
+			"date_completed":   jsonDeepCopy(ctpGet(a, "dateCompleted")),
+			"cancelled_date":   jsonDeepCopy(ctpGet(a, "cancelledDate")),
+			"form_id":          jsonDeepCopy(ctpGet(a, "formId")),
+			"form_response_id": jsonDeepCopy(ctpGet(a, "formResponseId")),
 		}
 	}
 
@@ -573,24 +573,4 @@ func ctpText(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
-}
-
-// ctpCopy copies objects and arrays, so the tracking message shares nothing
-// mutable with the event it came from.
-func ctpCopy(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(t))
-		for k, x := range t {
-			m[k] = ctpCopy(x)
-		}
-		return m
-	case []any:
-		s := make([]any, len(t))
-		for i, x := range t {
-			s[i] = ctpCopy(x)
-		}
-		return s
-	}
-	return v
 }
