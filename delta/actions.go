@@ -45,9 +45,16 @@ type AddFile struct {
 	DataChange       bool               `json:"dataChange"`
 	Stats            string             `json:"stats,omitempty"`
 	Tags             map[string]string  `json:"tags,omitempty"`
-	// DeletionVector is kept only to refuse tables that use deletion
-	// vectors; this engine never writes one.
-	DeletionVector json.RawMessage `json:"deletionVector,omitempty"`
+	// DeletionVector marks rows of the file as deleted (nil: none). Appends
+	// never write one; readers must drop the rows it names.
+	DeletionVector *DeletionVector `json:"deletionVector,omitempty"`
+	// BaseRowID is the row id of the file's first row (row tracking).
+	BaseRowID *int64 `json:"baseRowId,omitempty"`
+	// DefaultRowCommitVersion is the version that added the file's rows
+	// (row tracking).
+	DefaultRowCommitVersion *int64 `json:"defaultRowCommitVersion,omitempty"`
+	// ClusteringProvider names the clustering of the file (clustering).
+	ClusteringProvider *string `json:"clusteringProvider,omitempty"`
 }
 
 // RemoveFile is the remove action: a logical delete of a data file, kept as
@@ -61,6 +68,36 @@ type RemoveFile struct {
 	PartitionValues      map[string]*string `json:"partitionValues,omitempty"`
 	Size                 *int64             `json:"size,omitempty"`
 	Stats                string             `json:"stats,omitempty"`
+	Tags                 map[string]string  `json:"tags,omitempty"`
+	// DeletionVector is the DV of the logical file removed: a remove names
+	// (path, DV), not just the path.
+	DeletionVector          *DeletionVector `json:"deletionVector,omitempty"`
+	BaseRowID               *int64          `json:"baseRowId,omitempty"`
+	DefaultRowCommitVersion *int64          `json:"defaultRowCommitVersion,omitempty"`
+}
+
+// DomainMetadata is the domainMetadata action: the configuration of a named
+// metadata domain (delta.* domains belong to table features).
+type DomainMetadata struct {
+	Domain        string `json:"domain"`
+	Configuration string `json:"configuration"`
+	Removed       bool   `json:"removed"`
+}
+
+// CheckpointMetadata is the checkpointMetadata action of a V2-spec
+// checkpoint.
+type CheckpointMetadata struct {
+	Version int64             `json:"version"`
+	Tags    map[string]string `json:"tags,omitempty"`
+}
+
+// Sidecar is the sidecar action of a V2-spec checkpoint: a Parquet file in
+// _delta_log/_sidecars holding some of its add and remove actions.
+type Sidecar struct {
+	Path             string            `json:"path"`
+	SizeInBytes      int64             `json:"sizeInBytes"`
+	ModificationTime int64             `json:"modificationTime"`
+	Tags             map[string]string `json:"tags,omitempty"`
 }
 
 // Txn is the txn action: the last version an application committed, used
@@ -71,16 +108,19 @@ type Txn struct {
 	LastUpdated *int64 `json:"lastUpdated,omitempty"`
 }
 
-// Action is one line of a commit file. Exactly one field is set. Actions
-// this engine does not interpret (cdc, domainMetadata, checkpointMetadata,
-// sidecar) are kept raw in Other so a table that uses them can be refused.
+// Action is one line of a commit file (or a V2 checkpoint). Exactly one
+// field is set. The name of an action this engine does not interpret (cdc)
+// is kept in Other.
 type Action struct {
-	Protocol   *Protocol      `json:"protocol,omitempty"`
-	MetaData   *Metadata      `json:"metaData,omitempty"`
-	Add        *AddFile       `json:"add,omitempty"`
-	Remove     *RemoveFile    `json:"remove,omitempty"`
-	Txn        *Txn           `json:"txn,omitempty"`
-	CommitInfo map[string]any `json:"commitInfo,omitempty"`
+	Protocol           *Protocol           `json:"protocol,omitempty"`
+	MetaData           *Metadata           `json:"metaData,omitempty"`
+	Add                *AddFile            `json:"add,omitempty"`
+	Remove             *RemoveFile         `json:"remove,omitempty"`
+	Txn                *Txn                `json:"txn,omitempty"`
+	CommitInfo         map[string]any      `json:"commitInfo,omitempty"`
+	DomainMetadata     *DomainMetadata     `json:"domainMetadata,omitempty"`
+	CheckpointMetadata *CheckpointMetadata `json:"checkpointMetadata,omitempty"`
+	Sidecar            *Sidecar            `json:"sidecar,omitempty"`
 	// Other holds the name of an action this engine does not interpret.
 	Other string `json:"-"`
 }
@@ -104,6 +144,12 @@ func (a Action) MarshalJSON() ([]byte, error) {
 		name, v = "txn", a.Txn
 	case a.CommitInfo != nil:
 		name, v = "commitInfo", a.CommitInfo
+	case a.DomainMetadata != nil:
+		name, v = "domainMetadata", a.DomainMetadata
+	case a.CheckpointMetadata != nil:
+		name, v = "checkpointMetadata", a.CheckpointMetadata
+	case a.Sidecar != nil:
+		name, v = "sidecar", a.Sidecar
 	default:
 		return nil, fmt.Errorf("encoding an action with no known action set (other: %q)", a.Other)
 	}
@@ -121,7 +167,10 @@ func (a Action) MarshalJSON() ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-var knownActions = map[string]bool{"protocol": true, "metaData": true, "add": true, "remove": true, "txn": true, "commitInfo": true}
+var knownActions = map[string]bool{
+	"protocol": true, "metaData": true, "add": true, "remove": true, "txn": true, "commitInfo": true,
+	"domainMetadata": true, "checkpointMetadata": true, "sidecar": true,
+}
 
 // ParseCommit parses a commit file (newline-delimited JSON, one action a
 // line). Blank lines are skipped; an unknown action name is kept in
@@ -193,6 +242,37 @@ func (a *Action) validate() error {
 		if a.MetaData.SchemaString == "" {
 			return fmt.Errorf("metaData action without a schemaString")
 		}
+	case a.DomainMetadata != nil:
+		if a.DomainMetadata.Domain == "" {
+			return fmt.Errorf("domainMetadata action without a domain")
+		}
+	case a.Sidecar != nil:
+		if a.Sidecar.Path == "" {
+			return fmt.Errorf("sidecar action without a path")
+		}
+	}
+	for _, dv := range []*DeletionVector{addDV(a), removeDV(a)} {
+		if dv != nil {
+			switch dv.StorageType {
+			case "u", "i", "p":
+			default:
+				return fmt.Errorf("deletion vector with unknown storage type %q", dv.StorageType)
+			}
+		}
+	}
+	return nil
+}
+
+func addDV(a *Action) *DeletionVector {
+	if a.Add != nil {
+		return a.Add.DeletionVector
+	}
+	return nil
+}
+
+func removeDV(a *Action) *DeletionVector {
+	if a.Remove != nil {
+		return a.Remove.DeletionVector
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package delta
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -27,9 +28,17 @@ type Snapshot struct {
 	protocol   Protocol
 	metadata   Metadata
 	schema     *Schema
-	files      map[string]*AddFile    // key: decoded path
-	tombstones map[string]*RemoveFile // key: decoded path
+	// files are the live adds by decoded path: a path has at most one live
+	// logical file (one DV) at a time.
+	files map[string]*AddFile
+	// tombstones are keyed by fileKey (decoded path + DV unique id): the
+	// same data file can be a tombstone with several DVs.
+	tombstones map[string]*RemoveFile
 	txns       map[string]Txn
+	// domains are the live (not removed) domainMetadata actions by domain.
+	domains map[string]DomainMetadata
+	// ict is the inCommitTimestamp of the commit at version, when known.
+	ict *int64
 	// checkpointVersion is the newest checkpoint the log holds (-1: none).
 	checkpointVersion int64
 	// lastCommitTime is the commitInfo timestamp (or file time) of version.
@@ -42,6 +51,7 @@ func newEmptySnapshot() *Snapshot {
 		files:             map[string]*AddFile{},
 		tombstones:        map[string]*RemoveFile{},
 		txns:              map[string]Txn{},
+		domains:           map[string]DomainMetadata{},
 		checkpointVersion: -1,
 	}
 }
@@ -131,6 +141,10 @@ func (s *Snapshot) clone() *Snapshot {
 	for k, v := range s.txns {
 		c.txns[k] = v
 	}
+	c.domains = make(map[string]DomainMetadata, len(s.domains))
+	for k, v := range s.domains {
+		c.domains[k] = v
+	}
 	return &c
 }
 
@@ -146,19 +160,32 @@ func pathKey(p string) string {
 	return p
 }
 
-// apply applies one version's actions to the snapshot.
+// apply applies one version's actions to the snapshot. A remove only drops
+// the live add of its path when their DVs match, so Spark's DELETE commit
+// (remove(path, old DV) + add(path, new DV)) keeps the new add whatever the
+// order of the two actions.
 func (s *Snapshot) apply(version int64, actions []Action) error {
+	if version != s.version {
+		s.ict = nil
+	}
 	for i := range actions {
 		a := &actions[i]
 		switch {
 		case a.Add != nil:
-			k := pathKey(a.Add.Path)
-			s.files[k] = a.Add
-			delete(s.tombstones, k)
+			s.files[pathKey(a.Add.Path)] = a.Add
+			delete(s.tombstones, fileKey(a.Add.Path, a.Add.DeletionVector))
 		case a.Remove != nil:
-			k := pathKey(a.Remove.Path)
-			delete(s.files, k)
-			s.tombstones[k] = a.Remove
+			pk := pathKey(a.Remove.Path)
+			if f, ok := s.files[pk]; ok && f.DeletionVector.UniqueID() == a.Remove.DeletionVector.UniqueID() {
+				delete(s.files, pk)
+			}
+			s.tombstones[fileKey(a.Remove.Path, a.Remove.DeletionVector)] = a.Remove
+		case a.DomainMetadata != nil:
+			if a.DomainMetadata.Removed {
+				delete(s.domains, a.DomainMetadata.Domain)
+			} else {
+				s.domains[a.DomainMetadata.Domain] = *a.DomainMetadata
+			}
 		case a.Txn != nil:
 			s.txns[a.Txn.AppID] = *a.Txn
 		case a.Protocol != nil:
@@ -174,10 +201,28 @@ func (s *Snapshot) apply(version int64, actions []Action) error {
 			if ts, ok := commitTimestamp(a.CommitInfo); ok {
 				s.lastCommitTime = ts
 			}
+			if ict, ok := inCommitTimestamp(a.CommitInfo); ok {
+				s.ict = &ict
+				s.lastCommitTime = time.UnixMilli(ict)
+			}
 		}
 	}
 	s.version = version
 	return nil
+}
+
+// inCommitTimestamp returns commitInfo.inCommitTimestamp in milliseconds.
+func inCommitTimestamp(ci map[string]any) (int64, bool) {
+	switch v := ci["inCommitTimestamp"].(type) {
+	case float64:
+		return int64(v), true
+	case int64:
+		return v, true
+	case json.Number:
+		n, err := v.Int64()
+		return n, err == nil
+	}
+	return 0, false
 }
 
 func commitTimestamp(ci map[string]any) (time.Time, bool) {
@@ -309,6 +354,20 @@ func loadSnapshot(ctx context.Context, store storage.Store) (*Snapshot, error) {
 		if err := replayCommits(ctx, store, snap, cv+1, l); err != nil {
 			return nil, err
 		}
+		if snap.ict == nil && snap.inCommitTimestamps() {
+			// Checkpoints keep no commitInfo: the next commit's timestamp
+			// must still follow this one's.
+			if acts, err := readCommit(ctx, store, snap.version); err == nil {
+				for _, a := range acts {
+					if a.CommitInfo != nil {
+						if ict, ok := inCommitTimestamp(a.CommitInfo); ok {
+							snap.ict = &ict
+							snap.lastCommitTime = time.UnixMilli(ict)
+						}
+					}
+				}
+			}
+		}
 		return snap, nil
 	}
 	if _, ok := l.commits[0]; !ok {
@@ -355,59 +414,6 @@ func readCommit(ctx context.Context, store storage.Store, v int64) ([]Action, er
 		return nil, fmt.Errorf("parsing commit %d (%s): %w", v, commitPath(v), err)
 	}
 	return acts, nil
-}
-
-// supportedWriterFeatures are the table features this writer honours: it
-// only appends, compacts with dataChange=false (allowed on append-only
-// tables) and writes no change data (none is needed for appends).
-var supportedWriterFeatures = map[string]bool{"appendOnly": true, "changeDataFeed": true}
-
-// checkWritable refuses a table whose protocol or metadata needs a feature
-// this writer does not implement.
-func checkWritable(p Protocol, md Metadata, sc *Schema) error {
-	if p.MinReaderVersion > 1 {
-		feat := ""
-		if len(p.ReaderFeatures) > 0 {
-			feat = " (reader features: " + strings.Join(p.ReaderFeatures, ", ") + ")"
-		}
-		return fmt.Errorf("protocol minReaderVersion %d%s: %w", p.MinReaderVersion, feat, ErrUnsupportedFeature)
-	}
-	switch {
-	case p.MinWriterVersion == 7:
-		var bad []string
-		for _, f := range p.WriterFeatures {
-			if !supportedWriterFeatures[f] {
-				bad = append(bad, f)
-			}
-		}
-		if len(bad) > 0 {
-			return fmt.Errorf("writer features %s: %w", strings.Join(bad, ", "), ErrUnsupportedFeature)
-		}
-	case p.MinWriterVersion > 4 || len(p.WriterFeatures) > 0 || len(p.ReaderFeatures) > 0:
-		return fmt.Errorf("protocol minWriterVersion %d (5 = column mapping, 6 = identity columns; features %v): %w", p.MinWriterVersion, p.WriterFeatures, ErrUnsupportedFeature)
-	}
-	for k, v := range md.Configuration {
-		switch {
-		case strings.HasPrefix(k, "delta.constraints."):
-			return fmt.Errorf("CHECK constraint %s: %w", k, ErrUnsupportedFeature)
-		case k == "delta.columnMapping.mode" && v != "none":
-			return fmt.Errorf("column mapping mode %q: %w", v, ErrUnsupportedFeature)
-		case k == "delta.enableDeletionVectors" && v == "true",
-			k == "delta.enableRowTracking" && v == "true",
-			k == "delta.enableInCommitTimestamps" && v == "true":
-			return fmt.Errorf("table property %s=%s: %w", k, v, ErrUnsupportedFeature)
-		}
-	}
-	if sc != nil {
-		for _, f := range sc.fields {
-			for k := range f.Metadata {
-				if k == "delta.invariants" || k == "delta.generationExpression" || strings.HasPrefix(k, "delta.identity.") || strings.HasPrefix(k, "delta.columnMapping.") {
-					return fmt.Errorf("column %q has %s: %w", f.Name, k, ErrUnsupportedFeature)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // durationProperty parses a Delta interval property such as

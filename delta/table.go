@@ -456,14 +456,17 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 	return target, rows, newMeta, nil
 }
 
-// commit writes actions (plus commitInfo) as the next version with
-// put-if-absent. On losing the race it reads the winners, fails with
-// ErrConflict if they touched what this commit relies on, and otherwise
-// retries at the next version with backoff. On success the actions are
-// applied to the in-memory snapshot.
+// commit writes actions (plus commitInfo, always the first action) as the
+// next version with put-if-absent. On losing the race it reads the
+// winners, fails with ErrConflict if they touched what this commit relies
+// on, and otherwise retries at the next version with backoff. What depends
+// on the version or on the winners is recomputed on every attempt: row ids
+// and default row commit versions (row tracking) and the inCommitTimestamp.
+// On success the actions are applied to the in-memory snapshot.
 func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, changesMeta bool) (int64, int, error) {
 	ourApps := map[string]bool{}
 	ourRemoves := map[string]bool{}
+	ourDomains := map[string]bool{}
 	for _, a := range acts {
 		if a.Txn != nil {
 			ourApps[a.Txn.AppID] = true
@@ -471,11 +474,18 @@ func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, ch
 		if a.Remove != nil {
 			ourRemoves[pathKey(a.Remove.Path)] = true
 		}
+		if a.DomainMetadata != nil {
+			ourDomains[a.DomainMetadata.Domain] = true
+		}
 	}
 	readVersion := t.snap.version
 	for attempt := 1; attempt <= t.opts.MaxCommitAttempts; attempt++ {
 		version := t.snap.version + 1
-		info := map[string]any{"timestamp": t.opts.Now().UnixMilli()}
+		now := t.opts.Now()
+		info := map[string]any{"timestamp": now.UnixMilli()}
+		if t.snap.inCommitTimestamps() {
+			info["inCommitTimestamp"] = nextInCommitTimestamp(t.snap, now)
+		}
 		for k, v := range ci {
 			info[k] = v
 		}
@@ -484,9 +494,16 @@ func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, ch
 		if readVersion >= 0 {
 			info["readVersion"] = readVersion
 		}
-		all := make([]Action, 0, len(acts)+1)
+		body := acts
+		if t.snap.rowTrackingAssigns() {
+			var err error
+			if body, err = assignRowTracking(t.snap, acts, version); err != nil {
+				return 0, attempt, fmt.Errorf("committing version %d: %w", version, err)
+			}
+		}
+		all := make([]Action, 0, len(body)+1)
 		all = append(all, Action{CommitInfo: info})
-		all = append(all, acts...)
+		all = append(all, body...)
 		data, err := EncodeCommit(all)
 		if err != nil {
 			return 0, attempt, err
@@ -506,7 +523,7 @@ func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, ch
 			return 0, attempt, fmt.Errorf("reading the commits that won version %d: %w", version, err)
 		}
 		for v, wa := range winners {
-			if err := conflictWith(v, wa, ourApps, ourRemoves, changesMeta); err != nil {
+			if err := conflictWith(v, wa, ourApps, ourRemoves, ourDomains, changesMeta); err != nil {
 				return 0, attempt, err
 			}
 		}
@@ -520,7 +537,9 @@ func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, ch
 }
 
 // conflictWith decides whether a winning commit invalidates ours.
-func conflictWith(v int64, winner []Action, ourApps, ourRemoves map[string]bool, changesMeta bool) error {
+// The delta.rowTracking domain is never a conflict: our row ids are rebased
+// on the winner's high-water mark at the next attempt.
+func conflictWith(v int64, winner []Action, ourApps, ourRemoves, ourDomains map[string]bool, changesMeta bool) error {
 	for _, a := range winner {
 		switch {
 		case a.Protocol != nil:
@@ -531,6 +550,8 @@ func conflictWith(v int64, winner []Action, ourApps, ourRemoves map[string]bool,
 			return fmt.Errorf("version %d committed txn %q version %d concurrently: %w", v, a.Txn.AppID, a.Txn.Version, ErrConflict)
 		case a.Remove != nil && ourRemoves[pathKey(a.Remove.Path)]:
 			return fmt.Errorf("version %d removed %s, which this commit also removes: %w", v, a.Remove.Path, ErrConflict)
+		case a.DomainMetadata != nil && a.DomainMetadata.Domain != DomainRowTracking && ourDomains[a.DomainMetadata.Domain]:
+			return fmt.Errorf("version %d changed metadata domain %q, which this commit also changes: %w", v, a.DomainMetadata.Domain, ErrConflict)
 		case a.Add != nil && changesMeta:
 			// Our new metaData was derived from the old schema; a file
 			// written concurrently under it stays valid (columns are only
