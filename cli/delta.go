@@ -265,6 +265,7 @@ func describeJSON(d delta.Description) map[string]any {
 		"schema": cols, "partition_columns": d.PartitionColumns, "properties": d.Properties,
 		"num_files": d.NumFiles, "size_bytes": d.SizeBytes, "num_rows": d.NumRows, "rows_exact": d.RowsExact,
 		"num_partitions": d.NumPartitions, "checkpoint_version": d.CheckpointVersion, "txns": d.Txns,
+		"features": d.Features, "deleted_rows": d.DeletedRows, "domains": d.Domains,
 	}
 }
 
@@ -277,6 +278,9 @@ func printDescription(w io.Writer, d delta.Description) {
 	fmt.Fprintf(tw, "id\t%s\n", d.ID)
 	fmt.Fprintf(tw, "version\t%d\n", d.Version)
 	fmt.Fprintf(tw, "protocol\treader %d, writer %d\n", d.Protocol.MinReaderVersion, d.Protocol.MinWriterVersion)
+	if len(d.Features) > 0 {
+		fmt.Fprintf(tw, "features\t%s\n", strings.Join(d.Features, ", "))
+	}
 	fmt.Fprintf(tw, "partitions\t%s (%d values)\n", strings.Join(d.PartitionColumns, ", "), d.NumPartitions)
 	fmt.Fprintf(tw, "files\t%d\n", d.NumFiles)
 	exact := ""
@@ -284,6 +288,9 @@ func printDescription(w io.Writer, d delta.Description) {
 		exact = " (some files lack stats)"
 	}
 	fmt.Fprintf(tw, "rows\t%d%s\n", d.NumRows, exact)
+	if d.FilesWithDeletionVectors > 0 {
+		fmt.Fprintf(tw, "deleted rows\t%d (deletion vectors on %d files)\n", d.DeletedRows, d.FilesWithDeletionVectors)
+	}
 	fmt.Fprintf(tw, "bytes\t%d\n", d.SizeBytes)
 	if d.CheckpointVersion >= 0 {
 		fmt.Fprintf(tw, "checkpoint\t%d\n", d.CheckpointVersion)

@@ -379,10 +379,14 @@ func (t *Table) CleanupLog(ctx context.Context, opts LogCleanupOptions) ([]strin
 
 // HistoryEntry is one version's commitInfo.
 type HistoryEntry struct {
-	Version    int64
-	Timestamp  time.Time
-	Operation  string
-	CommitInfo map[string]any
+	Version int64
+	// Timestamp is the inCommitTimestamp when the commit has one, else
+	// commitInfo.timestamp, else the commit file's modification time.
+	Timestamp time.Time
+	// InCommitTimestamp: Timestamp is the commit's inCommitTimestamp.
+	InCommitTimestamp bool
+	Operation         string
+	CommitInfo        map[string]any
 }
 
 // History returns the commitInfo of the newest versions, newest first, at
@@ -412,6 +416,12 @@ func (t *Table) History(ctx context.Context, limit int) ([]HistoryEntry, error) 
 				if ts, ok := commitTimestamp(a.CommitInfo); ok {
 					e.Timestamp = ts
 				}
+				// With in-commit timestamps the commit's own timestamp is
+				// the authoritative one (monotonic, unlike file times).
+				if ict, ok := inCommitTimestamp(a.CommitInfo); ok {
+					e.Timestamp = time.UnixMilli(ict)
+					e.InCommitTimestamp = true
+				}
 				e.Operation, _ = a.CommitInfo["operation"].(string)
 			}
 		}
@@ -439,13 +449,28 @@ type Description struct {
 	Properties       map[string]string
 	NumFiles         int
 	SizeBytes        int64
-	// NumRows is the sum of numRecords over files with stats; RowsExact is
-	// false when some file has none.
+	// NumRows is the sum of numRecords, less the rows deletion vectors
+	// delete, over files with stats; RowsExact is false when some file has
+	// none.
 	NumRows           int64
 	RowsExact         bool
 	NumPartitions     int
 	CheckpointVersion int64
 	Txns              map[string]int64
+	// Features are the table features the protocol supports (explicit or
+	// implied by legacy versions), sorted.
+	Features []string
+	// DeletedRows is the sum of the cardinalities of the live files'
+	// deletion vectors; FilesWithDeletionVectors counts those files.
+	DeletedRows              int64
+	FilesWithDeletionVectors int
+	// Domains are the names of the live metadata domains.
+	Domains []string
+	// RowIDHighWaterMark is the highest row id assigned (-1: none).
+	RowIDHighWaterMark int64
+	// InCommitTimestamp is the Unix ms inCommitTimestamp of the current
+	// version, 0 when it has none.
+	InCommitTimestamp int64
 }
 
 // Describe summarises the current snapshot.
@@ -467,14 +492,24 @@ func (t *Table) Describe() Description {
 		RowsExact:         true,
 		CheckpointVersion: s.checkpointVersion,
 		Txns:              s.Txns(),
+		Features:          s.protocol.Features(),
 	}
+	for _, dm := range s.Domains() {
+		d.Domains = append(d.Domains, dm.Domain)
+	}
+	d.RowIDHighWaterMark, _ = s.RowIDHighWaterMark()
+	d.InCommitTimestamp, _ = s.InCommitTimestamp()
 	if s.metadata.CreatedTime != nil {
 		d.CreatedTime = time.UnixMilli(*s.metadata.CreatedTime)
 	}
 	parts := map[string]bool{}
 	for _, f := range s.files {
 		d.SizeBytes += f.Size
-		if n, ok := statsNumRecords(f.Stats); ok {
+		if f.DeletionVector != nil {
+			d.DeletedRows += f.DeletionVector.Cardinality
+			d.FilesWithDeletionVectors++
+		}
+		if n, ok := liveRecords(f); ok {
 			d.NumRows += n
 		} else {
 			d.RowsExact = false

@@ -16,22 +16,50 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// ReadFile reads the rows of one data file of the snapshot, in the order of
-// the snapshot's schema, with partition values filled in from the add
-// action and columns the file lacks (added later by schema evolution) as
-// null. Optimize uses it to rewrite files; tools use it to inspect them. It
-// reads flat files only (the only kind this engine writes or accepts).
+// ReadFile reads the live rows of one data file of the snapshot, in the
+// order of the snapshot's schema, with partition values filled in from the
+// add action and columns the file lacks (added later by schema evolution)
+// as null. Rows its deletion vector deletes are dropped. Optimize uses it
+// to rewrite files; de-duplication and tools use it to inspect them.
 func (s *Snapshot) ReadFile(ctx context.Context, store storage.Store, add AddFile) ([]Row, error) {
+	rows, _, err := s.readFileRows(ctx, store, add, s.schema)
+	return rows, err
+}
+
+// readFileRows reads a data file as rows of sc (the snapshot schema, or it
+// plus hidden columns such as the materialized row tracking columns), drops
+// the rows the file's deletion vector deletes, and returns with each kept
+// row its physical index in the file (nil when nothing was dropped).
+func (s *Snapshot) readFileRows(ctx context.Context, store storage.Store, add AddFile, sc *Schema) ([]Row, []int64, error) {
 	storePath := pathKey(add.Path)
 	data, err := store.Get(ctx, storePath)
 	if err != nil {
-		return nil, fmt.Errorf("reading data file %s: %w", storePath, err)
+		return nil, nil, fmt.Errorf("reading data file %s: %w", storePath, err)
 	}
-	rows, err := decodeDataFile(data, s.schema, s.metadata.PartitionColumns, add.PartitionValues)
+	rows, err := decodeDataFile(data, sc, s.metadata.PartitionColumns, add.PartitionValues)
 	if err != nil {
-		return nil, fmt.Errorf("reading data file %s: %w", storePath, err)
+		return nil, nil, fmt.Errorf("reading data file %s: %w", storePath, err)
 	}
-	return rows, nil
+	if add.DeletionVector == nil {
+		return rows, nil, nil
+	}
+	dv, err := ReadDeletionVector(ctx, store, add.DeletionVector)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading data file %s: %w", storePath, err)
+	}
+	if !dv.IsEmpty() && dv.Maximum() >= uint64(len(rows)) {
+		return nil, nil, fmt.Errorf("reading data file %s: its deletion vector deletes row %d but the file has %d rows", storePath, dv.Maximum(), len(rows))
+	}
+	kept := rows[:0]
+	idx := make([]int64, 0, len(rows)-int(dv.GetCardinality()))
+	for i, r := range rows {
+		if dv.Contains(uint64(i)) {
+			continue
+		}
+		kept = append(kept, r)
+		idx = append(idx, int64(i))
+	}
+	return kept, idx, nil
 }
 
 type readCol struct {

@@ -24,10 +24,10 @@ var ErrUnsupportedFeature = errors.New("table uses a Delta feature this writer d
 // Snapshot is the state of a table at one version. A Snapshot returned by
 // Table.Snapshot is a private copy: later commits do not change it.
 type Snapshot struct {
-	version    int64
-	protocol   Protocol
-	metadata   Metadata
-	schema     *Schema
+	version  int64
+	protocol Protocol
+	metadata Metadata
+	schema   *Schema
 	// files are the live adds by decoded path: a path has at most one live
 	// logical file (one DV) at a time.
 	files map[string]*AddFile
