@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // Protocol is the protocol action: the reader and writer versions (and, for
@@ -302,9 +304,24 @@ const lastCheckpointPath = "_delta_log/_last_checkpoint"
 
 // LastCheckpoint is the content of _delta_log/_last_checkpoint.
 type LastCheckpoint struct {
-	Version int64  `json:"version"`
-	Size    int64  `json:"size"`
-	Parts   *int64 `json:"parts,omitempty"`
+	Version       int64  `json:"version"`
+	Size          int64  `json:"size"`
+	Parts         *int64 `json:"parts,omitempty"`
+	SizeInBytes   *int64 `json:"sizeInBytes,omitempty"`
+	NumOfAddFiles *int64 `json:"numOfAddFiles,omitempty"`
+	// V2Checkpoint names the UUID-named V2 checkpoint of Version.
+	V2Checkpoint *LastCheckpointV2 `json:"v2Checkpoint,omitempty"`
+}
+
+// LastCheckpointV2 is _last_checkpoint's v2Checkpoint: the checkpoint file
+// (its name in _delta_log) and, optionally, its non-file actions and
+// sidecars.
+type LastCheckpointV2 struct {
+	Path             string    `json:"path"`
+	SizeInBytes      int64     `json:"sizeInBytes"`
+	ModificationTime int64     `json:"modificationTime"`
+	NonFileActions   []Action  `json:"nonFileActions,omitempty"`
+	SidecarFiles     []Sidecar `json:"sidecarFiles,omitempty"`
 }
 
 // ParseLastCheckpoint parses _last_checkpoint.
@@ -338,8 +355,26 @@ const (
 	logCommit logFileKind = iota + 1
 	logCheckpoint
 	logCheckpointPart
+	logCheckpointV2 // <v>.checkpoint.<uuid>.json|parquet
 	logOther
 )
+
+// isUUIDCheckpoint matches the tail ".checkpoint.<uuid>.json|parquet".
+func isUUIDCheckpoint(rest string) bool {
+	mid, ok := strings.CutPrefix(rest, ".checkpoint.")
+	if !ok {
+		return false
+	}
+	if m, ok := strings.CutSuffix(mid, ".json"); ok {
+		mid = m
+	} else if m, ok := strings.CutSuffix(mid, ".parquet"); ok {
+		mid = m
+	} else {
+		return false
+	}
+	_, err := uuid.Parse(mid)
+	return err == nil && len(mid) == 36
+}
 
 // parseLogName classifies a path under _delta_log/.
 func parseLogName(p string) logFile {
@@ -363,6 +398,8 @@ func parseLogName(p string) logFile {
 		lf.kind = logCommit
 	case rest == ".checkpoint.parquet":
 		lf.kind = logCheckpoint
+	case isUUIDCheckpoint(rest):
+		lf.kind = logCheckpointV2
 	case strings.HasPrefix(rest, ".checkpoint.") && strings.HasSuffix(rest, ".parquet"):
 		// <v>.checkpoint.<part:10>.<parts:10>.parquet
 		mid := strings.TrimSuffix(strings.TrimPrefix(rest, ".checkpoint."), ".parquet")

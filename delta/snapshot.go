@@ -263,6 +263,12 @@ func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 				l.maxCommit = lf.version
 			}
 		case logCheckpoint:
+			if _, ok := l.checkpoints[lf.version]; !ok {
+				l.checkpoints[lf.version] = []string{o.Path}
+			}
+		case logCheckpointV2:
+			// A UUID-named checkpoint is preferred over a classic one of
+			// the same version: it is what a v2Checkpoint table writes.
 			l.checkpoints[lf.version] = []string{o.Path}
 		case logCheckpointPart:
 			byParts := multi[lf.version]
@@ -327,6 +333,13 @@ func loadSnapshot(ctx context.Context, store storage.Store) (*Snapshot, error) {
 		if lc, err := ParseLastCheckpoint(b); err == nil {
 			if _, listed := l.checkpoints[lc.Version]; !listed {
 				paths := []string{checkpointPath(lc.Version)}
+				if lc.V2Checkpoint != nil && lc.V2Checkpoint.Path != "" {
+					p := lc.V2Checkpoint.Path
+					if !strings.Contains(p, "/") {
+						p = "_delta_log/" + p
+					}
+					paths = []string{p}
+				}
 				if lc.Parts != nil && *lc.Parts > 1 {
 					paths = paths[:0]
 					for i := int64(1); i <= *lc.Parts; i++ {
