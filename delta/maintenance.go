@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,12 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	if _, err := t.catchUp(ctx); err != nil {
 		return OptimizeResult{}, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
 	}
+	if t.snap.FeatureEnabled(FeatureRowTracking) {
+		// Compaction would have to carry every row's stable row id and
+		// commit version into materialized columns; refuse rather than
+		// silently reassign them.
+		return OptimizeResult{}, fmt.Errorf("optimizing %s: row tracking is enabled (delta.enableRowTracking=true) and this engine does not preserve row ids when compacting: %w", t.store.URI(), ErrUnsupportedFeature)
+	}
 	target := opts.TargetFileSize
 	if target <= 0 {
 		target = t.opts.Writer.TargetFileSize
@@ -71,7 +78,9 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	byPart := map[string][]AddFile{}
 	var keys []string
 	for _, f := range snap.Files() {
-		if f.Size >= target {
+		// A file with a deletion vector is rewritten whatever its size,
+		// so the deleted rows are dropped for good.
+		if f.Size >= target && f.DeletionVector == nil {
 			continue
 		}
 		kb, _ := json.Marshal(f.PartitionValues) // map keys are sorted
@@ -87,7 +96,8 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	res := OptimizeResult{Version: snap.version, DryRun: opts.DryRun}
 	for _, k := range keys {
 		files := byPart[k]
-		if len(files) < minFiles {
+		hasDV := slices.ContainsFunc(files, func(f AddFile) bool { return f.DeletionVector != nil })
+		if len(files) < minFiles && !hasDV {
 			continue
 		}
 		sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
@@ -95,7 +105,7 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 		var size int64
 		partBins := 0
 		flush := func() {
-			if len(cur) >= 2 {
+			if len(cur) >= 2 || (len(cur) == 1 && cur[0].DeletionVector != nil) {
 				bins = append(bins, cur)
 				partBins++
 			}
@@ -144,19 +154,29 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 			}
 			rows = append(rows, r...)
 		}
-		written, err := writeDataFiles(ctx, t.store, layout, rows, wopts, t.opts.Now)
-		if err != nil {
-			return res, fmt.Errorf("optimizing %s: writing compacted files: %w", t.store.URI(), err)
+		// A bin whose rows are all deleted is only removed.
+		var written []writtenFile
+		if len(rows) > 0 {
+			written, err = writeDataFiles(ctx, t.store, layout, rows, wopts, t.opts.Now)
+			if err != nil {
+				return res, fmt.Errorf("optimizing %s: writing compacted files: %w", t.store.URI(), err)
+			}
 		}
 		for _, f := range b {
+			// The remove names the logical file: path and DV, with the
+			// row tracking fields of the add it removes.
 			acts = append(acts, Action{Remove: &RemoveFile{
-				Path:                 f.Path,
-				DeletionTimestamp:    ptr(now.UnixMilli()),
-				DataChange:           false,
-				ExtendedFileMetadata: ptr(true),
-				PartitionValues:      f.PartitionValues,
-				Size:                 ptr(f.Size),
-				Stats:                f.Stats,
+				Path:                    f.Path,
+				DeletionTimestamp:       ptr(now.UnixMilli()),
+				DataChange:              false,
+				ExtendedFileMetadata:    ptr(true),
+				PartitionValues:         f.PartitionValues,
+				Size:                    ptr(f.Size),
+				Stats:                   f.Stats,
+				Tags:                    f.Tags,
+				DeletionVector:          f.DeletionVector,
+				BaseRowID:               f.BaseRowID,
+				DefaultRowCommitVersion: f.DefaultRowCommitVersion,
 			}})
 		}
 		for _, w := range written {
@@ -243,12 +263,22 @@ func (t *Table) Vacuum(ctx context.Context, opts VacuumOptions) (VacuumResult, e
 	now := t.opts.Now()
 	cutoff := now.Add(-retention)
 	keep := make(map[string]bool, len(t.snap.files)+len(t.snap.tombstones))
-	for k := range t.snap.files {
-		keep[k] = true
+	keepDV := func(dv *DeletionVector) {
+		if dv == nil || dv.StorageType == "i" {
+			return
+		}
+		if p, err := dv.storePath(t.store); err == nil {
+			keep[p] = true
+		}
 	}
-	for k, r := range t.snap.tombstones {
+	for k, f := range t.snap.files {
+		keep[k] = true
+		keepDV(f.DeletionVector)
+	}
+	for _, r := range t.snap.tombstones {
 		if r.DeletionTimestamp != nil && *r.DeletionTimestamp > cutoff.UnixMilli() {
-			keep[k] = true
+			keep[pathKey(r.Path)] = true
+			keepDV(r.DeletionVector)
 		}
 	}
 	objs, err := t.store.List(ctx, "")
@@ -303,6 +333,11 @@ type LogCleanupOptions struct {
 func (t *Table) CleanupLog(ctx context.Context, opts LogCleanupOptions) ([]string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// vacuumProtocolCheck: maintenance that deletes files checks the write
+	// protocol first, for every table.
+	if err := checkWritable(t.snap.protocol, t.snap.metadata, t.snap.schema); err != nil {
+		return nil, fmt.Errorf("cleaning up the log of %s: %w", t.store.URI(), err)
+	}
 	retention := opts.Retention
 	if retention <= 0 {
 		r, err := durationProperty(t.snap.metadata.Configuration, "delta.logRetentionDuration", 30*24*time.Hour)
@@ -364,6 +399,31 @@ func (t *Table) CleanupLog(ctx context.Context, opts LogCleanupOptions) ([]strin
 	for _, f := range files {
 		if f.version < c {
 			del = append(del, f.info.Path)
+		}
+	}
+	// Sidecars: delete those no kept checkpoint references and older than
+	// the cutoff (a younger one may belong to a checkpoint being written).
+	if c >= 0 {
+		referenced := map[string]bool{}
+		for v, paths := range l.checkpoints {
+			if v < c {
+				continue
+			}
+			for _, p := range paths {
+				sc, err := checkpointSidecars(ctx, t.store, p)
+				if err != nil {
+					// An unreadable kept checkpoint: keep every sidecar.
+					return del, fmt.Errorf("cleaning up the log of %s: reading checkpoint %s for its sidecars: %w", t.store.URI(), p, err)
+				}
+				for _, s := range sc {
+					referenced[s] = true
+				}
+			}
+		}
+		for _, o := range l.files {
+			if strings.HasPrefix(o.Path, sidecarDir) && !referenced[o.Path] && o.ModTime.Before(cutoff) {
+				del = append(del, o.Path)
+			}
 		}
 	}
 	if opts.DryRun {

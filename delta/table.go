@@ -382,6 +382,12 @@ func (t *Table) Append(ctx context.Context, req AppendRequest) (CommitResult, er
 		return res, fmt.Errorf("appending to %s: %w", t.store.URI(), err)
 	}
 	res.Version = version
+	// Report the adds as committed (row tracking fills fields per attempt).
+	for i := range res.Files {
+		if f, ok := t.snap.files[pathKey(res.Files[i].Path)]; ok {
+			res.Files[i] = *f
+		}
+	}
 	res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)
 	return res, nil
 }
