@@ -79,7 +79,10 @@ func TestInlineDeletionVector(t *testing.T) {
 	}
 }
 
-func slicesString(v []uint64) string { b, _ := json.Marshal(v); return strings.ReplaceAll(string(b), ",", " ") }
+func slicesString(v []uint64) string {
+	b, _ := json.Marshal(v)
+	return strings.ReplaceAll(string(b), ",", " ")
+}
 
 func TestDeletionVectorFile(t *testing.T) {
 	ctx := context.Background()
