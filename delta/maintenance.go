@@ -59,12 +59,6 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	if _, err := t.catchUp(ctx); err != nil {
 		return OptimizeResult{}, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
 	}
-	if t.snap.FeatureEnabled(FeatureRowTracking) {
-		// Compaction would have to carry every row's stable row id and
-		// commit version into materialized columns; refuse rather than
-		// silently reassign them.
-		return OptimizeResult{}, fmt.Errorf("optimizing %s: row tracking is enabled (delta.enableRowTracking=true) and this engine does not preserve row ids when compacting: %w", t.store.URI(), ErrUnsupportedFeature)
-	}
 	target := opts.TargetFileSize
 	if target <= 0 {
 		target = t.opts.Writer.TargetFileSize
@@ -137,7 +131,23 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	if opts.DryRun {
 		return res, nil
 	}
-	layout, err := newDataLayout(snap.schema, snap.metadata.PartitionColumns, snap.metadata.Configuration)
+	// With row tracking enabled, compaction preserves each row's stable
+	// row id and commit version by materializing them in the hidden
+	// columns the table names; the data files are read and written with
+	// those two extra fields.
+	readSchema := snap.schema
+	preserve := snap.FeatureEnabled(FeatureRowTracking)
+	if preserve {
+		idCol, verCol, err := materializedColumns(snap.metadata.Configuration)
+		if err != nil {
+			return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+		}
+		fields := append(snap.schema.Fields(), Field{Name: idCol, Type: "long", Nullable: true}, Field{Name: verCol, Type: "long", Nullable: true})
+		if readSchema, err = NewSchema(fields); err != nil {
+			return res, fmt.Errorf("optimizing %s: schema with the materialized row tracking columns: %w", t.store.URI(), err)
+		}
+	}
+	layout, err := newDataLayout(readSchema, snap.metadata.PartitionColumns, snap.metadata.Configuration)
 	if err != nil {
 		return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
 	}
@@ -148,9 +158,14 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	for _, b := range bins {
 		var rows []Row
 		for _, f := range b {
-			r, err := snap.ReadFile(ctx, t.store, f)
+			r, idx, err := snap.readFileRows(ctx, t.store, f, readSchema)
 			if err != nil {
 				return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+			}
+			if preserve {
+				if err := materializeRowTracking(f, r, idx); err != nil {
+					return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
+				}
 			}
 			rows = append(rows, r...)
 		}
@@ -202,6 +217,9 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 		},
 		"isBlindAppend": false,
 	}
+	if preserve {
+		ci["tags"] = map[string]string{"delta.rowTracking.preserved": "true"}
+	}
 	v, _, err := t.commit(ctx, acts, ci, false)
 	if err != nil {
 		return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
@@ -209,6 +227,34 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	res.Version = v
 	res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)
 	return res, nil
+}
+
+// materializeRowTracking fills the two trailing columns of rows (the
+// materialized row id and row commit version) with each row's stable
+// values: the materialized value when present, else baseRowId + the row's
+// physical index (idx[i], or i when no row was deleted) and
+// defaultRowCommitVersion.
+func materializeRowTracking(f AddFile, rows []Row, idx []int64) error {
+	for i, r := range rows {
+		n := len(r)
+		if r[n-2] == nil {
+			if f.BaseRowID == nil {
+				return fmt.Errorf("row tracking is enabled but %s has no baseRowId", f.Path)
+			}
+			phys := int64(i)
+			if idx != nil {
+				phys = idx[i]
+			}
+			r[n-2] = *f.BaseRowID + phys
+		}
+		if r[n-1] == nil {
+			if f.DefaultRowCommitVersion == nil {
+				return fmt.Errorf("row tracking is enabled but %s has no defaultRowCommitVersion", f.Path)
+			}
+			r[n-1] = *f.DefaultRowCommitVersion
+		}
+	}
+	return nil
 }
 
 // MinVacuumRetention is the shortest retention Vacuum accepts without
