@@ -22,12 +22,20 @@
 //     for the first 32 non-partition columns; strings cut to 32 characters;
 //     timestamps at millisecond precision with the min rounded down and the
 //     max rounded up);
-//   - classic V1 checkpoints every CheckpointInterval versions, then
-//     _last_checkpoint; a checkpoint a crash skipped is made up on Open;
-//   - tables needing features this writer does not implement (deletion
-//     vectors, column mapping, row tracking, constraints, generated or
-//     identity columns, …) are refused for writing with
-//     ErrUnsupportedFeature.
+//   - checkpoints every CheckpointInterval versions, then _last_checkpoint:
+//     classic V1, or UUID-named V2 (checkpointMetadata first) when
+//     delta.checkpointPolicy=v2; V2 checkpoints with sidecars are read; a
+//     checkpoint a crash skipped is made up on Open;
+//   - table features (features.go): deletion vectors are applied on read
+//     (a logical file is (path, DV)), compacted away by Optimize and kept
+//     by Vacuum while referenced; with rowTracking every add gets baseRowId
+//     and defaultRowCommitVersion and the delta.rowTracking domain its
+//     high-water mark (rebased after a lost race); with in-commit
+//     timestamps commitInfo carries a strictly increasing
+//     inCommitTimestamp; domainMetadata is kept and checkpointed;
+//   - tables needing a feature this writer does not implement
+//     (icebergCompat*, catalogManaged, collations, …) are refused for
+//     writing with ErrUnsupportedFeature naming the feature.
 //
 // A typical streaming writer opens the table once and appends batches:
 //
