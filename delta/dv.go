@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/claimx/claimx-connect/delta/storage"
 	"github.com/google/uuid"
@@ -119,14 +120,24 @@ func absoluteToStorePath(root, abs string) (string, error) {
 	return rel, nil
 }
 
-// dvMagic starts a serialized RoaringBitmapArray (little endian).
-const dvMagic = 1681511377
+// dvMagic starts a serialized RoaringBitmapArray in the portable format
+// (little endian); dvMagicNative starts Delta's older "native" format
+// (big endian), which PROTOCOL.md's inline example uses.
+const (
+	dvMagic       = 1681511377
+	dvMagicNative = 1681511376
+)
 
 // DecodeRoaringBitmapArray decodes Delta's RoaringBitmapArray: the magic
-// number, then a 64-bit roaring bitmap in the portable format.
+// number, then a 64-bit roaring bitmap in the portable format (or, for the
+// native format, a count and that many size-prefixed 32-bit bitmaps whose
+// high 32 bits are their position).
 func DecodeRoaringBitmapArray(b []byte) (*roaring64.Bitmap, error) {
 	if len(b) < 4 {
 		return nil, fmt.Errorf("deletion vector bitmap of %d bytes has no magic number", len(b))
+	}
+	if binary.BigEndian.Uint32(b) == dvMagicNative {
+		return decodeNativeBitmapArray(b[4:])
 	}
 	if m := binary.LittleEndian.Uint32(b); m != dvMagic {
 		return nil, fmt.Errorf("deletion vector bitmap has magic number %d, want %d", m, dvMagic)
@@ -136,6 +147,39 @@ func DecodeRoaringBitmapArray(b []byte) (*roaring64.Bitmap, error) {
 		return nil, fmt.Errorf("decoding deletion vector bitmap: %w", err)
 	}
 	return bm, nil
+}
+
+func decodeNativeBitmapArray(b []byte) (*roaring64.Bitmap, error) {
+	if len(b) < 4 {
+		return nil, errors.New("native deletion vector bitmap has no bitmap count")
+	}
+	n := int(int32(binary.BigEndian.Uint32(b)))
+	b = b[4:]
+	if n < 0 || n > len(b)/4 {
+		return nil, fmt.Errorf("native deletion vector bitmap claims %d bitmaps in %d bytes", n, len(b))
+	}
+	out := roaring64.New()
+	for i := 0; i < n; i++ {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("native deletion vector bitmap %d has no size", i)
+		}
+		size := int64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		if size > int64(len(b)) {
+			return nil, fmt.Errorf("native deletion vector bitmap %d of %d bytes runs past the end", i, size)
+		}
+		bm := roaring.New()
+		if _, err := bm.ReadFrom(bytes.NewReader(b[:size])); err != nil {
+			return nil, fmt.Errorf("decoding native deletion vector bitmap %d: %w", i, err)
+		}
+		hi := uint64(i) << 32
+		it := bm.Iterator()
+		for it.HasNext() {
+			out.Add(hi | uint64(it.Next()))
+		}
+		b = b[size:]
+	}
+	return out, nil
 }
 
 // EncodeRoaringBitmapArray is the inverse of DecodeRoaringBitmapArray.

@@ -73,6 +73,11 @@ func TestInlineDeletionVector(t *testing.T) {
 	bm, err := ReadDeletionVector(context.Background(), newLocal(t), dv)
 	must(t, err)
 	eq(t, "rows", slicesString(bm.ToArray()), "[3 4 7 11 18 29]")
+	// PROTOCOL.md's inline example (native format): the same rows.
+	spec := &DeletionVector{StorageType: "i", PathOrInlineDv: "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L", SizeInBytes: 40, Cardinality: 6}
+	bm, err = ReadDeletionVector(context.Background(), newLocal(t), spec)
+	must(t, err)
+	eq(t, "spec example rows", slicesString(bm.ToArray()), "[3 4 7 11 18 29]")
 	dv.Cardinality = 5
 	if _, err := ReadDeletionVector(context.Background(), newLocal(t), dv); err == nil {
 		t.Error("a wrong cardinality must fail")
