@@ -451,19 +451,19 @@ func (t *Table) CleanupLog(ctx context.Context, opts LogCleanupOptions) ([]strin
 	// the cutoff (a younger one may belong to a checkpoint being written).
 	if c >= 0 {
 		referenced := map[string]bool{}
-		for v, paths := range l.checkpoints {
-			if v < c {
+		for _, o := range l.files {
+			lf := parseLogName(o.Path)
+			// Classic-named checkpoints can follow the V2 spec too.
+			if lf.version < c || (lf.kind != logCheckpoint && lf.kind != logCheckpointV2) {
 				continue
 			}
-			for _, p := range paths {
-				sc, err := checkpointSidecars(ctx, t.store, p)
-				if err != nil {
-					// An unreadable kept checkpoint: keep every sidecar.
-					return del, fmt.Errorf("cleaning up the log of %s: reading checkpoint %s for its sidecars: %w", t.store.URI(), p, err)
-				}
-				for _, s := range sc {
-					referenced[s] = true
-				}
+			sc, err := checkpointSidecars(ctx, t.store, o.Path)
+			if err != nil {
+				// An unreadable kept checkpoint: delete nothing.
+				return nil, fmt.Errorf("cleaning up the log of %s: reading checkpoint %s for its sidecars: %w", t.store.URI(), o.Path, err)
+			}
+			for _, s := range sc {
+				referenced[s] = true
 			}
 		}
 		for _, o := range l.files {
