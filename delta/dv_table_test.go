@@ -238,3 +238,40 @@ func TestOptimizePreservesRowTracking(t *testing.T) {
 	want := fmt.Sprintf("aa:0@%d,ac:2@%d,ba:3@%d,bb:4@%d", ra.Version, ra.Version, rb.Version, rb.Version)
 	eq(t, "stable row ids and versions", strings.Join(got, ","), want)
 }
+
+func TestCreateWithFeatures(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	props := map[string]string{
+		"delta.enableDeletionVectors":    "true",
+		"delta.enableRowTracking":        "true",
+		"delta.enableInCommitTimestamps": "true",
+		"delta.checkpointPolicy":         "v2",
+	}
+	tbl := mustCreate(t, st, simpleSchema(), nil, props, OpenOptions{CheckpointInterval: 2})
+	p := tbl.Snapshot().Protocol()
+	eq(t, "reader", p.MinReaderVersion, 3)
+	eq(t, "writer", p.MinWriterVersion, 7)
+	for _, f := range []string{FeatureDeletionVectors, FeatureV2Checkpoint, FeatureRowTracking, FeatureDomainMetadata, FeatureInCommitTimestamp, FeatureAppendOnly, FeatureInvariants} {
+		eq(t, "supports "+f, p.Supports(f), true)
+	}
+	must(t, p.CheckSupported())
+	ict0, ok := tbl.Snapshot().InCommitTimestamp()
+	eq(t, "ict at creation", ok, true)
+	res, err := tbl.Append(ctx, AppendRequest{Rows: simpleRows("a", 2)})
+	must(t, err)
+	ict1, _ := tbl.Snapshot().InCommitTimestamp()
+	eq(t, "ict increases", ict1 > ict0, true)
+	eq(t, "base row id", *res.Files[0].BaseRowID, int64(0))
+	res, err = tbl.Append(ctx, AppendRequest{Rows: simpleRows("b", 2)})
+	must(t, err)
+	eq(t, "checkpointed", res.Checkpointed, true)
+	l, err := listLog(ctx, st)
+	must(t, err)
+	eq(t, "v2 checkpoint", strings.Contains(l.checkpoints[2][0], ".checkpoint.") && !strings.HasSuffix(l.checkpoints[2][0], ".checkpoint.parquet"), true)
+	or, err := tbl.Optimize(ctx, OptimizeOptions{})
+	must(t, err)
+	eq(t, "optimized", or.FilesAdded, 1)
+	_, rows := readAll(t, st)
+	eq(t, "rows", len(rows), 4)
+}

@@ -628,6 +628,47 @@ type CreateOptions struct {
 	Open OpenOptions
 }
 
+// createProtocol is the protocol of a new table: legacy (1,2) or (1,4) for
+// change data feed, or reader 3 / writer 7 with the table features that
+// delta.enableDeletionVectors, delta.enableRowTracking,
+// delta.enableInCommitTimestamps and delta.checkpointPolicy=v2 need.
+func createProtocol(conf map[string]string) Protocol {
+	proto := Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
+	cdf := propertyTrue(conf, "delta.enableChangeDataFeed")
+	if cdf {
+		proto.MinWriterVersion = 4
+	}
+	var readerF, writerF []string
+	if propertyTrue(conf, "delta.enableDeletionVectors") {
+		readerF = append(readerF, FeatureDeletionVectors)
+		writerF = append(writerF, FeatureDeletionVectors)
+	}
+	if strings.EqualFold(strings.TrimSpace(conf["delta.checkpointPolicy"]), "v2") {
+		readerF = append(readerF, FeatureV2Checkpoint)
+		writerF = append(writerF, FeatureV2Checkpoint)
+	}
+	if propertyTrue(conf, "delta.enableRowTracking") {
+		writerF = append(writerF, FeatureDomainMetadata, FeatureRowTracking)
+	}
+	if propertyTrue(conf, "delta.enableInCommitTimestamps") {
+		writerF = append(writerF, FeatureInCommitTimestamp)
+	}
+	if len(writerF) == 0 {
+		return proto
+	}
+	// Writer 7 lists every feature, those legacy versions implied too.
+	legacy := []string{FeatureAppendOnly, FeatureInvariants}
+	if cdf {
+		legacy = append(legacy, FeatureChangeDataFeed)
+	}
+	proto = Protocol{MinReaderVersion: 1, MinWriterVersion: 7, WriterFeatures: append(legacy, writerF...)}
+	if len(readerF) > 0 {
+		proto.MinReaderVersion = 3
+		proto.ReaderFeatures = readerF
+	}
+	return proto
+}
+
 // CreatePlan is what Create would do, for a dry run.
 type CreatePlan struct {
 	// Exists: a table is already there (Create fails unless DropExisting).
@@ -696,9 +737,15 @@ func PlanCreate(ctx context.Context, store storage.Store, opts CreateOptions) (*
 			return nil, fmt.Errorf("creating table: %w", err)
 		}
 	}
-	proto := Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
-	if strings.EqualFold(conf["delta.enableChangeDataFeed"], "true") {
-		proto.MinWriterVersion = 4
+	proto := createProtocol(conf)
+	if propertyTrue(conf, "delta.enableRowTracking") {
+		// Spark's names for the hidden materialized columns.
+		if conf["delta.rowTracking.materializedRowIdColumnName"] == "" {
+			conf["delta.rowTracking.materializedRowIdColumnName"] = "_row-id-col-" + uuid.NewString()
+		}
+		if conf["delta.rowTracking.materializedRowCommitVersionColumnName"] == "" {
+			conf["delta.rowTracking.materializedRowCommitVersionColumnName"] = "_row-commit-version-col-" + uuid.NewString()
+		}
 	}
 	md := Metadata{
 		ID:               uuid.NewString(),
@@ -728,6 +775,9 @@ func PlanCreate(ctx context.Context, store storage.Store, opts CreateOptions) (*
 		"isBlindAppend": true,
 		"engineInfo":    EngineInfo,
 		"clientVersion": EngineInfo,
+	}
+	if proto.Supports(FeatureInCommitTimestamp) && propertyTrue(conf, "delta.enableInCommitTimestamps") {
+		ci["inCommitTimestamp"] = ci["timestamp"]
 	}
 	if _, _, err := opts.Open.Writer.codec(); err != nil {
 		return nil, fmt.Errorf("creating table: %w", err)
@@ -764,7 +814,8 @@ func PlanCreate(ctx context.Context, store storage.Store, opts CreateOptions) (*
 }
 
 // Create creates a table: version 0 with protocol (1,2), or (1,4) when
-// delta.enableChangeDataFeed=true, metaData and commitInfo. An existing
+// delta.enableChangeDataFeed=true, or the table features the properties
+// ask for (see createProtocol), metaData and commitInfo. An existing
 // table is an error wrapping ErrTableExists unless opts.DropExisting, which
 // first deletes every object under the table (log and data). Use
 // PlanCreate for a dry run.
