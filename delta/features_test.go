@@ -213,6 +213,9 @@ func TestRowTrackingAndICT(t *testing.T) {
 	acts, err := ParseCommit(b)
 	must(t, err)
 	eq(t, "commitInfo first", acts[0].CommitInfo != nil, true)
+	h, err := tbl.History(ctx, 1)
+	must(t, err)
+	eq(t, "history uses ICT", h[0].InCommitTimestamp && h[0].Timestamp.UnixMilli() == ict2, true)
 
 	// A concurrent winner takes row ids: the loser rebases on its mark.
 	loser, err := Open(ctx, st, OpenOptions{Now: now, CheckpointInterval: 1000})
