@@ -148,7 +148,6 @@ func identityFields(start, step int, explicit bool, hwm string) string {
 	return `{"name":"id","type":"long","nullable":true,"metadata":{` + md + `}},{"name":"v","type":"string","nullable":true,"metadata":{}}`
 }
 
-
 func fmtInt(n int) string {
 	if n < 0 {
 		return "-" + fmtInt(-n)
