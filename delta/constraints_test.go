@@ -234,3 +234,42 @@ func hwmOf(t *testing.T, tbl *Table) string {
 	s, _ := metaString(tree.top[0].metadata, "delta.identity.highWaterMark")
 	return s
 }
+
+// Nested struct fields resolve as a.b on rows whose struct values are []any
+// in field order, and invariants on nested fields are found.
+func TestNestedReferences(t *testing.T) {
+	md := Metadata{SchemaString: `{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}},` +
+		`{"name":"addr","type":{"type":"struct","fields":[{"name":"zip","type":"string","nullable":true,"metadata":{"delta.invariants":"{\"expression\":{\"expression\":\"addr.zip LIKE '9%'\"}}"}},` +
+		`{"name":"geo","type":{"type":"struct","fields":[{"name":"lat","type":"double","nullable":true,"metadata":{}}]},"nullable":true,"metadata":{}}]},"nullable":true,"metadata":{}}]}`,
+		Configuration: map[string]string{"delta.constraints.lat_ok": "addr.geo.lat BETWEEN -90 AND 90"}}
+	c := compileConstraints(md, nil)
+	must(t, c.err)
+	cases := []struct {
+		row  Row
+		want string
+	}{
+		{Row{int64(1), []any{"90210", []any{45.0}}}, ""},
+		{Row{int64(1), []any{"10001", []any{45.0}}}, "row violates the invariant of column addr.zip (addr.zip LIKE '9%'): addr.zip = '10001'"},
+		{Row{int64(1), []any{"90210", []any{95.0}}}, "row violates CHECK constraint lat_ok (addr.geo.lat BETWEEN -90 AND 90): addr.geo.lat = 95.0"},
+		// A null struct makes the field NULL: the invariant fails, the CHECK passes.
+		{Row{int64(1), nil}, "row violates the invariant of column addr.zip (addr.zip LIKE '9%'): addr.zip = NULL"},
+	}
+	for _, tc := range cases {
+		err := c.checkTableRow(tc.row)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%v: got %q, want %q", tc.row, got, tc.want)
+		}
+	}
+	tree, err := parseSchemaTree(md.SchemaString)
+	must(t, err)
+	if _, err := compileExpr("addr = 1", tree.resolver()); err == nil || !strings.Contains(err.Error(), "nested type") {
+		t.Errorf("struct comparison: %v", err)
+	}
+	if _, err := compileExpr("addr.nope IS NULL", tree.resolver()); err == nil || !strings.Contains(err.Error(), "unknown column addr.nope") {
+		t.Errorf("unknown nested field: %v", err)
+	}
+}
