@@ -85,6 +85,7 @@ type Table struct {
 
 	mu   sync.Mutex
 	snap *Snapshot
+	cons *tableConstraints // compiled for snap.schema; see constraints.go
 }
 
 // Open loads the newest snapshot of the table in store. Unless
@@ -322,6 +323,13 @@ func (t *Table) Append(ctx context.Context, req AppendRequest) (CommitResult, er
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("appending to %s: %w", t.store.URI(), err)
 	}
+	schemaChanged := newMeta != nil
+	// Generated columns are filled (before partitioning), constraints
+	// checked and identity values allocated; a new high-water mark comes
+	// back as a new metaData.
+	if rows, newMeta, err = t.enforceConstraints(rows, newMeta); err != nil {
+		return CommitResult{}, fmt.Errorf("appending to %s: %w", t.store.URI(), err)
+	}
 	if len(rows) == 0 && len(txns) == 0 && newMeta == nil {
 		return CommitResult{Version: snap.version, NoOp: true}, nil
 	}
@@ -350,7 +358,7 @@ func (t *Table) Append(ctx context.Context, req AppendRequest) (CommitResult, er
 	for k, v := range req.OperationParameters {
 		params[k] = v
 	}
-	res := CommitResult{SchemaChanged: newMeta != nil}
+	res := CommitResult{SchemaChanged: schemaChanged}
 	var acts []Action
 	if newMeta != nil {
 		acts = append(acts, Action{MetaData: newMeta})

@@ -327,6 +327,16 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 			reject(c.i, c.pos, err)
 			continue
 		}
+		// Invariants, CHECK constraints and generated columns: a violation
+		// rejects this record only.
+		if err := tbl.CheckRow(schema, row); err != nil {
+			var ce *delta.ConstraintError
+			if !errors.As(err, &ce) {
+				return nil, fmt.Errorf("checking the constraints of Delta table %s: %w", w.conf.TableURI, err)
+			}
+			reject(c.i, c.pos, err)
+			continue
+		}
 		if c.pos.appID != "" {
 			// Duplicates advance the offset too: their row is in the table.
 			if cur, ok := txns[c.pos.appID]; !ok || c.pos.offset > cur {
