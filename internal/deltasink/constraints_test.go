@@ -41,9 +41,6 @@ func TestConstraintViolationRejectsOneRecord(t *testing.T) {
 		service.NewMessage([]byte(`{"event_id":"c","amount":7,"ts":"2024-05-07T10:00:00Z","day":"2024-05-07"}`)),
 		service.NewMessage([]byte(`{"event_id":"d","amount":7,"ts":"2024-05-07T10:00:00Z","day":"2024-05-01"}`)),
 	}, nil)
-	if errors.Is(err, delta.ErrUnsupportedFeature) {
-		t.Skipf("the table's features are still refused on this branch: %v", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
