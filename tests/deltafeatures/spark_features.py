@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Spark (delta-spark 4.0) side of delta's TestSparkTableFeatures.
+
+usage:
+  spark_features.py create OUT_DIR
+      Spark creates one small table per table feature under OUT_DIR (the
+      way Databricks, Fabric and Spark users make them: table properties,
+      ALTER TABLE, DELETE) and prints {table: {"protocol": ..., "keys": [...]}}.
+  spark_features.py check PLAN_JSON
+      PLAN_JSON is {"root": dir, "tables": {name: {"key": col,
+      "delete": sql-predicate-or-null, "sql": [[query, want_count], ...]}}}.
+      For every table: run the DELETE (Spark writes deletion vectors where
+      the table has them), then read it with Spark (every row as to_json),
+      delta-rs and DuckDB (the key column), DESCRIBE DETAIL, and count the
+      rows of each check query. Prints one JSON document.
+"""
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+from delta import configure_spark_with_delta_pip
+from pyspark.sql import SparkSession
+
+
+def spark_session():
+    builder = (SparkSession.builder.master("local[1]").appName("claimx-features")
+               .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+               .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimx-spark-wh-"))
+               .config("spark.sql.shuffle.partitions", "1")
+               # Small tables: make Spark write on-disk deletion vectors for
+               # every DELETE rather than rewriting files.
+               .config("spark.databricks.delta.deletionVectors.useMetadataRowIndex", "true"))
+    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+BASE = "id BIGINT, name STRING, amount DOUBLE, ts TIMESTAMP"
+
+
+def rows(lo, hi):
+    return ", ".join(
+        f"({i}, 'spark-{i}', {i}.5, TIMESTAMP '2024-05-{1 + i % 28:02d} 10:00:00')" for i in range(lo, hi))
+
+
+# name -> list of SQL statements; {t} is the table's location as delta.`path`.
+TABLES = {
+    "deletion_vectors": [
+        f"CREATE TABLE {{t}} ({BASE}) USING delta TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')",
+        f"INSERT INTO {{t}} VALUES {rows(1, 6)}",
+        f"INSERT INTO {{t}} VALUES {rows(6, 11)}",
+        "DELETE FROM {t} WHERE id IN (2, 7)",
+    ],
+    "column_mapping_name": [
+        "CREATE TABLE {t} (id BIGINT, name STRING, info STRUCT<a: INT, b: STRING>, tags ARRAY<STRING>) USING delta "
+        "TBLPROPERTIES ('delta.columnMapping.mode' = 'name', 'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')",
+        "INSERT INTO {t} VALUES (1, 'spark-1', named_struct('a', 1, 'b', 'x'), array('p', 'q')), (2, 'spark-2', NULL, array())",
+        "ALTER TABLE {t} RENAME COLUMN name TO title",
+        "ALTER TABLE {t} ADD COLUMNS (extra STRING)",
+        "INSERT INTO {t} VALUES (3, 'spark-3', named_struct('a', 3, 'b', NULL), NULL, 'e3')",
+    ],
+    "column_mapping_id": [
+        "CREATE TABLE {t} (id BIGINT, name STRING, info STRUCT<a: INT, b: STRING>, tags ARRAY<STRING>) USING delta "
+        "TBLPROPERTIES ('delta.columnMapping.mode' = 'id')",
+        "INSERT INTO {t} VALUES (1, 'spark-1', named_struct('a', 1, 'b', 'x'), array('p', 'q'))",
+        "ALTER TABLE {t} RENAME COLUMN name TO title",
+        "ALTER TABLE {t} ADD COLUMNS (extra STRING)",
+        "INSERT INTO {t} VALUES (3, 'spark-3', named_struct('a', 3, 'b', NULL), NULL, 'e3')",
+    ],
+    "timestamp_ntz": [
+        "CREATE TABLE {t} (id BIGINT, local TIMESTAMP_NTZ) USING delta",
+        "INSERT INTO {t} VALUES (1, TIMESTAMP_NTZ '2024-05-06 10:11:12.345678'), (2, NULL)",
+    ],
+    "v2_checkpoint": [
+        f"CREATE TABLE {{t}} ({BASE}) USING delta TBLPROPERTIES ('delta.checkpointPolicy' = 'v2', 'delta.checkpointInterval' = '2')",
+        f"INSERT INTO {{t}} VALUES {rows(1, 3)}",
+        f"INSERT INTO {{t}} VALUES {rows(3, 5)}",
+        f"INSERT INTO {{t}} VALUES {rows(5, 7)}",
+    ],
+    "clustering": [
+        "CREATE TABLE {t} (id BIGINT, name STRING, region STRING) USING delta CLUSTER BY (region)",
+        "INSERT INTO {t} VALUES (1, 'spark-1', 'east'), (2, 'spark-2', 'west')",
+    ],
+    "row_tracking": [
+        f"CREATE TABLE {{t}} ({BASE}) USING delta TBLPROPERTIES ('delta.enableRowTracking' = 'true')",
+        f"INSERT INTO {{t}} VALUES {rows(1, 4)}",
+        f"INSERT INTO {{t}} VALUES {rows(4, 7)}",
+    ],
+    "in_commit_timestamps": [
+        f"CREATE TABLE {{t}} ({BASE}) USING delta TBLPROPERTIES ('delta.enableInCommitTimestamps' = 'true')",
+        f"INSERT INTO {{t}} VALUES {rows(1, 4)}",
+    ],
+    "vacuum_protocol_check": [
+        f"CREATE TABLE {{t}} ({BASE}) USING delta",
+        f"INSERT INTO {{t}} VALUES {rows(1, 3)}",
+        "ALTER TABLE {t} SET TBLPROPERTIES ('delta.feature.vacuumProtocolCheck' = 'supported')",
+    ],
+    "type_widening": [
+        "CREATE TABLE {t} (id BIGINT, n INT) USING delta TBLPROPERTIES ('delta.enableTypeWidening' = 'true')",
+        "INSERT INTO {t} VALUES (1, 100), (2, 200)",
+        "ALTER TABLE {t} ALTER COLUMN n TYPE BIGINT",
+        "INSERT INTO {t} VALUES (3, 5000000000)",
+    ],
+    "variant": [
+        "CREATE TABLE {t} (id BIGINT, v VARIANT) USING delta",
+        "INSERT INTO {t} SELECT 1, parse_json('{{\"k\": 1, \"l\": [1, 2]}}')",
+    ],
+    "check_constraints": [
+        "CREATE TABLE {t} (id BIGINT, amount DOUBLE, status STRING) USING delta",
+        "INSERT INTO {t} VALUES (1, 1.5, 'a')",
+        "ALTER TABLE {t} ADD CONSTRAINT valid CHECK (amount > 0 AND status IN ('a', 'b'))",
+    ],
+    "generated_columns": [
+        "CREATE TABLE {t} (id BIGINT, ts TIMESTAMP, day DATE GENERATED ALWAYS AS (CAST(ts AS DATE)), "
+        "yr INT GENERATED ALWAYS AS (year(ts))) USING delta PARTITIONED BY (day)",
+        "INSERT INTO {t} (id, ts) VALUES (1, TIMESTAMP '2024-05-06 23:30:00')",
+    ],
+    "identity_columns": [
+        "CREATE TABLE {t} (id BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 5), name STRING) USING delta",
+        "INSERT INTO {t} (name) VALUES ('spark-1'), ('spark-2')",
+    ],
+    "nested": [
+        "CREATE TABLE {t} (id BIGINT, s STRUCT<a: INT, b: STRUCT<c: STRING, d: ARRAY<INT>>>, "
+        "arr ARRAY<STRUCT<x: BIGINT, y: STRING>>, m MAP<STRING, BIGINT>, aa ARRAY<ARRAY<INT>>) USING delta",
+        "INSERT INTO {t} VALUES (1, named_struct('a', 1, 'b', named_struct('c', 'deep', 'd', array(1, NULL, 3))), "
+        "array(named_struct('x', 1, 'y', 'one'), NULL), map('k', 1, 'n', NULL), array(array(1), array(), NULL)), "
+        "(2, NULL, NULL, NULL, NULL)",
+    ],
+    # What a new Databricks SQL / Unity Catalog table gets by default on
+    # recent runtimes: deletion vectors, row tracking, in-commit timestamps
+    # and v2 checkpoints.
+    "databricks_like": [
+        f"CREATE TABLE {{t}} ({BASE}) USING delta TBLPROPERTIES ('delta.enableDeletionVectors' = 'true', "
+        "'delta.enableRowTracking' = 'true', 'delta.enableInCommitTimestamps' = 'true', 'delta.checkpointPolicy' = 'v2')",
+        f"INSERT INTO {{t}} VALUES {rows(1, 6)}",
+        "DELETE FROM {t} WHERE id = 3",
+    ],
+}
+
+
+def detail(spark, path):
+    d = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").collect()[0].asDict()
+    return {"minReaderVersion": d["minReaderVersion"], "minWriterVersion": d["minWriterVersion"],
+            "tableFeatures": sorted(d.get("tableFeatures") or [])}
+
+
+def create(out):
+    spark = spark_session()
+    res = {}
+    for name, stmts in TABLES.items():
+        path = os.path.abspath(os.path.join(out, name))
+        for s in stmts:
+            spark.sql(s.format(t=f"delta.`{path}`"))
+        res[name] = {"protocol": detail(spark, path)}
+    print(json.dumps(res))
+
+
+def check(plan_path):
+    with open(plan_path) as f:
+        plan = json.load(f)
+    spark = spark_session()
+    out = {}
+    for name, tp in plan["tables"].items():
+        path = os.path.abspath(os.path.join(plan["root"], name))
+        t = f"delta.`{path}`"
+        r = {}
+        try:
+            if tp.get("delete"):
+                spark.sql(f"DELETE FROM {t} WHERE {tp['delete']}")
+            df = spark.read.format("delta").load(path)
+            r["rows"] = [row[0] for row in df.selectExpr("to_json(struct(*))").collect()]
+            r["protocol"] = detail(spark, path)
+            r["sql"] = [spark.sql(q.format(t=t)).count() for q, _ in tp.get("sql", [])]
+        except Exception as e:  # reported per table; the Go test fails it
+            r["spark_error"] = "".join(traceback.format_exception_only(type(e), e)).strip()[:2000]
+        key = tp["key"]
+        try:
+            from deltalake import DeltaTable
+            tbl = DeltaTable(path).to_pyarrow_table(columns=[key])
+            r["deltars_keys"] = sorted(str(v) for v in tbl.column(key).to_pylist())
+        except Exception as e:
+            r["deltars_error"] = f"{type(e).__name__}: {e}"[:1000]
+        try:
+            import duckdb
+            con = duckdb.connect()
+            con.execute("LOAD delta")
+            vals = con.execute(f"SELECT \"{key}\" FROM delta_scan('{path}')").fetchall()
+            r["duckdb_keys"] = sorted(str(v[0]) for v in vals)
+        except Exception as e:
+            r["duckdb_error"] = f"{type(e).__name__}: {e}"[:1000]
+        out[name] = r
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("create", "check"):
+        sys.exit(__doc__)
+    (create if sys.argv[1] == "create" else check)(sys.argv[2])
