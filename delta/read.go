@@ -155,7 +155,7 @@ func fromParquet(t DataType, v parquet.Value, c readCol) (any, error) {
 		return v.Boolean(), nil
 	case KindDate:
 		return time.Unix(int64(v.Int32())*86400, 0).UTC(), nil
-	case KindTimestamp:
+	case KindTimestamp, KindTimestampNTZ:
 		if c.int96 {
 			// INT96: nanoseconds of the day, then the Julian day.
 			i := v.Int96()
@@ -237,6 +237,8 @@ func ParsePartitionValue(t DataType, s *string) (any, error) {
 		return ParseDate(v)
 	case KindTimestamp:
 		return ParseTimestamp(v)
+	case KindTimestampNTZ:
+		return ParseTimestampNTZ(v)
 	case KindDecimal:
 		return ParseDecimal(v, t.Precision, t.Scale)
 	}

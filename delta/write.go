@@ -105,6 +105,9 @@ func ParquetNode(t DataType, nullable bool) parquet.Node {
 		// time.Time and MILLIS for a bare timestamp tag, and Spark rejects
 		// INT64 NANOS.
 		n = parquet.TimestampAdjusted(parquet.Microsecond, true)
+	case KindTimestampNTZ:
+		// Wall-clock micros, isAdjustedToUTC=false, as Spark writes it.
+		n = parquet.TimestampAdjusted(parquet.Microsecond, false)
 	case KindDecimal:
 		switch {
 		case t.Precision <= 9:
@@ -154,6 +157,9 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		if sc.types[i].Kind == KindBinary {
 			return nil, fmt.Errorf("partition column %q: binary partition columns are not supported", pc)
 		}
+		if sc.types[i].Kind.Nested() {
+			return nil, fmt.Errorf("partition column %q: a %s column cannot be a partition column", pc, sc.types[i].Kind)
+		}
 		isPart[i] = true
 		l.partCols = append(l.partCols, i)
 	}
@@ -161,6 +167,9 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 	for i := range sc.fields {
 		if isPart[i] {
 			continue
+		}
+		if sc.types[i].Kind.Nested() {
+			return nil, fmt.Errorf("%w: column %q has nested type %s, which this writer cannot store in Parquet yet", ErrUnsupportedFeature, sc.fields[i].Name, sc.types[i])
 		}
 		l.dataCols = append(l.dataCols, i)
 		g[sc.fields[i].Name] = ParquetNode(sc.types[i], sc.fields[i].Nullable)
@@ -211,6 +220,15 @@ func unsafeBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
+// wallMicros is the wall-clock reading of t as microseconds since
+// 1970-01-01T00:00, whatever t's location: a timestamp_ntz is never
+// converted between zones.
+func wallMicros(t time.Time) int64 {
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	return time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), time.UTC).UnixMicro()
+}
+
 func daysSinceEpoch(t time.Time) int64 {
 	sec := t.Unix()
 	d := sec / 86400
@@ -249,7 +267,7 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 			}
 		}
 		return parquet.ByteArrayValue(unsafeBytes(s)), nil
-	case KindLong, KindInteger, KindShort, KindByte, KindDate, KindTimestamp:
+	case KindLong, KindInteger, KindShort, KindByte, KindDate, KindTimestamp, KindTimestampNTZ:
 		var n int64
 		switch x := v.(type) {
 		case int64:
@@ -276,6 +294,8 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 			switch t.Kind {
 			case KindTimestamp:
 				n = x.UnixMicro()
+			case KindTimestampNTZ:
+				n = wallMicros(x)
 			case KindDate:
 				n = daysSinceEpoch(x)
 				if n < math.MinInt32 || n > math.MaxInt32 {
@@ -296,7 +316,7 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 				st.maxI = n
 			}
 		}
-		if t.Kind == KindLong || t.Kind == KindTimestamp {
+		if t.Kind == KindLong || t.Kind == KindTimestamp || t.Kind == KindTimestampNTZ {
 			return parquet.Int64Value(n), nil
 		}
 		return parquet.Int32Value(int32(n)), nil
@@ -786,6 +806,15 @@ func appendStatValue(b []byte, t DataType, st *colStats, isMax bool) []byte {
 			ms = -floorDiv(-us, 1000)
 		}
 		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")...), '"')
+	case KindTimestampNTZ:
+		// Same millisecond bounds as timestamp, without a zone suffix.
+		us := st.minI
+		ms := floorDiv(us, 1000)
+		if isMax {
+			us = st.maxI
+			ms = -floorDiv(-us, 1000)
+		}
+		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000")...), '"')
 	case KindFloat, KindDouble:
 		x := st.minF
 		if isMax {
@@ -943,6 +972,8 @@ func partitionString(col Field, t DataType, v any) (*string, error) {
 			s = time.Unix(daysSinceEpoch(x)*86400, 0).UTC().Format("2006-01-02")
 		case KindTimestamp:
 			s = x.UTC().Format("2006-01-02T15:04:05.000000Z")
+		case KindTimestampNTZ:
+			s = x.Format("2006-01-02 15:04:05.000000")
 		default:
 			return nil, typeError(col, t, v)
 		}
