@@ -19,8 +19,9 @@ import (
 // ReadFile reads the rows of one data file of the snapshot, in the order of
 // the snapshot's schema, with partition values filled in from the add
 // action and columns the file lacks (added later by schema evolution) as
-// null. Optimize uses it to rewrite files; tools use it to inspect them. It
-// reads flat files only (the only kind this engine writes or accepts).
+// null. Optimize uses it to rewrite files; tools use it to inspect them.
+// Nested columns (struct, array as 3-level or legacy 2-level LIST, map) are
+// assembled into the Row representation.
 func (s *Snapshot) ReadFile(ctx context.Context, store storage.Store, add AddFile) ([]Row, error) {
 	storePath := pathKey(add.Path)
 	data, err := store.Get(ctx, storePath)
@@ -65,15 +66,41 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		isPart[i] = v
 	}
 	fs := f.Schema()
+	// Nested table columns are assembled from their leaves; a file with
+	// repeated leaves has rows of varying length, so its values are split
+	// by column first.
+	repeated := false
 	for _, lc := range fs.Columns() {
 		leaf, _ := fs.Lookup(lc...)
 		if leaf.MaxRepetitionLevel > 0 {
-			return nil, fmt.Errorf("column %s is repeated; only flat files are supported", strings.Join(lc, "."))
+			repeated = true
 		}
 	}
+	nested := map[int]*pqNode{}
+	next := 0
+	for _, fld := range fs.Fields() {
+		i := sc.Index(fld.Name())
+		if i < 0 || !sc.types[i].Kind.Nested() {
+			next += countLeaves(fld)
+			continue
+		}
+		if _, part := isPart[i]; part {
+			next += countLeaves(fld)
+			continue
+		}
+		nd, err := buildPQNode(fld, sc.types[i], 0, 0, &next, func(sf StructField) string { return sf.Name })
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", sc.fields[i].Name, err)
+		}
+		nested[i] = nd
+	}
+	nLeaves := len(fs.Columns())
 	var cols []readCol
 	for i := range sc.fields {
 		if _, ok := isPart[i]; ok {
+			continue
+		}
+		if sc.types[i].Kind.Nested() {
 			continue
 		}
 		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1}
@@ -95,6 +122,7 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 	}
 	var out []Row
 	buf := make([]parquet.Row, 128)
+	asm := assembler{vals: make([][]parquet.Value, nLeaves), pos: make([]int, nLeaves)}
 	for _, rg := range f.RowGroups() {
 		rr := rg.Rows()
 		for {
@@ -104,11 +132,35 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 				for i, v := range isPart {
 					row[i] = v
 				}
+				if repeated || len(nested) > 0 {
+					for l := range asm.vals {
+						asm.vals[l], asm.pos[l] = asm.vals[l][:0], 0
+					}
+					for _, v := range buf[k] {
+						asm.vals[v.Column()] = append(asm.vals[v.Column()], v)
+					}
+					for i, nd := range nested {
+						v, err := asm.assemble(nd)
+						if err != nil {
+							rr.Close()
+							return nil, fmt.Errorf("column %q: %w", sc.fields[i].Name, err)
+						}
+						row[i] = v
+					}
+				}
 				for _, c := range cols {
 					if c.leaf < 0 {
 						continue
 					}
-					v, err := fromParquet(sc.types[c.schemaIdx], buf[k][c.leaf], c)
+					pv := parquet.Value{}
+					if repeated {
+						if len(asm.vals[c.leaf]) > 0 {
+							pv = asm.vals[c.leaf][0]
+						}
+					} else {
+						pv = buf[k][c.leaf]
+					}
+					v, err := fromParquet(sc.types[c.schemaIdx], pv, c)
 					if err != nil {
 						rr.Close()
 						return nil, fmt.Errorf("column %q: %w", sc.fields[c.schemaIdx].Name, err)

@@ -144,6 +144,10 @@ type dataLayout struct {
 	leaf      []int // parquet leaf index per dataCols entry
 	pq        *parquet.Schema
 	statsCols int // how many of dataCols get min/max/nullCount
+	// nested holds, per dataCols entry, the shredding tree of a nested
+	// column (nil for flat columns); nestedLeaf marks their leaf columns.
+	nested     []*pqNode
+	nestedLeaf []bool
 }
 
 func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string) (*dataLayout, error) {
@@ -168,22 +172,41 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		if isPart[i] {
 			continue
 		}
-		if sc.types[i].Kind.Nested() {
-			return nil, fmt.Errorf("%w: column %q has nested type %s, which this writer cannot store in Parquet yet", ErrUnsupportedFeature, sc.fields[i].Name, sc.types[i])
-		}
 		l.dataCols = append(l.dataCols, i)
+		if sc.types[i].Kind.Nested() {
+			g[sc.fields[i].Name] = nestedParquetNode(sc.types[i], sc.fields[i].Nullable)
+			continue
+		}
 		g[sc.fields[i].Name] = ParquetNode(sc.types[i], sc.fields[i].Nullable)
 	}
 	if len(l.dataCols) == 0 {
 		return nil, fmt.Errorf("every column is a partition column; a data file needs at least one other column")
 	}
 	l.pq = parquet.NewSchema("spark_schema", g)
-	for _, i := range l.dataCols {
+	l.nested = make([]*pqNode, len(l.dataCols))
+	for j, i := range l.dataCols {
+		if sc.types[i].Kind.Nested() {
+			nd, err := nestedLayout(l.pq, sc.fields[i].Name, sc.types[i])
+			if err != nil {
+				return nil, fmt.Errorf("building parquet schema: column %q: %w", sc.fields[i].Name, err)
+			}
+			l.nested[j] = nd
+			l.leaf = append(l.leaf, nd.leaves[0])
+			continue
+		}
 		lc, ok := l.pq.Lookup(sc.fields[i].Name)
 		if !ok {
 			return nil, fmt.Errorf("building parquet schema: column %q not found", sc.fields[i].Name)
 		}
 		l.leaf = append(l.leaf, lc.ColumnIndex)
+	}
+	l.nestedLeaf = make([]bool, len(l.pq.Columns()))
+	for _, nd := range l.nested {
+		if nd != nil {
+			for _, c := range nd.leaves {
+				l.nestedLeaf[c] = true
+			}
+		}
 	}
 	l.statsCols = len(l.dataCols)
 	if v, ok := conf["delta.dataSkippingNumIndexedCols"]; ok {
@@ -446,6 +469,7 @@ type fileWriter struct {
 	// parquet leaf): they go to the column writers directly, skipping the
 	// row-to-column split parquet.Writer.WriteRows would do.
 	colBuf     [][]parquet.Value
+	nestedLen  []int // values pending per nested leaf column
 	pending    []Row
 	pendingIdx []int
 	nbuf       int
@@ -462,13 +486,15 @@ func newFileWriter(l *dataLayout, opts WriterOptions, store storage.Store, dir s
 		return nil, err
 	}
 	fw := &fileWriter{layout: l, opts: opts, codec: codec, ext: ext, store: store, dir: dir, pvals: pvals, now: now, fileSeq: seq}
-	n := len(l.dataCols)
 	fw.chunkLimit = max(1, min(opts.RowGroupBytes, opts.TargetFileSize)/8)
 	fw.chunkRows = 64 // until the first chunk tells the row size
-	fw.colBuf = make([][]parquet.Value, n)
+	fw.colBuf = make([][]parquet.Value, len(l.nestedLeaf))
 	for i := range fw.colBuf {
-		fw.colBuf[i] = make([]parquet.Value, writeChunk)
+		if !l.nestedLeaf[i] {
+			fw.colBuf[i] = make([]parquet.Value, writeChunk)
+		}
 	}
+	fw.nestedLen = make([]int, len(fw.colBuf))
 	return fw, nil
 }
 
@@ -522,6 +548,14 @@ func (fw *fileWriter) encodeChunk() (int64, error) {
 	for j, ci := range l.dataCols {
 		f := &sc.fields[ci]
 		t := sc.types[ci]
+		if nd := l.nested[j]; nd != nil {
+			sz, err := fw.shredChunk(j, nd, f)
+			if err != nil {
+				return 0, err
+			}
+			size += sz
+			continue
+		}
 		leaf := l.leaf[j]
 		st := &fw.stats[j]
 		want := j < l.statsCols
@@ -716,7 +750,12 @@ func (fw *fileWriter) writeColumns() error {
 	fw.pending, fw.pendingIdx = fw.pending[:0], fw.pendingIdx[:0]
 	cws := fw.w.ColumnWriters()
 	for c, vals := range fw.colBuf {
-		if _, err := cws[c].WriteRowValues(vals[:fw.nbuf]); err != nil {
+		if fw.layout.nestedLeaf[c] {
+			vals = vals[:fw.nestedLen[c]]
+		} else {
+			vals = vals[:fw.nbuf]
+		}
+		if _, err := cws[c].WriteRowValues(vals); err != nil {
 			return fmt.Errorf("encoding parquet column %d: %w", c, err)
 		}
 	}
@@ -753,6 +792,12 @@ func (fw *fileWriter) statsJSON() string {
 		for j := 0; j < l.statsCols; j++ {
 			st := &fw.stats[j]
 			if pass < 2 && (!st.has || st.noMinMax) {
+				continue
+			}
+			if l.nested[j] != nil {
+				// Nested columns get no statistics: missing stats only
+				// disable skipping, while a wrongly shaped entry could
+				// mislead a reader.
 				continue
 			}
 			ci := l.dataCols[j]

@@ -1,0 +1,425 @@
+package delta
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// This file maps nested Delta columns (struct, array, map) to Parquet and
+// back: the Parquet node of a type (struct as a group, array as the 3-level
+// LIST layout, map as MAP with a repeated key_value group), the Dremel
+// shredding of a value into per-leaf (repetition, definition) levels for
+// the column writers, and the assembly of those levels back into the Row
+// representation. Flat primitive columns never come here.
+
+// nestedParquetNode returns the Parquet node of t (any kind), optional when
+// nullable.
+func nestedParquetNode(t DataType, nullable bool) parquet.Node {
+	var n parquet.Node
+	switch t.Kind {
+	case KindStruct:
+		g := parquet.Group{}
+		for _, f := range t.Fields {
+			g[f.Name] = nestedParquetNode(f.Type, f.Nullable)
+		}
+		n = g
+	case KindArray:
+		n = parquet.List(nestedParquetNode(*t.Elem, t.ContainsNull))
+	case KindMap:
+		// parquet.Map makes the key required whatever node it is given.
+		n = parquet.Map(nestedParquetNode(*t.Key, false), nestedParquetNode(*t.Value, t.ValueContainsNull))
+	default:
+		return ParquetNode(t, nullable)
+	}
+	if nullable {
+		return parquet.Optional(n)
+	}
+	return parquet.Required(n)
+}
+
+// pqNode is one node of a nested column, with the levels the Dremel
+// encoding gives it.
+type pqNode struct {
+	t        DataType
+	optional bool
+	def      int // definition level once this node is non-null
+	// repeated (list and map): the repetition level of the repeated group
+	// and the definition level once it holds at least one entry.
+	rep, repDef int
+	// children: struct fields (fieldIdx says which DataType field each is,
+	// -1 for a file field the type lacks), the list element, or the map key
+	// and value.
+	children []*pqNode
+	fieldIdx []int
+	// missing lists the struct fields of t the file lacks (read as null).
+	leaf   int   // column index, for leaves
+	leaves []int // every leaf column index beneath (self for a leaf)
+	rc     readCol
+}
+
+// buildPQNode pairs the Parquet node n (a column of a file or of our
+// schema) with the Delta type t. def and rep are the levels of n's parent;
+// next is the next leaf column index in schema order. physical gives the
+// name a struct field has in the file.
+func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int, physical func(StructField) string) (*pqNode, error) {
+	nd := &pqNode{t: t, optional: n.Optional()}
+	if nd.optional {
+		def++
+	}
+	nd.def = def
+	if n.Leaf() {
+		if t.Kind.Nested() {
+			return nil, fmt.Errorf("file stores a primitive where the table has %s", t)
+		}
+		nd.leaf = *next
+		*next++
+		nd.leaves = []int{nd.leaf}
+		nd.rc = readColFor(n, nd.leaf)
+		return nd, nil
+	}
+	switch t.Kind {
+	case KindStruct:
+		for _, f := range n.Fields() {
+			j := -1
+			for k, tf := range t.Fields {
+				if physical(tf) == f.Name() {
+					j = k
+					break
+				}
+			}
+			if j < 0 {
+				// A file column the table lacks: skip its leaves.
+				*next += countLeaves(f)
+				continue
+			}
+			c, err := buildPQNode(f, t.Fields[j].Type, def, rep, next, physical)
+			if err != nil {
+				return nil, fmt.Errorf("field %q: %w", t.Fields[j].Name, err)
+			}
+			nd.children = append(nd.children, c)
+			nd.fieldIdx = append(nd.fieldIdx, j)
+			nd.leaves = append(nd.leaves, c.leaves...)
+		}
+		return nd, nil
+	case KindArray, KindMap:
+		fs := n.Fields()
+		if len(fs) != 1 || !fs[0].Repeated() {
+			return nil, fmt.Errorf("file %s column is not a repeated group", t.Kind)
+		}
+		r := fs[0]
+		nd.rep, nd.repDef = rep+1, def+1
+		if t.Kind == KindArray {
+			elem := r
+			// 3-level LIST: the repeated group holds one element field.
+			// Otherwise (legacy 2-level) the repeated node is the element.
+			if !r.Leaf() && len(r.Fields()) == 1 && r.Name() != "array" && !strings.HasSuffix(r.Name(), "_tuple") {
+				elem = r.Fields()[0]
+				c, err := buildPQNode(elem, *t.Elem, def+1, rep+1, next, physical)
+				if err != nil {
+					return nil, fmt.Errorf("array element: %w", err)
+				}
+				nd.children = []*pqNode{c}
+			} else {
+				c, err := buildPQNode(parquet.Required(elem), *t.Elem, def+1, rep+1, next, physical)
+				if err != nil {
+					return nil, fmt.Errorf("array element: %w", err)
+				}
+				nd.children = []*pqNode{c}
+			}
+			nd.leaves = nd.children[0].leaves
+			return nd, nil
+		}
+		kv := r.Fields()
+		if len(kv) != 2 {
+			return nil, errors.New("file map column's key_value group does not have 2 fields")
+		}
+		k, err := buildPQNode(kv[0], *t.Key, def+1, rep+1, next, physical)
+		if err != nil {
+			return nil, fmt.Errorf("map key: %w", err)
+		}
+		v, err := buildPQNode(kv[1], *t.Value, def+1, rep+1, next, physical)
+		if err != nil {
+			return nil, fmt.Errorf("map value: %w", err)
+		}
+		nd.children = []*pqNode{k, v}
+		nd.leaves = append(append([]int{}, k.leaves...), v.leaves...)
+		return nd, nil
+	}
+	return nil, fmt.Errorf("file stores a group where the table has %s", t)
+}
+
+func countLeaves(n parquet.Node) int {
+	if n.Leaf() {
+		return 1
+	}
+	c := 0
+	for _, f := range n.Fields() {
+		c += countLeaves(f)
+	}
+	return c
+}
+
+// readColFor records how a leaf's values are to be decoded (timestamp unit,
+// INT96).
+func readColFor(n parquet.Node, leaf int) readCol {
+	rc := readCol{leaf: leaf, tsUnit: 1}
+	if lt := n.Type().LogicalType(); lt != nil {
+		if ts, ok := lt.Value.(*format.TimestampType); ok {
+			switch ts.Unit.Value.(type) {
+			case *format.MilliSeconds:
+				rc.tsUnit = 1000
+			case *format.NanoSeconds:
+				rc.tsUnit = -1000
+			}
+		}
+	}
+	rc.int96 = n.Type().Kind() == parquet.Int96
+	return rc
+}
+
+// shredder appends the leaf values of nested columns, by column index.
+type shredder struct {
+	cols [][]parquet.Value // indexed by leaf column index
+	// stats, by leaf column index, for leaves outside any list or map
+	// (nil entries get none).
+	stats []*colStats
+	f     *Field
+}
+
+func (s *shredder) emitNulls(nd *pqNode, rep, def int) {
+	for _, l := range nd.leaves {
+		s.cols[l] = append(s.cols[l], parquet.Value{}.Level(rep, def, l))
+		if st := s.stats[l]; st != nil {
+			st.nulls++
+		}
+	}
+}
+
+// shred appends v (of nd's type) to the leaf columns; rep is the repetition
+// level of its first value and def the definition level of its parent.
+func (s *shredder) shred(nd *pqNode, v any, rep, def int, path string) error {
+	if v == nil {
+		if !nd.optional {
+			return &ConversionError{Column: path, Type: nd.t.String(), Value: "null", Reason: "the value is not nullable"}
+		}
+		s.emitNulls(nd, rep, def)
+		return nil
+	}
+	d := nd.def
+	switch nd.t.Kind {
+	case KindStruct:
+		vals, ok := v.([]any)
+		if !ok || len(vals) != len(nd.t.Fields) {
+			return typeErrorAt(path, nd.t, v, fmt.Sprintf("a struct value is a []any of %d values", len(nd.t.Fields)))
+		}
+		for i, c := range nd.children {
+			fi := nd.fieldIdx[i]
+			if err := s.shred(c, vals[fi], rep, d, path+"."+nd.t.Fields[fi].Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	case KindArray:
+		elems, ok := v.([]any)
+		if !ok {
+			return typeErrorAt(path, nd.t, v, "an array value is a []any")
+		}
+		if len(elems) == 0 {
+			s.emitNulls(nd, rep, d)
+			return nil
+		}
+		for i, e := range elems {
+			r := rep
+			if i > 0 {
+				r = nd.rep
+			}
+			if err := s.shred(nd.children[0], e, r, nd.repDef, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+		return nil
+	case KindMap:
+		entries, ok := v.([]MapEntry)
+		if !ok {
+			return typeErrorAt(path, nd.t, v, "a map value is a []MapEntry")
+		}
+		if len(entries) == 0 {
+			s.emitNulls(nd, rep, d)
+			return nil
+		}
+		for i, e := range entries {
+			r := rep
+			if i > 0 {
+				r = nd.rep
+			}
+			p := path + "[" + fmt.Sprint(e.Key) + "]"
+			if e.Key == nil {
+				return &ConversionError{Column: p, Type: nd.t.Key.String(), Value: "null", Reason: "map keys cannot be null"}
+			}
+			if err := s.shred(nd.children[0], e.Key, r, nd.repDef, p); err != nil {
+				return err
+			}
+			if err := s.shred(nd.children[1], e.Value, r, nd.repDef, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// A leaf.
+	st := s.stats[nd.leaf]
+	f := Field{Name: path, Type: nd.t.String()}
+	pv, err := encodeValue(&f, nd.t, v, orScratch(st), st != nil)
+	if err != nil {
+		return err
+	}
+	s.cols[nd.leaf] = append(s.cols[nd.leaf], pv.Level(rep, d, nd.leaf))
+	return nil
+}
+
+func orScratch(st *colStats) *colStats {
+	if st == nil {
+		return &colStats{}
+	}
+	return st
+}
+
+func typeErrorAt(path string, t DataType, v any, want string) error {
+	return &ConversionError{Column: path, Type: t.String(), Value: truncate(fmt.Sprintf("%T", v), maxValueInMessage), Reason: want}
+}
+
+// assembler rebuilds nested values from one row's leaf values.
+type assembler struct {
+	vals [][]parquet.Value // by leaf column index: this row's values
+	pos  []int
+}
+
+func (a *assembler) peek(l int) (parquet.Value, bool) {
+	if a.pos[l] >= len(a.vals[l]) {
+		return parquet.Value{}, false
+	}
+	return a.vals[l][a.pos[l]], true
+}
+
+func (a *assembler) skipAll(nd *pqNode) {
+	for _, l := range nd.leaves {
+		a.pos[l]++
+	}
+}
+
+func (a *assembler) assemble(nd *pqNode) (any, error) {
+	if len(nd.leaves) == 0 {
+		return nil, nil
+	}
+	first, ok := a.peek(nd.leaves[0])
+	if !ok {
+		return nil, errors.New("column values end early")
+	}
+	if first.DefinitionLevel() < nd.def {
+		a.skipAll(nd)
+		return nil, nil
+	}
+	switch nd.t.Kind {
+	case KindStruct:
+		out := make([]any, len(nd.t.Fields))
+		for i, c := range nd.children {
+			v, err := a.assemble(c)
+			if err != nil {
+				return nil, err
+			}
+			out[nd.fieldIdx[i]] = v
+		}
+		return out, nil
+	case KindArray, KindMap:
+		if first.DefinitionLevel() < nd.repDef {
+			a.skipAll(nd)
+			if nd.t.Kind == KindArray {
+				return []any{}, nil
+			}
+			return []MapEntry{}, nil
+		}
+		var arr []any
+		var entries []MapEntry
+		for {
+			if nd.t.Kind == KindArray {
+				v, err := a.assemble(nd.children[0])
+				if err != nil {
+					return nil, err
+				}
+				arr = append(arr, v)
+			} else {
+				k, err := a.assemble(nd.children[0])
+				if err != nil {
+					return nil, err
+				}
+				v, err := a.assemble(nd.children[1])
+				if err != nil {
+					return nil, err
+				}
+				entries = append(entries, MapEntry{Key: k, Value: v})
+			}
+			nx, ok := a.peek(nd.leaves[0])
+			if !ok || nx.RepetitionLevel() != nd.rep {
+				break
+			}
+		}
+		if nd.t.Kind == KindArray {
+			return arr, nil
+		}
+		return entries, nil
+	}
+	a.pos[nd.leaf]++
+	return fromParquet(nd.t, first, nd.rc)
+}
+
+// nestedLayout builds the shredding tree of the top-level column name of
+// our own Parquet schema.
+func nestedLayout(sc *parquet.Schema, name string, t DataType) (*pqNode, error) {
+	next := 0
+	for _, f := range sc.Fields() {
+		if f.Name() != name {
+			next += countLeaves(f)
+			continue
+		}
+		return buildPQNode(f, t, 0, 0, &next, func(sf StructField) string { return sf.Name })
+	}
+	return nil, errors.New("not in the parquet schema")
+}
+
+// shredChunk shreds the pending rows' values of nested data column j into
+// its leaf column buffers and returns their approximate size.
+func (fw *fileWriter) shredChunk(j int, nd *pqNode, f *Field) (int64, error) {
+	ci := fw.layout.dataCols[j]
+	s := shredder{cols: fw.colBuf, stats: make([]*colStats, len(fw.colBuf)), f: f}
+	for _, l := range nd.leaves {
+		s.cols[l] = s.cols[l][:0]
+	}
+	st := &fw.stats[j]
+	st.noMinMax = true
+	for k, r := range fw.pending {
+		v := r[ci]
+		if v == nil {
+			st.nulls++
+		}
+		if err := s.shred(nd, v, 0, 0, f.Name); err != nil {
+			return 0, &rowError{fw.pendingIdx[k], err}
+		}
+	}
+	var size int64
+	for _, l := range nd.leaves {
+		fw.nestedLen[l] = len(s.cols[l])
+		size += int64(8 * len(s.cols[l]))
+		for _, v := range s.cols[l] {
+			if v.Kind() == parquet.ByteArray && !v.IsNull() {
+				size += int64(len(v.ByteArray()))
+			}
+		}
+	}
+	// Keep the grown buffers for the next chunk.
+	fw.colBuf = s.cols
+	return size, nil
+}
