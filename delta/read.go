@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/big"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/claimx/claimx-connect/delta/storage"
@@ -53,12 +52,7 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		if i < 0 {
 			return nil, fmt.Errorf("partition column %q is not in the schema", pc)
 		}
-		var raw *string
-		for k, v := range pvals {
-			if strings.EqualFold(k, pc) {
-				raw = v
-			}
-		}
+		raw, _ := sc.PartitionValue(pvals, pc)
 		v, err := ParsePartitionValue(sc.types[i], raw)
 		if err != nil {
 			return nil, fmt.Errorf("partition column %q: %w", pc, err)
@@ -78,8 +72,16 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 	}
 	nested := map[int]*pqNode{}
 	next := 0
+	top := make([]StructField, len(sc.fields))
+	for i, f := range sc.fields {
+		top[i] = StructField{Name: f.Name, Type: sc.types[i], Nullable: f.Nullable, Metadata: f.Metadata}
+	}
+	fileCol := map[int]parquet.Field{} // table column -> file column
 	for _, fld := range fs.Fields() {
-		i := sc.Index(fld.Name())
+		i := matchField(top, fld)
+		if i >= 0 {
+			fileCol[i] = fld
+		}
 		if i < 0 || !sc.types[i].Kind.Nested() {
 			next += countLeaves(fld)
 			continue
@@ -88,7 +90,7 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 			next += countLeaves(fld)
 			continue
 		}
-		nd, err := buildPQNode(fld, sc.types[i], 0, 0, &next, func(sf StructField) string { return sf.Name })
+		nd, err := buildPQNode(fld, sc.types[i], 0, 0, &next)
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", sc.fields[i].Name, err)
 		}
@@ -104,7 +106,9 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 			continue
 		}
 		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1}
-		if leaf, ok := fs.Lookup(sc.fields[i].Name); ok {
+		if fld, ok := fileCol[i]; !ok {
+			// Not in the file (added later by schema evolution): null.
+		} else if leaf, ok := fs.Lookup(fld.Name()); ok {
 			rc.leaf = leaf.ColumnIndex
 			if lt := leaf.Node.Type().LogicalType(); lt != nil {
 				if ts, ok := lt.Value.(*format.TimestampType); ok {

@@ -25,7 +25,7 @@ func nestedParquetNode(t DataType, nullable bool) parquet.Node {
 	case KindStruct:
 		g := parquet.Group{}
 		for _, f := range t.Fields {
-			g[f.Name] = nestedParquetNode(f.Type, f.Nullable)
+			g[PhysicalName(f.Name, f.Metadata)] = withFieldID(nestedParquetNode(f.Type, f.Nullable), f.Metadata)
 		}
 		n = g
 	case KindArray:
@@ -64,9 +64,9 @@ type pqNode struct {
 
 // buildPQNode pairs the Parquet node n (a column of a file or of our
 // schema) with the Delta type t. def and rep are the levels of n's parent;
-// next is the next leaf column index in schema order. physical gives the
-// name a struct field has in the file.
-func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int, physical func(StructField) string) (*pqNode, error) {
+// next is the next leaf column index in schema order. Struct fields are
+// matched by physical name (column mapping), then by field id.
+func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int) (*pqNode, error) {
 	nd := &pqNode{t: t, optional: n.Optional()}
 	if nd.optional {
 		def++
@@ -85,19 +85,13 @@ func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int, physical f
 	switch t.Kind {
 	case KindStruct:
 		for _, f := range n.Fields() {
-			j := -1
-			for k, tf := range t.Fields {
-				if physical(tf) == f.Name() {
-					j = k
-					break
-				}
-			}
+			j := matchField(t.Fields, f)
 			if j < 0 {
 				// A file column the table lacks: skip its leaves.
 				*next += countLeaves(f)
 				continue
 			}
-			c, err := buildPQNode(f, t.Fields[j].Type, def, rep, next, physical)
+			c, err := buildPQNode(f, t.Fields[j].Type, def, rep, next)
 			if err != nil {
 				return nil, fmt.Errorf("field %q: %w", t.Fields[j].Name, err)
 			}
@@ -119,13 +113,13 @@ func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int, physical f
 			// Otherwise (legacy 2-level) the repeated node is the element.
 			if !r.Leaf() && len(r.Fields()) == 1 && r.Name() != "array" && !strings.HasSuffix(r.Name(), "_tuple") {
 				elem = r.Fields()[0]
-				c, err := buildPQNode(elem, *t.Elem, def+1, rep+1, next, physical)
+				c, err := buildPQNode(elem, *t.Elem, def+1, rep+1, next)
 				if err != nil {
 					return nil, fmt.Errorf("array element: %w", err)
 				}
 				nd.children = []*pqNode{c}
 			} else {
-				c, err := buildPQNode(parquet.Required(elem), *t.Elem, def+1, rep+1, next, physical)
+				c, err := buildPQNode(parquet.Required(elem), *t.Elem, def+1, rep+1, next)
 				if err != nil {
 					return nil, fmt.Errorf("array element: %w", err)
 				}
@@ -138,11 +132,11 @@ func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int, physical f
 		if len(kv) != 2 {
 			return nil, errors.New("file map column's key_value group does not have 2 fields")
 		}
-		k, err := buildPQNode(kv[0], *t.Key, def+1, rep+1, next, physical)
+		k, err := buildPQNode(kv[0], *t.Key, def+1, rep+1, next)
 		if err != nil {
 			return nil, fmt.Errorf("map key: %w", err)
 		}
-		v, err := buildPQNode(kv[1], *t.Value, def+1, rep+1, next, physical)
+		v, err := buildPQNode(kv[1], *t.Value, def+1, rep+1, next)
 		if err != nil {
 			return nil, fmt.Errorf("map value: %w", err)
 		}
@@ -376,8 +370,27 @@ func (a *assembler) assemble(nd *pqNode) (any, error) {
 	return fromParquet(nd.t, first, nd.rc)
 }
 
-// nestedLayout builds the shredding tree of the top-level column name of
-// our own Parquet schema.
+// matchField returns the index of the struct field stored as Parquet field
+// f: by physical name (the logical name without column mapping), else by
+// column-mapping id = field_id; -1 when none.
+func matchField(fields []StructField, f parquet.Field) int {
+	for k, tf := range fields {
+		if PhysicalName(tf.Name, tf.Metadata) == f.Name() {
+			return k
+		}
+	}
+	if fid := f.ID(); fid != 0 {
+		for k, tf := range fields {
+			if id, ok := ColumnMappingID(tf.Metadata); ok && int(id) == fid {
+				return k
+			}
+		}
+	}
+	return -1
+}
+
+// nestedLayout builds the shredding tree of the top-level column name
+// (physical) of our own Parquet schema.
 func nestedLayout(sc *parquet.Schema, name string, t DataType) (*pqNode, error) {
 	next := 0
 	for _, f := range sc.Fields() {
@@ -385,7 +398,7 @@ func nestedLayout(sc *parquet.Schema, name string, t DataType) (*pqNode, error) 
 			next += countLeaves(f)
 			continue
 		}
-		return buildPQNode(f, t, 0, 0, &next, func(sf StructField) string { return sf.Name })
+		return buildPQNode(f, t, 0, 0, &next)
 	}
 	return nil, errors.New("not in the parquet schema")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -409,8 +410,19 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 			return nil, nil, nil, fmt.Errorf("%w: %w", ErrSchemaMismatch, err)
 		}
 		if added {
-			target = merged
 			md := t.snap.metadata
+			// Under column mapping new fields get the next ids and
+			// col-<uuid> physical names; maxColumnId moves with them.
+			cm, maxID, assigned, err := AssignColumnMapping(merged, md.Configuration)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if assigned {
+				merged = cm
+				md.Configuration = maps.Clone(md.Configuration)
+				md.Configuration[ColumnMappingMaxIDKey] = strconv.FormatInt(maxID, 10)
+			}
+			target = merged
 			md.SchemaString = merged.SchemaString()
 			newMeta = &md
 		}

@@ -173,11 +173,13 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 			continue
 		}
 		l.dataCols = append(l.dataCols, i)
+		// Column mapping: stored under the physical name, with field_id.
+		f := &sc.fields[i]
 		if sc.types[i].Kind.Nested() {
-			g[sc.fields[i].Name] = nestedParquetNode(sc.types[i], sc.fields[i].Nullable)
+			g[PhysicalName(f.Name, f.Metadata)] = withFieldID(nestedParquetNode(sc.types[i], f.Nullable), f.Metadata)
 			continue
 		}
-		g[sc.fields[i].Name] = ParquetNode(sc.types[i], sc.fields[i].Nullable)
+		g[PhysicalName(f.Name, f.Metadata)] = withFieldID(ParquetNode(sc.types[i], f.Nullable), f.Metadata)
 	}
 	if len(l.dataCols) == 0 {
 		return nil, fmt.Errorf("every column is a partition column; a data file needs at least one other column")
@@ -186,7 +188,7 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 	l.nested = make([]*pqNode, len(l.dataCols))
 	for j, i := range l.dataCols {
 		if sc.types[i].Kind.Nested() {
-			nd, err := nestedLayout(l.pq, sc.fields[i].Name, sc.types[i])
+			nd, err := nestedLayout(l.pq, PhysicalName(sc.fields[i].Name, sc.fields[i].Metadata), sc.types[i])
 			if err != nil {
 				return nil, fmt.Errorf("building parquet schema: column %q: %w", sc.fields[i].Name, err)
 			}
@@ -194,7 +196,7 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 			l.leaf = append(l.leaf, nd.leaves[0])
 			continue
 		}
-		lc, ok := l.pq.Lookup(sc.fields[i].Name)
+		lc, ok := l.pq.Lookup(PhysicalName(sc.fields[i].Name, sc.fields[i].Metadata))
 		if !ok {
 			return nil, fmt.Errorf("building parquet schema: column %q not found", sc.fields[i].Name)
 		}
@@ -805,7 +807,7 @@ func (fw *fileWriter) statsJSON() string {
 				b = append(b, ',')
 			}
 			first = false
-			b = jsontext.AppendString(b, sc.fields[ci].Name, true)
+			b = jsontext.AppendString(b, PhysicalName(sc.fields[ci].Name, sc.fields[ci].Metadata), true)
 			b = append(b, ':')
 			if pass == 2 {
 				b = strconv.AppendInt(b, st.nulls, 10)
@@ -1154,7 +1156,9 @@ func writeDataFiles(ctx context.Context, store storage.Store, l *dataLayout, row
 	}
 	partNames := make([]string, len(l.partCols))
 	for k, ci := range l.partCols {
-		partNames[k] = l.schema.fields[ci].Name
+		// add.partitionValues keys (and directories) use the physical
+		// name under column mapping.
+		partNames[k] = PhysicalName(l.schema.fields[ci].Name, l.schema.fields[ci].Metadata)
 	}
 	var seq atomic.Int64
 	results := make([][]writtenFile, len(groups))
