@@ -12,7 +12,6 @@ import (
 
 	"github.com/claimx/claimx-connect/delta/storage"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/format"
 )
 
 // ReadFile reads the rows of one data file of the snapshot, in the order of
@@ -39,6 +38,10 @@ type readCol struct {
 	leaf      int // -1: missing from the file
 	tsUnit    int64
 	int96     bool
+	// What the file stores, for type widening (the table type may be wider
+	// than the file's): a DATE leaf, and a decimal's scale (-1: not one).
+	fileDate  bool
+	fileScale int
 }
 
 func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string]*string) ([]Row, error) {
@@ -105,22 +108,12 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		if sc.types[i].Kind.Nested() {
 			continue
 		}
-		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1}
+		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1, fileScale: -1}
 		if fld, ok := fileCol[i]; !ok {
 			// Not in the file (added later by schema evolution): null.
 		} else if leaf, ok := fs.Lookup(fld.Name()); ok {
-			rc.leaf = leaf.ColumnIndex
-			if lt := leaf.Node.Type().LogicalType(); lt != nil {
-				if ts, ok := lt.Value.(*format.TimestampType); ok {
-					switch ts.Unit.Value.(type) {
-					case *format.MilliSeconds:
-						rc.tsUnit = 1000
-					case *format.NanoSeconds:
-						rc.tsUnit = -1000
-					}
-				}
-			}
-			rc.int96 = leaf.Node.Type().Kind() == parquet.Int96
+			rc = readColFor(leaf.Node, leaf.ColumnIndex)
+			rc.schemaIdx = i
 		}
 		cols = append(cols, rc)
 	}
@@ -195,23 +188,48 @@ func fromParquet(t DataType, v parquet.Value, c readCol) (any, error) {
 		return string(v.ByteArray()), nil
 	case KindBinary:
 		return bytes.Clone(v.ByteArray()), nil
-	case KindLong:
-		return v.Int64(), nil
-	case KindInteger:
-		return v.Int32(), nil
-	case KindShort:
-		return int16(v.Int32()), nil
+	case KindLong, KindInteger, KindShort:
+		// Type widening: a file may hold a narrower integer than the table.
+		var n int64
+		switch v.Kind() {
+		case parquet.Int32:
+			n = int64(v.Int32())
+		case parquet.Int64:
+			n = v.Int64()
+		default:
+			return nil, fmt.Errorf("file stores %s where the table has %s", v.Kind(), t)
+		}
+		switch t.Kind {
+		case KindLong:
+			return n, nil
+		case KindInteger:
+			return int32(n), nil
+		}
+		return int16(n), nil
 	case KindByte:
 		return int8(v.Int32()), nil
 	case KindFloat:
 		return v.Float(), nil
 	case KindDouble:
+		// Widening from float and from integers (int -> double).
+		switch v.Kind() {
+		case parquet.Float:
+			return float64(v.Float()), nil
+		case parquet.Int32:
+			return float64(v.Int32()), nil
+		case parquet.Int64:
+			return float64(v.Int64()), nil
+		}
 		return v.Double(), nil
 	case KindBoolean:
 		return v.Boolean(), nil
 	case KindDate:
 		return time.Unix(int64(v.Int32())*86400, 0).UTC(), nil
 	case KindTimestamp, KindTimestampNTZ:
+		if c.fileDate && v.Kind() == parquet.Int32 {
+			// Widened from date: midnight of that day.
+			return time.Unix(int64(v.Int32())*86400, 0).UTC(), nil
+		}
 		if c.int96 {
 			// INT96: nanoseconds of the day, then the Julian day.
 			i := v.Int96()
@@ -240,6 +258,10 @@ func fromParquet(t DataType, v parquet.Value, c readCol) (any, error) {
 			if len(b) > 0 && b[0]&0x80 != 0 {
 				u.Sub(u, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
 			}
+		}
+		if c.fileScale >= 0 && c.fileScale < t.Scale {
+			// Widened decimal: same value at the table's larger scale.
+			u.Mul(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(t.Scale-c.fileScale)), nil))
 		}
 		return Decimal{Unscaled: u, Scale: t.Scale}, nil
 	}

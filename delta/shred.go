@@ -161,15 +161,20 @@ func countLeaves(n parquet.Node) int {
 // readColFor records how a leaf's values are to be decoded (timestamp unit,
 // INT96).
 func readColFor(n parquet.Node, leaf int) readCol {
-	rc := readCol{leaf: leaf, tsUnit: 1}
+	rc := readCol{leaf: leaf, tsUnit: 1, fileScale: -1}
 	if lt := n.Type().LogicalType(); lt != nil {
-		if ts, ok := lt.Value.(*format.TimestampType); ok {
-			switch ts.Unit.Value.(type) {
+		switch x := lt.Value.(type) {
+		case *format.TimestampType:
+			switch x.Unit.Value.(type) {
 			case *format.MilliSeconds:
 				rc.tsUnit = 1000
 			case *format.NanoSeconds:
 				rc.tsUnit = -1000
 			}
+		case *format.DateType:
+			rc.fileDate = true
+		case *format.DecimalType:
+			rc.fileScale = int(x.Scale)
 		}
 	}
 	rc.int96 = n.Type().Kind() == parquet.Int96
