@@ -156,17 +156,101 @@ func (s *Schema) Equal(o *Schema) bool {
 }
 
 // schemaFileField is one entry of a schema file; Nullable is a pointer so
-// that a missing key means nullable.
+// that a missing key means nullable. Type is a DDL string (e.g.
+// "array<string>") or, in the nested form, "struct" with fields, "array"
+// with elementType, "map" with keyType and valueType.
 type schemaFileField struct {
-	Name     string `json:"name" yaml:"name"`
-	Type     string `json:"type" yaml:"type"`
-	Nullable *bool  `json:"nullable" yaml:"nullable"`
+	Name              string            `json:"name" yaml:"name"`
+	Nullable          *bool             `json:"nullable" yaml:"nullable"`
+	Metadata          map[string]any    `json:"metadata" yaml:"metadata"`
+	Type              string            `json:"type" yaml:"type"`
+	Fields            []schemaFileField `json:"fields" yaml:"fields"`
+	ElementType       *schemaFileType   `json:"elementType" yaml:"elementType"`
+	ContainsNull      *bool             `json:"containsNull" yaml:"containsNull"`
+	KeyType           *schemaFileType   `json:"keyType" yaml:"keyType"`
+	ValueType         *schemaFileType   `json:"valueType" yaml:"valueType"`
+	ValueContainsNull *bool             `json:"valueContainsNull" yaml:"valueContainsNull"`
+}
+
+// dataType is the field's type (the field's keys are a schemaFileType's).
+func (f *schemaFileField) dataType() (DataType, error) {
+	t := schemaFileType{Type: f.Type, Fields: f.Fields, ElementType: f.ElementType, ContainsNull: f.ContainsNull,
+		KeyType: f.KeyType, ValueType: f.ValueType, ValueContainsNull: f.ValueContainsNull}
+	return t.dataType()
+}
+
+// schemaFileType is a type in a schema file: a DDL string, or a mapping.
+type schemaFileType struct {
+	Type              string            `json:"type" yaml:"type"`
+	Fields            []schemaFileField `json:"fields" yaml:"fields"`
+	ElementType       *schemaFileType   `json:"elementType" yaml:"elementType"`
+	ContainsNull      *bool             `json:"containsNull" yaml:"containsNull"`
+	KeyType           *schemaFileType   `json:"keyType" yaml:"keyType"`
+	ValueType         *schemaFileType   `json:"valueType" yaml:"valueType"`
+	ValueContainsNull *bool             `json:"valueContainsNull" yaml:"valueContainsNull"`
+}
+
+// UnmarshalYAML accepts a plain string (a DDL type) or the mapping form.
+func (t *schemaFileType) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		t.Type = n.Value
+		return nil
+	}
+	type plain schemaFileType
+	return n.Decode((*plain)(t))
+}
+
+func orTrue(b *bool) bool { return b == nil || *b }
+
+func (t *schemaFileType) dataType() (DataType, error) {
+	switch strings.ToLower(strings.TrimSpace(t.Type)) {
+	case "struct":
+		if len(t.Fields) == 0 {
+			break // "struct" alone is not a type; let ParseType say so
+		}
+		fs := make([]StructField, len(t.Fields))
+		for i, f := range t.Fields {
+			ft, err := f.dataType()
+			if err != nil {
+				return DataType{}, fmt.Errorf("field %q: %w", f.Name, err)
+			}
+			fs[i] = StructField{Name: f.Name, Type: ft, Nullable: orTrue(f.Nullable), Metadata: f.Metadata}
+		}
+		return StructOf(fs...), nil
+	case "array":
+		if t.ElementType == nil {
+			return DataType{}, errors.New("array needs elementType")
+		}
+		e, err := t.ElementType.dataType()
+		if err != nil {
+			return DataType{}, fmt.Errorf("array element: %w", err)
+		}
+		return ArrayOf(e, orTrue(t.ContainsNull)), nil
+	case "map":
+		if t.KeyType == nil || t.ValueType == nil {
+			return DataType{}, errors.New("map needs keyType and valueType")
+		}
+		k, err := t.KeyType.dataType()
+		if err != nil {
+			return DataType{}, fmt.Errorf("map key: %w", err)
+		}
+		v, err := t.ValueType.dataType()
+		if err != nil {
+			return DataType{}, fmt.Errorf("map value: %w", err)
+		}
+		return MapOf(k, v, orTrue(t.ValueContainsNull)), nil
+	}
+	return ParseType(t.Type)
 }
 
 // ParseSchemaFile parses the schema file format `delta create --schema`
-// reads: a YAML or JSON list of {name, type, nullable} where nullable
-// defaults to true. A Spark JSON schema ({"type":"struct","fields":[...]})
-// is accepted too.
+// reads: a YAML or JSON list of {name, type, nullable, metadata} where
+// nullable defaults to true and type is a Spark DDL type (string,
+// decimal(10,2), array<string>, map<string,long>,
+// struct<a:long,b:array<string>>, …) or the nested form (type: struct with
+// fields, type: array with elementType and containsNull, type: map with
+// keyType, valueType and valueContainsNull). A Spark JSON schema
+// ({"type":"struct","fields":[...]}) is accepted too.
 func ParseSchemaFile(data []byte) (*Schema, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
@@ -181,11 +265,11 @@ func ParseSchemaFile(data []byte) (*Schema, error) {
 	}
 	fields := make([]Field, len(list))
 	for i, f := range list {
-		nullable := true
-		if f.Nullable != nil {
-			nullable = *f.Nullable
+		t, err := f.dataType()
+		if err != nil {
+			return nil, fmt.Errorf("parsing schema file: column %q: %w", f.Name, err)
 		}
-		fields[i] = Field{Name: f.Name, Type: f.Type, Nullable: nullable}
+		fields[i] = Field{Name: f.Name, Type: t.String(), Nullable: orTrue(f.Nullable), Metadata: f.Metadata, DataType: &t}
 	}
 	s, err := NewSchema(fields)
 	if err != nil {
