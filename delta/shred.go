@@ -3,9 +3,11 @@ package delta
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/claimx/claimx-connect/internal/jsontext"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -57,9 +59,13 @@ type pqNode struct {
 	children []*pqNode
 	fieldIdx []int
 	// missing lists the struct fields of t the file lacks (read as null).
-	leaf   int   // column index, for leaves
-	leaves []int // every leaf column index beneath (self for a leaf)
-	rc     readCol
+	// statIdx indexes the file writer's nested statistics for a leaf or
+	// list/map outside any list or map within the indexed columns; -1:
+	// none.
+	statIdx int
+	leaf    int   // column index, for leaves
+	leaves  []int // every leaf column index beneath (self for a leaf)
+	rc      readCol
 }
 
 // buildPQNode pairs the Parquet node n (a column of a file or of our
@@ -67,7 +73,7 @@ type pqNode struct {
 // next is the next leaf column index in schema order. Struct fields are
 // matched by physical name (column mapping), then by field id.
 func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int) (*pqNode, error) {
-	nd := &pqNode{t: t, optional: n.Optional()}
+	nd := &pqNode{t: t, optional: n.Optional(), statIdx: -1}
 	if nd.optional {
 		def++
 	}
@@ -183,18 +189,32 @@ func readColFor(n parquet.Node, leaf int) readCol {
 
 // shredder appends the leaf values of nested columns, by column index.
 type shredder struct {
-	cols [][]parquet.Value // indexed by leaf column index
-	// stats, by leaf column index, for leaves outside any list or map
-	// (nil entries get none).
-	stats []*colStats
-	f     *Field
+	cols   [][]parquet.Value // indexed by leaf column index
+	nstats []colStats        // by pqNode.statIdx
 }
 
 func (s *shredder) emitNulls(nd *pqNode, rep, def int) {
+	s.emitEmpty(nd, rep, def)
+	s.countNulls(nd)
+}
+
+// emitEmpty writes one undefined entry per leaf: a null, or (with the
+// node's own definition level) an empty list or map.
+func (s *shredder) emitEmpty(nd *pqNode, rep, def int) {
 	for _, l := range nd.leaves {
 		s.cols[l] = append(s.cols[l], parquet.Value{}.Level(rep, def, l))
-		if st := s.stats[l]; st != nil {
-			st.nulls++
+	}
+}
+
+// countNulls counts a null for every statistics node at or under nd: a
+// null struct makes each of its leaves null, as Spark counts them.
+func (s *shredder) countNulls(nd *pqNode) {
+	if nd.statIdx >= 0 {
+		s.nstats[nd.statIdx].nulls++
+	}
+	if nd.t.Kind == KindStruct {
+		for _, c := range nd.children {
+			s.countNulls(c)
 		}
 	}
 }
@@ -229,7 +249,7 @@ func (s *shredder) shred(nd *pqNode, v any, rep, def int, path string) error {
 			return typeErrorAt(path, nd.t, v, "an array value is a []any")
 		}
 		if len(elems) == 0 {
-			s.emitNulls(nd, rep, d)
+			s.emitEmpty(nd, rep, d)
 			return nil
 		}
 		for i, e := range elems {
@@ -248,7 +268,7 @@ func (s *shredder) shred(nd *pqNode, v any, rep, def int, path string) error {
 			return typeErrorAt(path, nd.t, v, "a map value is a []MapEntry")
 		}
 		if len(entries) == 0 {
-			s.emitNulls(nd, rep, d)
+			s.emitEmpty(nd, rep, d)
 			return nil
 		}
 		for i, e := range entries {
@@ -270,7 +290,10 @@ func (s *shredder) shred(nd *pqNode, v any, rep, def int, path string) error {
 		return nil
 	}
 	// A leaf.
-	st := s.stats[nd.leaf]
+	var st *colStats
+	if nd.statIdx >= 0 {
+		st = &s.nstats[nd.statIdx]
+	}
 	f := Field{Name: path, Type: nd.t.String()}
 	pv, err := encodeValue(&f, nd.t, v, orScratch(st), st != nil)
 	if err != nil {
@@ -412,7 +435,7 @@ func nestedLayout(sc *parquet.Schema, name string, t DataType) (*pqNode, error) 
 // its leaf column buffers and returns their approximate size.
 func (fw *fileWriter) shredChunk(j int, nd *pqNode, f *Field) (int64, error) {
 	ci := fw.layout.dataCols[j]
-	s := shredder{cols: fw.colBuf, stats: make([]*colStats, len(fw.colBuf)), f: f}
+	s := shredder{cols: fw.colBuf, nstats: fw.nstats}
 	for _, l := range nd.leaves {
 		s.cols[l] = s.cols[l][:0]
 	}
@@ -440,4 +463,84 @@ func (fw *fileWriter) shredChunk(j int, nd *pqNode, f *Field) (int64, error) {
 	// Keep the grown buffers for the next chunk.
 	fw.colBuf = s.cols
 	return size, nil
+}
+
+func (l *dataLayout) nestedStats() bool {
+	for _, nd := range l.nested {
+		if nd != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// assignStatNodes numbers, in schema order and while *limit lasts, the
+// leaves of nd outside any list or map, and its lists and maps (which get a
+// nullCount only, as Spark writes them).
+func (l *dataLayout) assignStatNodes(nd *pqNode, limit *int) {
+	if *limit <= 0 {
+		return
+	}
+	if nd.t.Kind == KindStruct {
+		for _, i := range nd.schemaOrder() {
+			l.assignStatNodes(nd.children[i], limit)
+		}
+		return
+	}
+	nd.statIdx = l.numStatNodes
+	l.numStatNodes++
+	*limit--
+}
+
+// appendNestedStats appends `"name":{...}` for the statistics of nested
+// column nd in pass (0 min, 1 max, 2 nullCount), omitting empty objects.
+func (fw *fileWriter) appendNestedStats(b []byte, nd *pqNode, name string, pass int, first *bool) []byte {
+	var body []byte
+	if nd.t.Kind == KindStruct {
+		inner := true
+		for _, i := range nd.schemaOrder() {
+			f := &nd.t.Fields[nd.fieldIdx[i]]
+			body = fw.appendNestedStats(body, nd.children[i], PhysicalName(f.Name, f.Metadata), pass, &inner)
+		}
+		if len(body) == 0 {
+			return b
+		}
+	} else {
+		if nd.statIdx < 0 {
+			return b
+		}
+		st := &fw.nstats[nd.statIdx]
+		switch {
+		case pass == 2:
+			body = strconv.AppendInt(body, st.nulls, 10)
+		case nd.t.Kind.Nested() || !st.has || st.noMinMax:
+			return b
+		default:
+			body = appendStatValue(body, nd.t, st, pass == 1)
+		}
+	}
+	if !*first {
+		b = append(b, ',')
+	}
+	*first = false
+	b = jsontext.AppendString(b, name, true)
+	b = append(b, ':')
+	if nd.t.Kind == KindStruct {
+		b = append(b, '{')
+		b = append(b, body...)
+		return append(b, '}')
+	}
+	return append(b, body...)
+}
+
+// schemaOrder returns the indexes of a struct node's children in the order
+// of the Delta fields (Parquet groups built by parquet-go are sorted by
+// name): statistics follow the schema.
+func (nd *pqNode) schemaOrder() []int {
+	idx := make([]int, len(nd.children))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return nd.fieldIdx[idx[a]] < nd.fieldIdx[idx[b]] })
+	return idx
 }

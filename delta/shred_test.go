@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -42,7 +43,7 @@ func TestShredLevels(t *testing.T) {
 			sc := parquet.NewSchema("s", parquet.Group{"c": nestedParquetNode(typ, true)})
 			nd, err := nestedLayout(sc, "c", typ)
 			must(t, err)
-			s := shredder{cols: make([][]parquet.Value, len(sc.Columns())), stats: make([]*colStats, len(sc.Columns()))}
+			s := shredder{cols: make([][]parquet.Value, len(sc.Columns()))}
 			must(t, s.shred(nd, tt.v, 0, 0, "c"))
 			got := make([][]lv, len(s.cols))
 			for l, vals := range s.cols {
@@ -80,7 +81,7 @@ func TestShredErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := shredder{cols: make([][]parquet.Value, len(sc.Columns())), stats: make([]*colStats, len(sc.Columns()))}
+			s := shredder{cols: make([][]parquet.Value, len(sc.Columns()))}
 			err := s.shred(nd, tt.v, 0, 0, "c")
 			ce, ok := err.(*ConversionError)
 			if !ok || ce.Column != tt.col {
@@ -134,7 +135,35 @@ func TestNestedTableRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, rows) {
 		t.Fatalf("read back:\n%#v\nwant\n%#v", got, rows)
 	}
+	// Struct leaves get nested stats; lists and maps a nullCount only.
+	eq(t, "stats", snap.Files()[0].Stats, `{"numRecords":4,"minValues":{"id":1,"info":{"z":"zz","a":-1},"ts":"2024-03-01T12:30:00.123"},`+
+		`"maxValues":{"id":4,"info":{"z":"zz","a":5},"ts":"2024-03-01T12:30:00.124"},`+
+		`"nullCount":{"id":0,"info":{"z":3,"a":2,"tags":2},"attrs":2,"ts":3}}`)
 	checkWithPyArrow(t, st.Root(), snap.Files()[0].Path)
+}
+
+func TestNestedStatsIndexedLeaves(t *testing.T) {
+	sc := MustSchema(
+		Field{Name: "s", Type: "struct<a:long,b:long,c:long>", Nullable: true},
+		Field{Name: "x", Type: "long", Nullable: true},
+	)
+	tests := []struct {
+		n    string
+		want string
+	}{
+		{"2", `{"numRecords":1,"minValues":{"s":{"a":1,"b":2}},"maxValues":{"s":{"a":1,"b":2}},"nullCount":{"s":{"a":0,"b":0}}}`},
+		{"4", `{"numRecords":1,"minValues":{"s":{"a":1,"b":2,"c":3},"x":4},"maxValues":{"s":{"a":1,"b":2,"c":3},"x":4},"nullCount":{"s":{"a":0,"b":0,"c":0},"x":0}}`},
+		{"0", `{"numRecords":1,"minValues":{},"maxValues":{},"nullCount":{}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.n, func(t *testing.T) {
+			l, err := newDataLayout(sc, nil, map[string]string{"delta.dataSkippingNumIndexedCols": tt.n})
+			must(t, err)
+			files, err := writeDataFiles(context.Background(), newLocal(t), l, []Row{{[]any{int64(1), int64(2), int64(3)}, int64(4)}}, WriterOptions{}.withDefaults(), time.Now)
+			must(t, err)
+			eq(t, "stats", files[0].add.Stats, tt.want)
+		})
+	}
 }
 
 // checkWithPyArrow reads the data file with pyarrow (an independent Parquet

@@ -146,8 +146,9 @@ type dataLayout struct {
 	statsCols int // how many of dataCols get min/max/nullCount
 	// nested holds, per dataCols entry, the shredding tree of a nested
 	// column (nil for flat columns); nestedLeaf marks their leaf columns.
-	nested     []*pqNode
-	nestedLeaf []bool
+	nested       []*pqNode
+	nestedLeaf   []bool
+	numStatNodes int // statistics slots of nested columns
 }
 
 func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string) (*dataLayout, error) {
@@ -221,6 +222,29 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		}
 	} else if l.statsCols > 32 {
 		l.statsCols = 32
+	}
+	if l.nestedStats() {
+		// Nested columns count their leaves toward the limit, in schema
+		// order, as Spark does.
+		limit := 32
+		if v, ok := conf["delta.dataSkippingNumIndexedCols"]; ok {
+			limit, _ = strconv.Atoi(strings.TrimSpace(v))
+			if limit < 0 {
+				limit = math.MaxInt
+			}
+		}
+		l.statsCols = 0
+		for j := range l.dataCols {
+			if limit <= 0 {
+				break
+			}
+			l.statsCols = j + 1
+			if nd := l.nested[j]; nd != nil {
+				l.assignStatNodes(nd, &limit)
+				continue
+			}
+			limit--
+		}
 	}
 	return l, nil
 }
@@ -471,7 +495,8 @@ type fileWriter struct {
 	// parquet leaf): they go to the column writers directly, skipping the
 	// row-to-column split parquet.Writer.WriteRows would do.
 	colBuf     [][]parquet.Value
-	nestedLen  []int // values pending per nested leaf column
+	nestedLen  []int      // values pending per nested leaf column
+	nstats     []colStats // by pqNode.statIdx
 	pending    []Row
 	pendingIdx []int
 	nbuf       int
@@ -511,6 +536,7 @@ func (fw *fileWriter) start() {
 		parquet.CreatedBy("claimx-connect", "", ""),
 	)
 	fw.stats = make([]colStats, len(fw.layout.dataCols))
+	fw.nstats = make([]colStats, fw.layout.numStatNodes)
 	fw.rows, fw.rgBytes, fw.rgRows = 0, 0, 0
 }
 
@@ -793,13 +819,12 @@ func (fw *fileWriter) statsJSON() string {
 		first := true
 		for j := 0; j < l.statsCols; j++ {
 			st := &fw.stats[j]
-			if pass < 2 && (!st.has || st.noMinMax) {
+			if pass < 2 && (!st.has || st.noMinMax) && l.nested[j] == nil {
 				continue
 			}
-			if l.nested[j] != nil {
-				// Nested columns get no statistics: missing stats only
-				// disable skipping, while a wrongly shaped entry could
-				// mislead a reader.
+			if nd := l.nested[j]; nd != nil {
+				ci := l.dataCols[j]
+				b = fw.appendNestedStats(b, nd, PhysicalName(sc.fields[ci].Name, sc.fields[ci].Metadata), pass, &first)
 				continue
 			}
 			ci := l.dataCols[j]
