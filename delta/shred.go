@@ -544,3 +544,46 @@ func (nd *pqNode) schemaOrder() []int {
 	sort.Slice(idx, func(a, b int) bool { return nd.fieldIdx[idx[a]] < nd.fieldIdx[idx[b]] })
 	return idx
 }
+
+// applyStatsColumns restricts statistics to the columns listed in
+// delta.dataSkippingStatsColumns (comma-separated logical names, nested
+// fields as dotted paths, optionally in backticks; a struct selects all its
+// leaves), matched ignoring case.
+func (l *dataLayout) applyStatsColumns(v string) {
+	want := map[string]bool{}
+	for _, p := range strings.Split(v, ",") {
+		p = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), "`", ""))
+		if p != "" {
+			want[p] = true
+		}
+	}
+	l.statsOn = make([]bool, len(l.dataCols))
+	l.statsCols = len(l.dataCols)
+	l.numStatNodes = 0
+	for j, ci := range l.dataCols {
+		name := strings.ToLower(l.schema.fields[ci].Name)
+		if nd := l.nested[j]; nd != nil {
+			l.assignSelected(nd, name, want[name], want)
+			l.statsOn[j] = true
+			continue
+		}
+		l.statsOn[j] = want[name]
+	}
+}
+
+// assignSelected numbers the statistics nodes of nd whose path (or an
+// enclosing struct's) is selected.
+func (l *dataLayout) assignSelected(nd *pqNode, path string, selected bool, want map[string]bool) {
+	selected = selected || want[path]
+	if nd.t.Kind == KindStruct {
+		for _, i := range nd.schemaOrder() {
+			f := nd.t.Fields[nd.fieldIdx[i]]
+			l.assignSelected(nd.children[i], path+"."+strings.ToLower(f.Name), selected, want)
+		}
+		return
+	}
+	if selected {
+		nd.statIdx = l.numStatNodes
+		l.numStatNodes++
+	}
+}

@@ -203,10 +203,17 @@ func TestNestedStatsIndexedLeaves(t *testing.T) {
 		{"2", `{"numRecords":1,"minValues":{"s":{"a":1,"b":2}},"maxValues":{"s":{"a":1,"b":2}},"nullCount":{"s":{"a":0,"b":0}}}`},
 		{"4", `{"numRecords":1,"minValues":{"s":{"a":1,"b":2,"c":3},"x":4},"maxValues":{"s":{"a":1,"b":2,"c":3},"x":4},"nullCount":{"s":{"a":0,"b":0,"c":0},"x":0}}`},
 		{"0", `{"numRecords":1,"minValues":{},"maxValues":{},"nullCount":{}}`},
+		{"cols:x,s.b", `{"numRecords":1,"minValues":{"s":{"b":2},"x":4},"maxValues":{"s":{"b":2},"x":4},"nullCount":{"s":{"b":0},"x":0}}`},
+		{"cols:`S`", `{"numRecords":1,"minValues":{"s":{"a":1,"b":2,"c":3}},"maxValues":{"s":{"a":1,"b":2,"c":3}},"nullCount":{"s":{"a":0,"b":0,"c":0}}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.n, func(t *testing.T) {
-			l, err := newDataLayout(sc, nil, map[string]string{"delta.dataSkippingNumIndexedCols": tt.n})
+			conf := map[string]string{"delta.dataSkippingNumIndexedCols": tt.n}
+			if c, ok := strings.CutPrefix(tt.n, "cols:"); ok {
+				// The stats columns property overrides the count.
+				conf = map[string]string{"delta.dataSkippingStatsColumns": c, "delta.dataSkippingNumIndexedCols": "0"}
+			}
+			l, err := newDataLayout(sc, nil, conf)
 			must(t, err)
 			files, err := writeDataFiles(context.Background(), newLocal(t), l, []Row{{[]any{int64(1), int64(2), int64(3)}, int64(4)}}, WriterOptions{}.withDefaults(), time.Now)
 			must(t, err)

@@ -149,6 +149,9 @@ type dataLayout struct {
 	nested       []*pqNode
 	nestedLeaf   []bool
 	numStatNodes int // statistics slots of nested columns
+	// statsOn, when delta.dataSkippingStatsColumns is set, says which
+	// dataCols get statistics (it overrides the leaf count).
+	statsOn []bool
 }
 
 func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string) (*dataLayout, error) {
@@ -222,6 +225,10 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		}
 	} else if l.statsCols > 32 {
 		l.statsCols = 32
+	}
+	if v := strings.TrimSpace(conf["delta.dataSkippingStatsColumns"]); v != "" {
+		l.applyStatsColumns(v)
+		return l, nil
 	}
 	if l.nestedStats() {
 		// Nested columns count their leaves toward the limit, in schema
@@ -586,7 +593,7 @@ func (fw *fileWriter) encodeChunk() (int64, error) {
 		}
 		leaf := l.leaf[j]
 		st := &fw.stats[j]
-		want := j < l.statsCols
+		want := j < l.statsCols && (l.statsOn == nil || l.statsOn[j])
 		dst := fw.colBuf[leaf][:n]
 		def := 0
 		if f.Nullable {
@@ -818,6 +825,9 @@ func (fw *fileWriter) statsJSON() string {
 		b = append(b, `":{`...)
 		first := true
 		for j := 0; j < l.statsCols; j++ {
+			if l.statsOn != nil && !l.statsOn[j] {
+				continue
+			}
 			st := &fw.stats[j]
 			if pass < 2 && (!st.has || st.noMinMax) && l.nested[j] == nil {
 				continue
