@@ -407,6 +407,8 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 		}
 	case KindStruct, KindArray, KindMap:
 		return convertNested(t, v)
+	case KindVariant:
+		return nil, errors.New("writing variant values is not supported (only null can be written to a variant column)")
 	case KindDecimal:
 		var s string
 		switch x := v.(type) {

@@ -85,7 +85,7 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		if i >= 0 {
 			fileCol[i] = fld
 		}
-		if i < 0 || !sc.types[i].Kind.Nested() {
+		if i < 0 || !sc.types[i].Kind.grouped() {
 			next += countLeaves(fld)
 			continue
 		}
@@ -105,7 +105,7 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		if _, ok := isPart[i]; ok {
 			continue
 		}
-		if sc.types[i].Kind.Nested() {
+		if sc.types[i].Kind.grouped() {
 			continue
 		}
 		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1, fileScale: -1}

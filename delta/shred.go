@@ -32,6 +32,9 @@ func nestedParquetNode(t DataType, nullable bool) parquet.Node {
 		n = g
 	case KindArray:
 		n = parquet.List(nestedParquetNode(*t.Elem, t.ContainsNull))
+	case KindVariant:
+		// The Parquet variant layout: binary metadata and value.
+		n = parquet.Group{"metadata": parquet.Required(parquet.Leaf(parquet.ByteArrayType)), "value": parquet.Required(parquet.Leaf(parquet.ByteArrayType))}
 	case KindMap:
 		// parquet.Map makes the key required whatever node it is given.
 		n = parquet.Map(nestedParquetNode(*t.Key, false), nestedParquetNode(*t.Value, t.ValueContainsNull))
@@ -79,7 +82,7 @@ func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int) (*pqNode, 
 	}
 	nd.def = def
 	if n.Leaf() {
-		if t.Kind.Nested() {
+		if t.Kind.grouped() {
 			return nil, fmt.Errorf("file stores a primitive where the table has %s", t)
 		}
 		nd.leaf = *next
@@ -89,6 +92,17 @@ func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int) (*pqNode, 
 		return nd, nil
 	}
 	switch t.Kind {
+	case KindVariant:
+		// Leaves are counted so the columns after it line up; values are
+		// neither written nor decoded (only NULL is supported).
+		for _, f := range n.Fields() {
+			c, err := buildPQNode(f, DataType{Kind: KindBinary}, def, rep, next)
+			if err != nil {
+				return nil, fmt.Errorf("variant: %w", err)
+			}
+			nd.leaves = append(nd.leaves, c.leaves...)
+		}
+		return nd, nil
 	case KindStruct:
 		for _, f := range n.Fields() {
 			j := matchField(t.Fields, f)
@@ -231,6 +245,8 @@ func (s *shredder) shred(nd *pqNode, v any, rep, def int, path string) error {
 	}
 	d := nd.def
 	switch nd.t.Kind {
+	case KindVariant:
+		return &ConversionError{Column: path, Type: "variant", Value: truncate(fmt.Sprintf("%T", v), maxValueInMessage), Reason: "writing variant values is not supported (only null can be written to a variant column)"}
 	case KindStruct:
 		vals, ok := v.([]any)
 		if !ok || len(vals) != len(nd.t.Fields) {
@@ -346,6 +362,8 @@ func (a *assembler) assemble(nd *pqNode) (any, error) {
 		return nil, nil
 	}
 	switch nd.t.Kind {
+	case KindVariant:
+		return nil, errors.New("reading variant values is not supported")
 	case KindStruct:
 		out := make([]any, len(nd.t.Fields))
 		for i, c := range nd.children {
@@ -487,6 +505,9 @@ func (l *dataLayout) assignStatNodes(nd *pqNode, limit *int) {
 		}
 		return
 	}
+	if nd.t.Kind == KindVariant {
+		return // Spark writes no statistics for variant
+	}
 	nd.statIdx = l.numStatNodes
 	l.numStatNodes++
 	*limit--
@@ -582,7 +603,7 @@ func (l *dataLayout) assignSelected(nd *pqNode, path string, selected bool, want
 		}
 		return
 	}
-	if selected {
+	if selected && nd.t.Kind != KindVariant {
 		nd.statIdx = l.numStatNodes
 		l.numStatNodes++
 	}

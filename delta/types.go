@@ -37,6 +37,9 @@ const (
 	KindStruct
 	KindArray
 	KindMap
+	// KindVariant is the semi-structured variant type (Spark 4, delta-rs
+	// 1.x). Tables with it are accepted; only NULL can be written.
+	KindVariant
 )
 
 var kindNames = map[Kind]string{
@@ -56,6 +59,7 @@ var kindNames = map[Kind]string{
 	KindStruct:       "struct",
 	KindArray:        "array",
 	KindMap:          "map",
+	KindVariant:      "variant",
 }
 
 // String returns the protocol name of the kind.
@@ -68,6 +72,10 @@ func (k Kind) String() string {
 
 // Nested reports whether k is struct, array or map.
 func (k Kind) Nested() bool { return k == KindStruct || k == KindArray || k == KindMap }
+
+// grouped reports whether k is stored as a Parquet group (nested kinds and
+// variant), which takes the shredding path.
+func (k Kind) grouped() bool { return k.Nested() || k == KindVariant }
 
 // StructField is one field of a struct type, at any nesting level.
 type StructField struct {
@@ -250,6 +258,8 @@ func parsePrimitive(name string) (DataType, error) {
 		return DataType{Kind: KindTimestamp}, nil
 	case "timestamp_ntz":
 		return DataType{Kind: KindTimestampNTZ}, nil
+	case "variant":
+		return DataType{Kind: KindVariant}, nil
 	case "decimal":
 		// Spark's default for a bare DECIMAL.
 		return DataType{Kind: KindDecimal, Precision: 10, Scale: 0}, nil

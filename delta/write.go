@@ -165,7 +165,7 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		if sc.types[i].Kind == KindBinary {
 			return nil, fmt.Errorf("partition column %q: binary partition columns are not supported", pc)
 		}
-		if sc.types[i].Kind.Nested() {
+		if sc.types[i].Kind.grouped() {
 			return nil, fmt.Errorf("partition column %q: a %s column cannot be a partition column", pc, sc.types[i].Kind)
 		}
 		isPart[i] = true
@@ -179,7 +179,7 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		l.dataCols = append(l.dataCols, i)
 		// Column mapping: stored under the physical name, with field_id.
 		f := &sc.fields[i]
-		if sc.types[i].Kind.Nested() {
+		if sc.types[i].Kind.grouped() {
 			g[PhysicalName(f.Name, f.Metadata)] = withFieldID(nestedParquetNode(sc.types[i], f.Nullable), f.Metadata)
 			continue
 		}
@@ -191,7 +191,7 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 	l.pq = parquet.NewSchema("spark_schema", g)
 	l.nested = make([]*pqNode, len(l.dataCols))
 	for j, i := range l.dataCols {
-		if sc.types[i].Kind.Nested() {
+		if sc.types[i].Kind.grouped() {
 			nd, err := nestedLayout(l.pq, PhysicalName(sc.fields[i].Name, sc.fields[i].Metadata), sc.types[i])
 			if err != nil {
 				return nil, fmt.Errorf("building parquet schema: column %q: %w", sc.fields[i].Name, err)
