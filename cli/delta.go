@@ -157,7 +157,10 @@ func deltaCreateCommand() *cli.Command {
 		ArgsUsage: "[--table] URI --schema FILE",
 		Description: `The schema file is a YAML (or JSON) list of {name, type, nullable}; nullable
 defaults to true. Types: string, long, integer, short, byte, float, double,
-boolean, binary, date, timestamp, decimal(p,s).`,
+boolean, binary, date, timestamp, timestamp_ntz, decimal(p,s), and nested
+types as Spark DDL (array<string>, map<string,long>, struct<a:long,b:array<string>>)
+or in the nested form (type: struct with fields, type: array with elementType,
+type: map with keyType and valueType).`,
 		Flags: append([]cli.Flag{
 			tableFlag(),
 			&cli.StringFlag{Name: "schema", Usage: "schema file (YAML or JSON list of {name, type, nullable})"},

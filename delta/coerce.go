@@ -30,7 +30,16 @@ import (
 //	binary    []byte
 //	date      time.Time (the UTC calendar day is used)
 //	timestamp time.Time (microseconds are kept, anything finer is cut)
+//	timestamp_ntz time.Time, the wall-clock reading in the UTC location
+//	          (never converted between zones)
 //	decimal   Decimal
+//	struct    []any, one value per field in field order
+//	array     []any
+//	map       []MapEntry{Key, Value}, ordered
+//
+// Nested values follow the same rules at every level: nil is NULL, allowed
+// only where the field, element (containsNull) or map value
+// (valueContainsNull) is nullable; map keys are never NULL.
 //
 // Append checks every value against its column and reports a mismatch with
 // the column's name; Schema.RowFromJSON builds rows from decoded JSON.
@@ -155,7 +164,11 @@ func (e *ConversionError) Error() string {
 // converted to UTC; no zone means UTC) or "YYYY-MM-DD" to timestamp;
 // "YYYY-MM-DD" to date; numbers and numeric strings to the numeric types
 // with range checks and no rounding; objects and arrays to their JSON text
-// for string columns; base64 to binary.
+// for string columns; base64 to binary; ISO 8601 strings WITHOUT offset to
+// timestamp_ntz; objects to struct (fields by name, ignoring case; unknown
+// keys ignored, see UnknownColumns) and to map (keys converted to the key
+// type), arrays to array. The *ConversionError of a nested value names its
+// full path, e.g. info.tags[2] or attrs["k"].
 func (s *Schema) RowFromJSON(m map[string]any) (Row, error) {
 	row := make(Row, len(s.fields))
 	for i := range s.fields {
@@ -167,22 +180,31 @@ func (s *Schema) RowFromJSON(m map[string]any) (Row, error) {
 			}
 			continue
 		}
-		raw = goValueAsJSON(raw)
-		v, err := ConvertJSONValue(s.types[i], raw)
+		if _, isTime := raw.(time.Time); !isTime || s.types[i].Kind != KindTimestampNTZ {
+			raw = goValueAsJSON(raw)
+		}
+		v, err := convertAny(s.types[i], raw)
 		if err != nil {
-			return nil, &ConversionError{Column: f.Name, Type: s.types[i].String(), Value: describeValue(raw), Reason: err.Error()}
+			return nil, conversionErrorAt(f.Name, s.types[i], raw, err)
 		}
 		row[i] = v
 	}
 	return row, nil
 }
 
-// UnknownColumns returns, sorted, the keys of m that are not columns of s.
+// UnknownColumns returns, sorted, the keys of m that are not columns of s,
+// and, as dotted paths (e.g. "info.extra", "items[].note"), the keys of
+// objects given for struct columns that the struct lacks.
 func (s *Schema) UnknownColumns(m map[string]any) []string {
 	var out []string
-	for k := range m {
-		if _, ok := s.index[strings.ToLower(k)]; !ok {
+	for k, v := range m {
+		i, ok := s.index[strings.ToLower(k)]
+		if !ok {
 			out = append(out, k)
+			continue
+		}
+		if s.types[i].Kind.Nested() && v != nil {
+			out = unknownNested(s.types[i], goValueAsJSON(v), s.fields[i].Name, out)
 		}
 	}
 	sort.Strings(out)
@@ -192,15 +214,36 @@ func (s *Schema) UnknownColumns(m map[string]any) []string {
 // WithJSONColumns returns s widened by a nullable column for every key of m
 // it lacks (sorted by name), with a type inferred from the value: string for
 // strings, objects and arrays, long for whole numbers, double for other
-// numbers, boolean for booleans. Null values infer nothing. It returns s
-// itself when nothing is added; the result is what Append's SchemaMerge
-// expects.
+// numbers, boolean for booleans. Null values infer nothing. Unknown keys of
+// an object given for an EXISTING struct column become new nullable fields
+// of that struct (at any depth, same inference). It returns s itself when
+// nothing is added; the result is what Append's SchemaMerge expects.
 func (s *Schema) WithJSONColumns(m map[string]any) (*Schema, error) {
-	unknown := s.UnknownColumns(m)
-	if len(unknown) == 0 {
+	var unknown []string
+	for k := range m {
+		if _, ok := s.index[strings.ToLower(k)]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	fields := s.Fields()
+	nestedChanged := false
+	for i := range fields {
+		if !s.types[i].Kind.Nested() {
+			continue
+		}
+		raw, ok := lookupKey(m, fields[i].Name)
+		if !ok || raw == nil {
+			continue
+		}
+		if nt, c := widenNested(s.types[i], raw); c {
+			fields[i].DataType = &nt
+			nestedChanged = true
+		}
+	}
+	if len(unknown) == 0 && !nestedChanged {
 		return s, nil
 	}
-	fields := s.Fields()
 	for _, k := range unknown {
 		t, ok := InferType(m[k])
 		if !ok {
@@ -208,7 +251,7 @@ func (s *Schema) WithJSONColumns(m map[string]any) (*Schema, error) {
 		}
 		fields = append(fields, Field{Name: k, Type: t.String(), Nullable: true})
 	}
-	if len(fields) == len(s.fields) {
+	if len(fields) == len(s.fields) && !nestedChanged {
 		return s, nil
 	}
 	ns, err := NewSchema(fields)
@@ -244,6 +287,10 @@ func InferType(v any) (DataType, bool) {
 // ConvertJSONValue converts one non-null decoded JSON value to the Go type of
 // t (see Row). The error says why, without naming the column.
 func ConvertJSONValue(t DataType, v any) (any, error) {
+	if x, ok := v.(time.Time); ok && t.Kind == KindTimestampNTZ {
+		// A Go time carries its own wall clock: keep it, zone dropped.
+		return time.Date(x.Year(), x.Month(), x.Day(), x.Hour(), x.Minute(), x.Second(), x.Nanosecond()/1000*1000, time.UTC), nil
+	}
 	v = goValueAsJSON(v)
 	switch t.Kind {
 	case KindString:
@@ -350,6 +397,18 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 			}
 			return ts, nil
 		}
+	case KindTimestampNTZ:
+		if x, ok := v.(string); ok {
+			ts, err := ParseTimestampNTZ(x)
+			if err != nil {
+				return nil, err
+			}
+			return ts, nil
+		}
+	case KindStruct, KindArray, KindMap:
+		return convertNested(t, v)
+	case KindVariant:
+		return nil, errors.New("writing variant values is not supported (only null can be written to a variant column)")
 	case KindDecimal:
 		var s string
 		switch x := v.(type) {

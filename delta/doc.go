@@ -16,10 +16,22 @@
 //     exponential backoff and jitter, a bounded number of times;
 //   - data files get UUID names, are uploaded before the commit and never
 //     overwritten; partition columns live in Hive-style directories, not in
-//     the files; timestamps are INT64 TIMESTAMP(MICROS, UTC), data pages
-//     are version 1;
+//     the files; timestamps are INT64 TIMESTAMP(MICROS, UTC), timestamp_ntz
+//     INT64 TIMESTAMP(MICROS, isAdjustedToUTC=false), data pages are
+//     version 1;
+//   - nested types are stored as Spark writes them: struct as a group,
+//     array as the 3-level LIST, map as MAP with a repeated key_value
+//     group (shred.go does the Dremel levels); flat primitive columns keep
+//     their own fast path. In a Row a struct is []any in field order, an
+//     array []any, a map []MapEntry (ordered), a timestamp_ntz the
+//     wall-clock time.Time in the UTC location (see Row);
+//   - under column mapping (name or id) files, stats and partitionValues
+//     use physical names and Parquet field_id = the mapping id; reads
+//     resolve by physical name, then field id; reads widen narrower file
+//     types to the table's (type widening);
 //   - add actions carry stats (numRecords, minValues, maxValues, nullCount
-//     for the first 32 non-partition columns; strings cut to 32 characters;
+//     for the first 32 non-partition leaf columns, struct leaves nested,
+//     lists and maps with a nullCount only; strings cut to 32 characters;
 //     timestamps at millisecond precision with the min rounded down and the
 //     max rounded up);
 //   - checkpoints every CheckpointInterval versions, then _last_checkpoint:

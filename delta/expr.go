@@ -1390,7 +1390,7 @@ func constant(t DataType, v any) cexpr {
 
 // coerce wraps c so it yields values of type t.
 func coerce(c cexpr, t DataType) cexpr {
-	if c.t == t || c.t.Kind == KindInvalid {
+	if c.t.Equal(t) || c.t.Kind == KindInvalid {
 		return cexpr{t: t, eval: c.eval}
 	}
 	from := c.t

@@ -8,19 +8,19 @@ import (
 	"io"
 	"math/big"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/claimx/claimx-connect/delta/storage"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/format"
 )
 
 // ReadFile reads the live rows of one data file of the snapshot, in the
 // order of the snapshot's schema, with partition values filled in from the
 // add action and columns the file lacks (added later by schema evolution)
-// as null. Rows its deletion vector deletes are dropped. Optimize uses it
-// to rewrite files; de-duplication and tools use it to inspect them.
+// as null. Rows its deletion vector deletes are dropped. Nested columns
+// (struct, array as 3-level or legacy 2-level LIST, map) are assembled into
+// the Row representation. Optimize uses it to rewrite files;
+// de-duplication and tools use it to inspect them.
 func (s *Snapshot) ReadFile(ctx context.Context, store storage.Store, add AddFile) ([]Row, error) {
 	rows, _, err := s.readFileRows(ctx, store, add, s.schema)
 	return rows, err
@@ -67,6 +67,10 @@ type readCol struct {
 	leaf      int // -1: missing from the file
 	tsUnit    int64
 	int96     bool
+	// What the file stores, for type widening (the table type may be wider
+	// than the file's): a DATE leaf, and a decimal's scale (-1: not one).
+	fileDate  bool
+	fileScale int
 }
 
 func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string]*string) ([]Row, error) {
@@ -80,12 +84,7 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		if i < 0 {
 			return nil, fmt.Errorf("partition column %q is not in the schema", pc)
 		}
-		var raw *string
-		for k, v := range pvals {
-			if strings.EqualFold(k, pc) {
-				raw = v
-			}
-		}
+		raw, _ := sc.PartitionValue(pvals, pc)
 		v, err := ParsePartitionValue(sc.types[i], raw)
 		if err != nil {
 			return nil, fmt.Errorf("partition column %q: %w", pc, err)
@@ -93,36 +92,63 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 		isPart[i] = v
 	}
 	fs := f.Schema()
+	// Nested table columns are assembled from their leaves; a file with
+	// repeated leaves has rows of varying length, so its values are split
+	// by column first.
+	repeated := false
 	for _, lc := range fs.Columns() {
 		leaf, _ := fs.Lookup(lc...)
 		if leaf.MaxRepetitionLevel > 0 {
-			return nil, fmt.Errorf("column %s is repeated; only flat files are supported", strings.Join(lc, "."))
+			repeated = true
 		}
 	}
+	nested := map[int]*pqNode{}
+	next := 0
+	top := make([]StructField, len(sc.fields))
+	for i, f := range sc.fields {
+		top[i] = StructField{Name: f.Name, Type: sc.types[i], Nullable: f.Nullable, Metadata: f.Metadata}
+	}
+	fileCol := map[int]parquet.Field{} // table column -> file column
+	for _, fld := range fs.Fields() {
+		i := matchField(top, fld)
+		if i >= 0 {
+			fileCol[i] = fld
+		}
+		if i < 0 || !sc.types[i].Kind.grouped() {
+			next += countLeaves(fld)
+			continue
+		}
+		if _, part := isPart[i]; part {
+			next += countLeaves(fld)
+			continue
+		}
+		nd, err := buildPQNode(fld, sc.types[i], 0, 0, &next)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", sc.fields[i].Name, err)
+		}
+		nested[i] = nd
+	}
+	nLeaves := len(fs.Columns())
 	var cols []readCol
 	for i := range sc.fields {
 		if _, ok := isPart[i]; ok {
 			continue
 		}
-		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1}
-		if leaf, ok := fs.Lookup(sc.fields[i].Name); ok {
-			rc.leaf = leaf.ColumnIndex
-			if lt := leaf.Node.Type().LogicalType(); lt != nil {
-				if ts, ok := lt.Value.(*format.TimestampType); ok {
-					switch ts.Unit.Value.(type) {
-					case *format.MilliSeconds:
-						rc.tsUnit = 1000
-					case *format.NanoSeconds:
-						rc.tsUnit = -1000
-					}
-				}
-			}
-			rc.int96 = leaf.Node.Type().Kind() == parquet.Int96
+		if sc.types[i].Kind.grouped() {
+			continue
+		}
+		rc := readCol{schemaIdx: i, leaf: -1, tsUnit: 1, fileScale: -1}
+		if fld, ok := fileCol[i]; !ok {
+			// Not in the file (added later by schema evolution): null.
+		} else if leaf, ok := fs.Lookup(fld.Name()); ok {
+			rc = readColFor(leaf.Node, leaf.ColumnIndex)
+			rc.schemaIdx = i
 		}
 		cols = append(cols, rc)
 	}
 	var out []Row
 	buf := make([]parquet.Row, 128)
+	asm := assembler{vals: make([][]parquet.Value, nLeaves), pos: make([]int, nLeaves)}
 	for _, rg := range f.RowGroups() {
 		rr := rg.Rows()
 		for {
@@ -132,11 +158,35 @@ func decodeDataFile(data []byte, sc *Schema, partCols []string, pvals map[string
 				for i, v := range isPart {
 					row[i] = v
 				}
+				if repeated || len(nested) > 0 {
+					for l := range asm.vals {
+						asm.vals[l], asm.pos[l] = asm.vals[l][:0], 0
+					}
+					for _, v := range buf[k] {
+						asm.vals[v.Column()] = append(asm.vals[v.Column()], v)
+					}
+					for i, nd := range nested {
+						v, err := asm.assemble(nd)
+						if err != nil {
+							rr.Close()
+							return nil, fmt.Errorf("column %q: %w", sc.fields[i].Name, err)
+						}
+						row[i] = v
+					}
+				}
 				for _, c := range cols {
 					if c.leaf < 0 {
 						continue
 					}
-					v, err := fromParquet(sc.types[c.schemaIdx], buf[k][c.leaf], c)
+					pv := parquet.Value{}
+					if repeated {
+						if len(asm.vals[c.leaf]) > 0 {
+							pv = asm.vals[c.leaf][0]
+						}
+					} else {
+						pv = buf[k][c.leaf]
+					}
+					v, err := fromParquet(sc.types[c.schemaIdx], pv, c)
 					if err != nil {
 						rr.Close()
 						return nil, fmt.Errorf("column %q: %w", sc.fields[c.schemaIdx].Name, err)
@@ -167,23 +217,48 @@ func fromParquet(t DataType, v parquet.Value, c readCol) (any, error) {
 		return string(v.ByteArray()), nil
 	case KindBinary:
 		return bytes.Clone(v.ByteArray()), nil
-	case KindLong:
-		return v.Int64(), nil
-	case KindInteger:
-		return v.Int32(), nil
-	case KindShort:
-		return int16(v.Int32()), nil
+	case KindLong, KindInteger, KindShort:
+		// Type widening: a file may hold a narrower integer than the table.
+		var n int64
+		switch v.Kind() {
+		case parquet.Int32:
+			n = int64(v.Int32())
+		case parquet.Int64:
+			n = v.Int64()
+		default:
+			return nil, fmt.Errorf("file stores %s where the table has %s", v.Kind(), t)
+		}
+		switch t.Kind {
+		case KindLong:
+			return n, nil
+		case KindInteger:
+			return int32(n), nil
+		}
+		return int16(n), nil
 	case KindByte:
 		return int8(v.Int32()), nil
 	case KindFloat:
 		return v.Float(), nil
 	case KindDouble:
+		// Widening from float and from integers (int -> double).
+		switch v.Kind() {
+		case parquet.Float:
+			return float64(v.Float()), nil
+		case parquet.Int32:
+			return float64(v.Int32()), nil
+		case parquet.Int64:
+			return float64(v.Int64()), nil
+		}
 		return v.Double(), nil
 	case KindBoolean:
 		return v.Boolean(), nil
 	case KindDate:
 		return time.Unix(int64(v.Int32())*86400, 0).UTC(), nil
-	case KindTimestamp:
+	case KindTimestamp, KindTimestampNTZ:
+		if c.fileDate && v.Kind() == parquet.Int32 {
+			// Widened from date: midnight of that day.
+			return time.Unix(int64(v.Int32())*86400, 0).UTC(), nil
+		}
 		if c.int96 {
 			// INT96: nanoseconds of the day, then the Julian day.
 			i := v.Int96()
@@ -212,6 +287,10 @@ func fromParquet(t DataType, v parquet.Value, c readCol) (any, error) {
 			if len(b) > 0 && b[0]&0x80 != 0 {
 				u.Sub(u, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
 			}
+		}
+		if c.fileScale >= 0 && c.fileScale < t.Scale {
+			// Widened decimal: same value at the table's larger scale.
+			u.Mul(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(t.Scale-c.fileScale)), nil))
 		}
 		return Decimal{Unscaled: u, Scale: t.Scale}, nil
 	}
@@ -265,6 +344,8 @@ func ParsePartitionValue(t DataType, s *string) (any, error) {
 		return ParseDate(v)
 	case KindTimestamp:
 		return ParseTimestamp(v)
+	case KindTimestampNTZ:
+		return ParseTimestampNTZ(v)
 	case KindDecimal:
 		return ParseDecimal(v, t.Precision, t.Scale)
 	}

@@ -5,124 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
-
-// Kind is the primitive Delta type of a column.
-type Kind uint8
-
-// The primitive Delta types this engine reads and writes. Nested types
-// (struct, array, map) and timestamp_ntz are not supported: a table that uses
-// them is refused when opened for writing.
-const (
-	KindInvalid Kind = iota
-	KindString
-	KindLong
-	KindInteger
-	KindShort
-	KindByte
-	KindFloat
-	KindDouble
-	KindBoolean
-	KindBinary
-	KindDate
-	KindTimestamp
-	KindDecimal
-)
-
-var kindNames = map[Kind]string{
-	KindString:    "string",
-	KindLong:      "long",
-	KindInteger:   "integer",
-	KindShort:     "short",
-	KindByte:      "byte",
-	KindFloat:     "float",
-	KindDouble:    "double",
-	KindBoolean:   "boolean",
-	KindBinary:    "binary",
-	KindDate:      "date",
-	KindTimestamp: "timestamp",
-	KindDecimal:   "decimal",
-}
-
-// String returns the protocol name of the kind.
-func (k Kind) String() string {
-	if n, ok := kindNames[k]; ok {
-		return n
-	}
-	return "invalid"
-}
-
-// DataType is a parsed Delta primitive type. Precision and Scale are only
-// meaningful for KindDecimal.
-type DataType struct {
-	Kind      Kind
-	Precision int
-	Scale     int
-}
-
-// String returns the type as the protocol spells it, e.g. "decimal(10,2)".
-func (t DataType) String() string {
-	if t.Kind == KindDecimal {
-		return fmt.Sprintf("decimal(%d,%d)", t.Precision, t.Scale)
-	}
-	return t.Kind.String()
-}
-
-// ParseType parses a protocol type name: string, long, integer, short, byte,
-// float, double, boolean, binary, date, timestamp or decimal(p,s). The common
-// aliases int, bigint, smallint, tinyint and bool are accepted because
-// schema files are written by people used to SQL.
-func ParseType(s string) (DataType, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	switch t {
-	case "string":
-		return DataType{Kind: KindString}, nil
-	case "long", "bigint":
-		return DataType{Kind: KindLong}, nil
-	case "integer", "int":
-		return DataType{Kind: KindInteger}, nil
-	case "short", "smallint":
-		return DataType{Kind: KindShort}, nil
-	case "byte", "tinyint":
-		return DataType{Kind: KindByte}, nil
-	case "float":
-		return DataType{Kind: KindFloat}, nil
-	case "double":
-		return DataType{Kind: KindDouble}, nil
-	case "boolean", "bool":
-		return DataType{Kind: KindBoolean}, nil
-	case "binary":
-		return DataType{Kind: KindBinary}, nil
-	case "date":
-		return DataType{Kind: KindDate}, nil
-	case "timestamp":
-		return DataType{Kind: KindTimestamp}, nil
-	case "decimal":
-		// Spark's default for a bare DECIMAL.
-		return DataType{Kind: KindDecimal, Precision: 10, Scale: 0}, nil
-	}
-	if strings.HasPrefix(t, "decimal(") && strings.HasSuffix(t, ")") {
-		inner := strings.TrimSuffix(strings.TrimPrefix(t, "decimal("), ")")
-		ps := strings.Split(inner, ",")
-		if len(ps) != 2 {
-			return DataType{}, fmt.Errorf("parsing type %q: decimal needs (precision,scale)", s)
-		}
-		p, err1 := strconv.Atoi(strings.TrimSpace(ps[0]))
-		sc, err2 := strconv.Atoi(strings.TrimSpace(ps[1]))
-		if err1 != nil || err2 != nil {
-			return DataType{}, fmt.Errorf("parsing type %q: precision and scale must be integers", s)
-		}
-		if p < 1 || p > 38 || sc < 0 || sc > p {
-			return DataType{}, fmt.Errorf("parsing type %q: need 1 <= precision <= 38 and 0 <= scale <= precision", s)
-		}
-		return DataType{Kind: KindDecimal, Precision: p, Scale: sc}, nil
-	}
-	return DataType{}, fmt.Errorf("parsing type %q: unsupported Delta type (want string, long, integer, short, byte, float, double, boolean, binary, date, timestamp or decimal(p,s))", s)
-}
 
 // Field is one top-level column.
 type Field struct {
@@ -132,6 +18,11 @@ type Field struct {
 	// Metadata is the column metadata of the Spark schema, kept as read so a
 	// schema round-trips; this engine writes none.
 	Metadata map[string]any `json:"metadata,omitempty" yaml:"metadata,omitempty"`
+	// DataType, when set, is the parsed type and wins over Type: it carries
+	// what the DDL string cannot (nested nullability and nested field
+	// metadata). Fields() sets it so a schema rebuilt from its fields loses
+	// nothing.
+	DataType *DataType `json:"-" yaml:"-"`
 }
 
 // Schema is an ordered list of top-level primitive columns. Build it with
@@ -174,9 +65,17 @@ func NewSchema(fields []Field) (*Schema, error) {
 		if err := ValidateColumnName(f.Name); err != nil {
 			return nil, fmt.Errorf("building schema: column %d: %w", i, err)
 		}
-		t, err := ParseType(f.Type)
-		if err != nil {
-			return nil, fmt.Errorf("building schema: column %q: %w", f.Name, err)
+		var t DataType
+		if f.DataType != nil {
+			t = f.DataType.clone()
+			if err := validateStruct(t, f.Name); err != nil {
+				return nil, fmt.Errorf("building schema: column %q: %w", f.Name, err)
+			}
+		} else {
+			var err error
+			if t, err = ParseType(f.Type); err != nil {
+				return nil, fmt.Errorf("building schema: column %q: %w", f.Name, err)
+			}
 		}
 		key := strings.ToLower(f.Name)
 		if j, dup := s.index[key]; dup {
@@ -184,6 +83,7 @@ func NewSchema(fields []Field) (*Schema, error) {
 		}
 		s.index[key] = i
 		f.Type = t.String()
+		f.DataType = nil
 		s.fields[i] = f
 		s.types[i] = t
 	}
@@ -202,10 +102,15 @@ func MustSchema(fields ...Field) *Schema {
 // Len returns the number of columns.
 func (s *Schema) Len() int { return len(s.fields) }
 
-// Fields returns a copy of the columns in order.
+// Fields returns a copy of the columns in order, each with its DataType
+// set (a deep copy).
 func (s *Schema) Fields() []Field {
 	out := make([]Field, len(s.fields))
 	copy(out, s.fields)
+	for i := range out {
+		t := s.types[i].clone()
+		out[i].DataType = &t
+	}
 	return out
 }
 
@@ -243,7 +148,7 @@ func (s *Schema) Equal(o *Schema) bool {
 		return false
 	}
 	for i := range s.fields {
-		if s.fields[i].Name != o.fields[i].Name || s.types[i] != o.types[i] || s.fields[i].Nullable != o.fields[i].Nullable {
+		if s.fields[i].Name != o.fields[i].Name || !s.types[i].Equal(o.types[i]) || s.fields[i].Nullable != o.fields[i].Nullable {
 			return false
 		}
 	}
@@ -251,17 +156,101 @@ func (s *Schema) Equal(o *Schema) bool {
 }
 
 // schemaFileField is one entry of a schema file; Nullable is a pointer so
-// that a missing key means nullable.
+// that a missing key means nullable. Type is a DDL string (e.g.
+// "array<string>") or, in the nested form, "struct" with fields, "array"
+// with elementType, "map" with keyType and valueType.
 type schemaFileField struct {
-	Name     string `json:"name" yaml:"name"`
-	Type     string `json:"type" yaml:"type"`
-	Nullable *bool  `json:"nullable" yaml:"nullable"`
+	Name              string            `json:"name" yaml:"name"`
+	Nullable          *bool             `json:"nullable" yaml:"nullable"`
+	Metadata          map[string]any    `json:"metadata" yaml:"metadata"`
+	Type              string            `json:"type" yaml:"type"`
+	Fields            []schemaFileField `json:"fields" yaml:"fields"`
+	ElementType       *schemaFileType   `json:"elementType" yaml:"elementType"`
+	ContainsNull      *bool             `json:"containsNull" yaml:"containsNull"`
+	KeyType           *schemaFileType   `json:"keyType" yaml:"keyType"`
+	ValueType         *schemaFileType   `json:"valueType" yaml:"valueType"`
+	ValueContainsNull *bool             `json:"valueContainsNull" yaml:"valueContainsNull"`
+}
+
+// dataType is the field's type (the field's keys are a schemaFileType's).
+func (f *schemaFileField) dataType() (DataType, error) {
+	t := schemaFileType{Type: f.Type, Fields: f.Fields, ElementType: f.ElementType, ContainsNull: f.ContainsNull,
+		KeyType: f.KeyType, ValueType: f.ValueType, ValueContainsNull: f.ValueContainsNull}
+	return t.dataType()
+}
+
+// schemaFileType is a type in a schema file: a DDL string, or a mapping.
+type schemaFileType struct {
+	Type              string            `json:"type" yaml:"type"`
+	Fields            []schemaFileField `json:"fields" yaml:"fields"`
+	ElementType       *schemaFileType   `json:"elementType" yaml:"elementType"`
+	ContainsNull      *bool             `json:"containsNull" yaml:"containsNull"`
+	KeyType           *schemaFileType   `json:"keyType" yaml:"keyType"`
+	ValueType         *schemaFileType   `json:"valueType" yaml:"valueType"`
+	ValueContainsNull *bool             `json:"valueContainsNull" yaml:"valueContainsNull"`
+}
+
+// UnmarshalYAML accepts a plain string (a DDL type) or the mapping form.
+func (t *schemaFileType) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		t.Type = n.Value
+		return nil
+	}
+	type plain schemaFileType
+	return n.Decode((*plain)(t))
+}
+
+func orTrue(b *bool) bool { return b == nil || *b }
+
+func (t *schemaFileType) dataType() (DataType, error) {
+	switch strings.ToLower(strings.TrimSpace(t.Type)) {
+	case "struct":
+		if len(t.Fields) == 0 {
+			break // "struct" alone is not a type; let ParseType say so
+		}
+		fs := make([]StructField, len(t.Fields))
+		for i, f := range t.Fields {
+			ft, err := f.dataType()
+			if err != nil {
+				return DataType{}, fmt.Errorf("field %q: %w", f.Name, err)
+			}
+			fs[i] = StructField{Name: f.Name, Type: ft, Nullable: orTrue(f.Nullable), Metadata: f.Metadata}
+		}
+		return StructOf(fs...), nil
+	case "array":
+		if t.ElementType == nil {
+			return DataType{}, errors.New("array needs elementType")
+		}
+		e, err := t.ElementType.dataType()
+		if err != nil {
+			return DataType{}, fmt.Errorf("array element: %w", err)
+		}
+		return ArrayOf(e, orTrue(t.ContainsNull)), nil
+	case "map":
+		if t.KeyType == nil || t.ValueType == nil {
+			return DataType{}, errors.New("map needs keyType and valueType")
+		}
+		k, err := t.KeyType.dataType()
+		if err != nil {
+			return DataType{}, fmt.Errorf("map key: %w", err)
+		}
+		v, err := t.ValueType.dataType()
+		if err != nil {
+			return DataType{}, fmt.Errorf("map value: %w", err)
+		}
+		return MapOf(k, v, orTrue(t.ValueContainsNull)), nil
+	}
+	return ParseType(t.Type)
 }
 
 // ParseSchemaFile parses the schema file format `delta create --schema`
-// reads: a YAML or JSON list of {name, type, nullable} where nullable
-// defaults to true. A Spark JSON schema ({"type":"struct","fields":[...]})
-// is accepted too.
+// reads: a YAML or JSON list of {name, type, nullable, metadata} where
+// nullable defaults to true and type is a Spark DDL type (string,
+// decimal(10,2), array<string>, map<string,long>,
+// struct<a:long,b:array<string>>, …) or the nested form (type: struct with
+// fields, type: array with elementType and containsNull, type: map with
+// keyType, valueType and valueContainsNull). A Spark JSON schema
+// ({"type":"struct","fields":[...]}) is accepted too.
 func ParseSchemaFile(data []byte) (*Schema, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
@@ -276,11 +265,11 @@ func ParseSchemaFile(data []byte) (*Schema, error) {
 	}
 	fields := make([]Field, len(list))
 	for i, f := range list {
-		nullable := true
-		if f.Nullable != nil {
-			nullable = *f.Nullable
+		t, err := f.dataType()
+		if err != nil {
+			return nil, fmt.Errorf("parsing schema file: column %q: %w", f.Name, err)
 		}
-		fields[i] = Field{Name: f.Name, Type: f.Type, Nullable: nullable}
+		fields[i] = Field{Name: f.Name, Type: t.String(), Nullable: orTrue(f.Nullable), Metadata: f.Metadata, DataType: &t}
 	}
 	s, err := NewSchema(fields)
 	if err != nil {
@@ -302,7 +291,7 @@ type sparkStruct struct {
 }
 
 // ParseSchemaString parses a Spark JSON schema, the metaData.schemaString of
-// the log. Nested types are reported as unsupported.
+// the log, nested types included (field metadata kept at every level).
 func ParseSchemaString(s string) (*Schema, error) {
 	var st sparkStruct
 	if err := json.Unmarshal([]byte(s), &st); err != nil {
@@ -313,11 +302,11 @@ func ParseSchemaString(s string) (*Schema, error) {
 	}
 	fields := make([]Field, len(st.Fields))
 	for i, f := range st.Fields {
-		var name string
-		if err := json.Unmarshal(f.Type, &name); err != nil {
-			return nil, fmt.Errorf("parsing schemaString: column %q has a nested type (%s), which this engine does not support", f.Name, truncate(string(f.Type), 80))
+		t, err := typeFromSparkJSON(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("parsing schemaString: column %q: %w", f.Name, err)
 		}
-		fields[i] = Field{Name: f.Name, Type: name, Nullable: f.Nullable, Metadata: f.Metadata}
+		fields[i] = Field{Name: f.Name, Type: t.String(), Nullable: f.Nullable, Metadata: f.Metadata, DataType: &t}
 	}
 	sc, err := NewSchema(fields)
 	if err != nil {
@@ -329,14 +318,9 @@ func ParseSchemaString(s string) (*Schema, error) {
 // SchemaString returns the Spark JSON schema, as stored in
 // metaData.schemaString.
 func (s *Schema) SchemaString() string {
-	st := sparkStruct{Type: "struct", Fields: make([]sparkField, len(s.fields))}
+	st := orderedStruct{Type: "struct", Fields: make([]orderedField, len(s.fields))}
 	for i, f := range s.fields {
-		tb, _ := json.Marshal(s.types[i].String())
-		md := f.Metadata
-		if md == nil {
-			md = map[string]any{}
-		}
-		st.Fields[i] = sparkField{Name: f.Name, Type: tb, Nullable: f.Nullable, Metadata: md}
+		st.Fields[i] = orderedField{Name: f.Name, Type: s.types[i].sparkJSON(), Nullable: f.Nullable, Metadata: nonNilMetadata(f.Metadata)}
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -364,8 +348,10 @@ func (s *Schema) String() string {
 }
 
 // mergeSchemas returns the table schema widened by the columns of in that it
-// lacks (appended at the end, nullable), or an error for any change a plain
-// append cannot make: a type change of an existing column.
+// lacks (appended at the end, nullable) and by the nested struct fields of
+// in that an existing struct column lacks (at any depth, nullable), or an
+// error for any change a plain append cannot make: a type change of an
+// existing column or nested field, named by its path.
 // added reports whether the result differs from table.
 func mergeSchemas(table, in *Schema) (merged *Schema, added bool, err error) {
 	fields := table.Fields()
@@ -375,6 +361,8 @@ func mergeSchemas(table, in *Schema) (merged *Schema, added bool, err error) {
 			nf := f
 			nf.Nullable = true
 			nf.Metadata = nil
+			t := in.types[i].clone()
+			nf.DataType = &t
 			fields = append(fields, nf)
 			added = true
 			continue
@@ -382,8 +370,13 @@ func mergeSchemas(table, in *Schema) (merged *Schema, added bool, err error) {
 		if table.fields[j].Name != f.Name {
 			return nil, false, fmt.Errorf("column %q differs only in case from table column %q", f.Name, table.fields[j].Name)
 		}
-		if table.types[j] != in.types[i] {
-			return nil, false, fmt.Errorf("column %q has type %s in the batch but %s in the table (type changes are not supported)", f.Name, in.types[i], table.types[j])
+		mt, changed, err := mergeTypes(table.types[j], in.types[i], f.Name)
+		if err != nil {
+			return nil, false, err
+		}
+		if changed {
+			fields[j].DataType = &mt
+			added = true
 		}
 	}
 	if !added {
@@ -394,6 +387,62 @@ func mergeSchemas(table, in *Schema) (merged *Schema, added bool, err error) {
 		return nil, false, err
 	}
 	return m, true, nil
+}
+
+// mergeTypes returns table widened by the struct fields of in it lacks, at
+// any depth; any other difference is an error naming path.
+func mergeTypes(table, in DataType, path string) (DataType, bool, error) {
+	if table.Kind != in.Kind {
+		return DataType{}, false, fmt.Errorf("column %q has type %s in the batch but %s in the table (type changes are not supported)", path, in, table)
+	}
+	switch table.Kind {
+	case KindStruct:
+		out := table.clone()
+		changed := false
+		for _, f := range in.Fields {
+			j := out.FieldIndex(f.Name)
+			if j < 0 {
+				out.Fields = append(out.Fields, StructField{Name: f.Name, Type: f.Type.clone(), Nullable: true})
+				changed = true
+				continue
+			}
+			if out.Fields[j].Name != f.Name {
+				return DataType{}, false, fmt.Errorf("field %q differs only in case from table field %q", joinPath(path, f.Name), joinPath(path, out.Fields[j].Name))
+			}
+			mt, c, err := mergeTypes(out.Fields[j].Type, f.Type, joinPath(path, f.Name))
+			if err != nil {
+				return DataType{}, false, err
+			}
+			if c {
+				out.Fields[j].Type = mt
+				changed = true
+			}
+		}
+		return out, changed, nil
+	case KindArray:
+		e, c, err := mergeTypes(*table.Elem, *in.Elem, path+"[]")
+		if err != nil || !c {
+			return table, false, err
+		}
+		out := table.clone()
+		out.Elem = &e
+		return out, true, nil
+	case KindMap:
+		if !table.Key.Equal(*in.Key) {
+			return DataType{}, false, fmt.Errorf("column %q has type %s in the batch but %s in the table (type changes are not supported)", path, in, table)
+		}
+		v, c, err := mergeTypes(*table.Value, *in.Value, path+".value")
+		if err != nil || !c {
+			return table, false, err
+		}
+		out := table.clone()
+		out.Value = &v
+		return out, true, nil
+	}
+	if !table.Equal(in) {
+		return DataType{}, false, fmt.Errorf("column %q has type %s in the batch but %s in the table (type changes are not supported)", path, in, table)
+	}
+	return table, false, nil
 }
 
 func truncate(s string, n int) string {

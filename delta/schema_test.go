@@ -27,7 +27,13 @@ func TestParseSchemaFile(t *testing.T) {
 		{name: "equals sign", in: "- {name: 'a=b', type: string}", wantErr: "not allow"},
 		{name: "unknown key", in: "- {name: a, type: string, nulable: false}", wantErr: "nulable"},
 		{name: "empty", in: "[]", wantErr: "no columns"},
-		{name: "nested spark type", in: `{"type":"struct","fields":[{"name":"x","type":{"type":"array","elementType":"string","containsNull":true},"nullable":true,"metadata":{}}]}`, wantErr: "nested type"},
+		{name: "nested spark type", in: `{"type":"struct","fields":[{"name":"x","type":{"type":"array","elementType":"string","containsNull":true},"nullable":true,"metadata":{}}]}`, want: "x array<string>"},
+		{name: "ddl nested", in: "- {name: m, type: 'map<string, long>'}\n- {name: s, type: 'struct<a:long,b:array<string>>', nullable: false}", want: "m map<string,long>, s struct<a:long,b:array<string>> not null"},
+		{name: "ddl bad nesting", in: "- {name: m, type: 'array<string'}", wantErr: "expected '>'"},
+		{name: "ddl duplicate nested field", in: "- {name: s, type: 'struct<a:long,A:string>'}", wantErr: "duplicates"},
+		{name: "timestamp_ntz", in: "- {name: t, type: timestamp_ntz}", want: "t timestamp_ntz"},
+		{name: "nested yaml form", in: "- name: s\n  type: struct\n  fields:\n    - {name: a, type: long, nullable: false}\n    - name: tags\n      type: array\n      elementType: string\n      containsNull: false\n- name: m\n  type: map\n  keyType: string\n  valueType: {type: array, elementType: 'decimal(5,1)'}", want: "s struct<a:long,tags:array<string>>, m map<string,array<decimal(5,1)>>"},
+		{name: "nested yaml array without element", in: "- {name: x, type: array}", wantErr: "elementType"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

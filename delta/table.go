@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -423,8 +424,19 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 			return nil, nil, nil, fmt.Errorf("%w: %w", ErrSchemaMismatch, err)
 		}
 		if added {
-			target = merged
 			md := t.snap.metadata
+			// Under column mapping new fields get the next ids and
+			// col-<uuid> physical names; maxColumnId moves with them.
+			cm, maxID, assigned, err := AssignColumnMapping(merged, md.Configuration)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if assigned {
+				merged = cm
+				md.Configuration = maps.Clone(md.Configuration)
+				md.Configuration[ColumnMappingMaxIDKey] = strconv.FormatInt(maxID, 10)
+			}
+			target = merged
 			md.SchemaString = merged.SchemaString()
 			newMeta = &md
 		}
@@ -434,13 +446,17 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 			if j < 0 {
 				return nil, nil, nil, fmt.Errorf("%w: column %q is not in the table (schema evolution mode is none)", ErrSchemaMismatch, f.Name)
 			}
-			if table.types[j] != in.types[i] {
+			if !table.types[j].Equal(in.types[i]) {
 				return nil, nil, nil, fmt.Errorf("%w: column %q has type %s in the batch but %s in the table", ErrSchemaMismatch, f.Name, in.types[i], table.types[j])
 			}
 		}
 	}
 	// Map batch columns onto target positions.
 	src := make([]int, len(target.fields))
+	// reshape marks nested columns whose batch type differs from the
+	// target's (schema evolution added nested fields): their values are
+	// rebuilt in the target's field order.
+	reshape := make([]bool, len(target.fields))
 	identity := len(in.fields) == len(target.fields)
 	for i, f := range target.fields {
 		src[i] = in.Index(f.Name)
@@ -448,6 +464,10 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 			return nil, nil, nil, fmt.Errorf("%w: the batch lacks non-nullable column %q", ErrSchemaMismatch, f.Name)
 		}
 		if src[i] != i {
+			identity = false
+		}
+		if src[i] >= 0 && target.types[i].Kind.Nested() && !target.types[i].Equal(in.types[src[i]]) {
+			reshape[i] = true
 			identity = false
 		}
 	}
@@ -463,6 +483,9 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 		for i, s := range src {
 			if s >= 0 {
 				nr[i] = r[s]
+				if reshape[i] {
+					nr[i] = reshapeValue(in.types[s], target.types[i], nr[i])
+				}
 			}
 		}
 		rows[ri] = nr

@@ -105,6 +105,9 @@ func ParquetNode(t DataType, nullable bool) parquet.Node {
 		// time.Time and MILLIS for a bare timestamp tag, and Spark rejects
 		// INT64 NANOS.
 		n = parquet.TimestampAdjusted(parquet.Microsecond, true)
+	case KindTimestampNTZ:
+		// Wall-clock micros, isAdjustedToUTC=false, as Spark writes it.
+		n = parquet.TimestampAdjusted(parquet.Microsecond, false)
 	case KindDecimal:
 		switch {
 		case t.Precision <= 9:
@@ -141,6 +144,14 @@ type dataLayout struct {
 	leaf      []int // parquet leaf index per dataCols entry
 	pq        *parquet.Schema
 	statsCols int // how many of dataCols get min/max/nullCount
+	// nested holds, per dataCols entry, the shredding tree of a nested
+	// column (nil for flat columns); nestedLeaf marks their leaf columns.
+	nested       []*pqNode
+	nestedLeaf   []bool
+	numStatNodes int // statistics slots of nested columns
+	// statsOn, when delta.dataSkippingStatsColumns is set, says which
+	// dataCols get statistics (it overrides the leaf count).
+	statsOn []bool
 }
 
 func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string) (*dataLayout, error) {
@@ -154,6 +165,9 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		if sc.types[i].Kind == KindBinary {
 			return nil, fmt.Errorf("partition column %q: binary partition columns are not supported", pc)
 		}
+		if sc.types[i].Kind.grouped() {
+			return nil, fmt.Errorf("partition column %q: a %s column cannot be a partition column", pc, sc.types[i].Kind)
+		}
 		isPart[i] = true
 		l.partCols = append(l.partCols, i)
 	}
@@ -163,18 +177,42 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 			continue
 		}
 		l.dataCols = append(l.dataCols, i)
-		g[sc.fields[i].Name] = ParquetNode(sc.types[i], sc.fields[i].Nullable)
+		// Column mapping: stored under the physical name, with field_id.
+		f := &sc.fields[i]
+		if sc.types[i].Kind.grouped() {
+			g[PhysicalName(f.Name, f.Metadata)] = withFieldID(nestedParquetNode(sc.types[i], f.Nullable), f.Metadata)
+			continue
+		}
+		g[PhysicalName(f.Name, f.Metadata)] = withFieldID(ParquetNode(sc.types[i], f.Nullable), f.Metadata)
 	}
 	if len(l.dataCols) == 0 {
 		return nil, fmt.Errorf("every column is a partition column; a data file needs at least one other column")
 	}
 	l.pq = parquet.NewSchema("spark_schema", g)
-	for _, i := range l.dataCols {
-		lc, ok := l.pq.Lookup(sc.fields[i].Name)
+	l.nested = make([]*pqNode, len(l.dataCols))
+	for j, i := range l.dataCols {
+		if sc.types[i].Kind.grouped() {
+			nd, err := nestedLayout(l.pq, PhysicalName(sc.fields[i].Name, sc.fields[i].Metadata), sc.types[i])
+			if err != nil {
+				return nil, fmt.Errorf("building parquet schema: column %q: %w", sc.fields[i].Name, err)
+			}
+			l.nested[j] = nd
+			l.leaf = append(l.leaf, nd.leaves[0])
+			continue
+		}
+		lc, ok := l.pq.Lookup(PhysicalName(sc.fields[i].Name, sc.fields[i].Metadata))
 		if !ok {
 			return nil, fmt.Errorf("building parquet schema: column %q not found", sc.fields[i].Name)
 		}
 		l.leaf = append(l.leaf, lc.ColumnIndex)
+	}
+	l.nestedLeaf = make([]bool, len(l.pq.Columns()))
+	for _, nd := range l.nested {
+		if nd != nil {
+			for _, c := range nd.leaves {
+				l.nestedLeaf[c] = true
+			}
+		}
 	}
 	l.statsCols = len(l.dataCols)
 	if v, ok := conf["delta.dataSkippingNumIndexedCols"]; ok {
@@ -187,6 +225,33 @@ func newDataLayout(sc *Schema, partitionColumns []string, conf map[string]string
 		}
 	} else if l.statsCols > 32 {
 		l.statsCols = 32
+	}
+	if v := strings.TrimSpace(conf["delta.dataSkippingStatsColumns"]); v != "" {
+		l.applyStatsColumns(v)
+		return l, nil
+	}
+	if l.nestedStats() {
+		// Nested columns count their leaves toward the limit, in schema
+		// order, as Spark does.
+		limit := 32
+		if v, ok := conf["delta.dataSkippingNumIndexedCols"]; ok {
+			limit, _ = strconv.Atoi(strings.TrimSpace(v))
+			if limit < 0 {
+				limit = math.MaxInt
+			}
+		}
+		l.statsCols = 0
+		for j := range l.dataCols {
+			if limit <= 0 {
+				break
+			}
+			l.statsCols = j + 1
+			if nd := l.nested[j]; nd != nil {
+				l.assignStatNodes(nd, &limit)
+				continue
+			}
+			limit--
+		}
 	}
 	return l, nil
 }
@@ -209,6 +274,15 @@ func unsafeBytes(s string) []byte {
 		return []byte{}
 	}
 	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// wallMicros is the wall-clock reading of t as microseconds since
+// 1970-01-01T00:00, whatever t's location: a timestamp_ntz is never
+// converted between zones.
+func wallMicros(t time.Time) int64 {
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	return time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), time.UTC).UnixMicro()
 }
 
 func daysSinceEpoch(t time.Time) int64 {
@@ -249,7 +323,7 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 			}
 		}
 		return parquet.ByteArrayValue(unsafeBytes(s)), nil
-	case KindLong, KindInteger, KindShort, KindByte, KindDate, KindTimestamp:
+	case KindLong, KindInteger, KindShort, KindByte, KindDate, KindTimestamp, KindTimestampNTZ:
 		var n int64
 		switch x := v.(type) {
 		case int64:
@@ -276,6 +350,8 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 			switch t.Kind {
 			case KindTimestamp:
 				n = x.UnixMicro()
+			case KindTimestampNTZ:
+				n = wallMicros(x)
 			case KindDate:
 				n = daysSinceEpoch(x)
 				if n < math.MinInt32 || n > math.MaxInt32 {
@@ -296,7 +372,7 @@ func encodeValue(f *Field, t DataType, v any, st *colStats, wantStats bool) (par
 				st.maxI = n
 			}
 		}
-		if t.Kind == KindLong || t.Kind == KindTimestamp {
+		if t.Kind == KindLong || t.Kind == KindTimestamp || t.Kind == KindTimestampNTZ {
 			return parquet.Int64Value(n), nil
 		}
 		return parquet.Int32Value(int32(n)), nil
@@ -426,6 +502,8 @@ type fileWriter struct {
 	// parquet leaf): they go to the column writers directly, skipping the
 	// row-to-column split parquet.Writer.WriteRows would do.
 	colBuf     [][]parquet.Value
+	nestedLen  []int      // values pending per nested leaf column
+	nstats     []colStats // by pqNode.statIdx
 	pending    []Row
 	pendingIdx []int
 	nbuf       int
@@ -442,13 +520,15 @@ func newFileWriter(l *dataLayout, opts WriterOptions, store storage.Store, dir s
 		return nil, err
 	}
 	fw := &fileWriter{layout: l, opts: opts, codec: codec, ext: ext, store: store, dir: dir, pvals: pvals, now: now, fileSeq: seq}
-	n := len(l.dataCols)
 	fw.chunkLimit = max(1, min(opts.RowGroupBytes, opts.TargetFileSize)/8)
 	fw.chunkRows = 64 // until the first chunk tells the row size
-	fw.colBuf = make([][]parquet.Value, n)
+	fw.colBuf = make([][]parquet.Value, len(l.nestedLeaf))
 	for i := range fw.colBuf {
-		fw.colBuf[i] = make([]parquet.Value, writeChunk)
+		if !l.nestedLeaf[i] {
+			fw.colBuf[i] = make([]parquet.Value, writeChunk)
+		}
 	}
+	fw.nestedLen = make([]int, len(fw.colBuf))
 	return fw, nil
 }
 
@@ -463,6 +543,7 @@ func (fw *fileWriter) start() {
 		parquet.CreatedBy("claimx-connect", "", ""),
 	)
 	fw.stats = make([]colStats, len(fw.layout.dataCols))
+	fw.nstats = make([]colStats, fw.layout.numStatNodes)
 	fw.rows, fw.rgBytes, fw.rgRows = 0, 0, 0
 }
 
@@ -502,9 +583,17 @@ func (fw *fileWriter) encodeChunk() (int64, error) {
 	for j, ci := range l.dataCols {
 		f := &sc.fields[ci]
 		t := sc.types[ci]
+		if nd := l.nested[j]; nd != nil {
+			sz, err := fw.shredChunk(j, nd, f)
+			if err != nil {
+				return 0, err
+			}
+			size += sz
+			continue
+		}
 		leaf := l.leaf[j]
 		st := &fw.stats[j]
-		want := j < l.statsCols
+		want := j < l.statsCols && (l.statsOn == nil || l.statsOn[j])
 		dst := fw.colBuf[leaf][:n]
 		def := 0
 		if f.Nullable {
@@ -696,7 +785,12 @@ func (fw *fileWriter) writeColumns() error {
 	fw.pending, fw.pendingIdx = fw.pending[:0], fw.pendingIdx[:0]
 	cws := fw.w.ColumnWriters()
 	for c, vals := range fw.colBuf {
-		if _, err := cws[c].WriteRowValues(vals[:fw.nbuf]); err != nil {
+		if fw.layout.nestedLeaf[c] {
+			vals = vals[:fw.nestedLen[c]]
+		} else {
+			vals = vals[:fw.nbuf]
+		}
+		if _, err := cws[c].WriteRowValues(vals); err != nil {
 			return fmt.Errorf("encoding parquet column %d: %w", c, err)
 		}
 	}
@@ -731,8 +825,16 @@ func (fw *fileWriter) statsJSON() string {
 		b = append(b, `":{`...)
 		first := true
 		for j := 0; j < l.statsCols; j++ {
+			if l.statsOn != nil && !l.statsOn[j] {
+				continue
+			}
 			st := &fw.stats[j]
-			if pass < 2 && (!st.has || st.noMinMax) {
+			if pass < 2 && (!st.has || st.noMinMax) && l.nested[j] == nil {
+				continue
+			}
+			if nd := l.nested[j]; nd != nil {
+				ci := l.dataCols[j]
+				b = fw.appendNestedStats(b, nd, PhysicalName(sc.fields[ci].Name, sc.fields[ci].Metadata), pass, &first)
 				continue
 			}
 			ci := l.dataCols[j]
@@ -740,7 +842,7 @@ func (fw *fileWriter) statsJSON() string {
 				b = append(b, ',')
 			}
 			first = false
-			b = jsontext.AppendString(b, sc.fields[ci].Name, true)
+			b = jsontext.AppendString(b, PhysicalName(sc.fields[ci].Name, sc.fields[ci].Metadata), true)
 			b = append(b, ':')
 			if pass == 2 {
 				b = strconv.AppendInt(b, st.nulls, 10)
@@ -786,6 +888,15 @@ func appendStatValue(b []byte, t DataType, st *colStats, isMax bool) []byte {
 			ms = -floorDiv(-us, 1000)
 		}
 		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")...), '"')
+	case KindTimestampNTZ:
+		// Same millisecond bounds as timestamp, without a zone suffix.
+		us := st.minI
+		ms := floorDiv(us, 1000)
+		if isMax {
+			us = st.maxI
+			ms = -floorDiv(-us, 1000)
+		}
+		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000")...), '"')
 	case KindFloat, KindDouble:
 		x := st.minF
 		if isMax {
@@ -943,6 +1054,8 @@ func partitionString(col Field, t DataType, v any) (*string, error) {
 			s = time.Unix(daysSinceEpoch(x)*86400, 0).UTC().Format("2006-01-02")
 		case KindTimestamp:
 			s = x.UTC().Format("2006-01-02T15:04:05.000000Z")
+		case KindTimestampNTZ:
+			s = x.Format("2006-01-02 15:04:05.000000")
 		default:
 			return nil, typeError(col, t, v)
 		}
@@ -1078,7 +1191,9 @@ func writeDataFiles(ctx context.Context, store storage.Store, l *dataLayout, row
 	}
 	partNames := make([]string, len(l.partCols))
 	for k, ci := range l.partCols {
-		partNames[k] = l.schema.fields[ci].Name
+		// add.partitionValues keys (and directories) use the physical
+		// name under column mapping.
+		partNames[k] = PhysicalName(l.schema.fields[ci].Name, l.schema.fields[ci].Metadata)
 	}
 	var seq atomic.Int64
 	results := make([][]writtenFile, len(groups))

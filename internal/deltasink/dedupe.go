@@ -53,18 +53,12 @@ func newDedupeIndex(column string, maxParts int) *dedupeIndex {
 	return &dedupeIndex{column: column, maxParts: maxParts, seed: maphash.MakeSeed(), parts: map[string]*dedupePart{}}
 }
 
-func partKey(pvals map[string]*string, cols []string) string {
+// partKey renders partition values (keyed by logical name, or by physical
+// name as add actions of column-mapping tables are) as one string.
+func partKey(sc *delta.Schema, pvals map[string]*string, cols []string) string {
 	var b strings.Builder
 	for _, c := range cols {
-		v, ok := pvals[c]
-		if !ok {
-			for k, x := range pvals {
-				if strings.EqualFold(k, c) {
-					v, ok = x, true
-					break
-				}
-			}
-		}
+		v, _ := sc.PartitionValue(pvals, c)
 		b.WriteString(c)
 		if v == nil {
 			b.WriteString("\x00null")
@@ -106,8 +100,8 @@ func (d *dedupeIndex) keyOf(ctx context.Context, store storage.Store, snap *delt
 	if err != nil {
 		return dedupeKey{}, err
 	}
-	k := dedupeKey{part: partKey(pvals, partCols), hash: d.hashValue(row[ci])}
-	if err := d.load(ctx, store, snap, k.part, partCols); err != nil {
+	k := dedupeKey{part: partKey(sc, pvals, partCols), hash: d.hashValue(row[ci])}
+	if err := d.load(ctx, store, snap, sc, k.part, partCols); err != nil {
 		return dedupeKey{}, err
 	}
 	return k, nil
@@ -115,11 +109,11 @@ func (d *dedupeIndex) keyOf(ctx context.Context, store storage.Store, snap *delt
 
 // load reads the keys of the partition's files not read yet: all of them the
 // first time, then only files other writers added.
-func (d *dedupeIndex) load(ctx context.Context, store storage.Store, snap *delta.Snapshot, part string, partCols []string) error {
+func (d *dedupeIndex) load(ctx context.Context, store storage.Store, snap *delta.Snapshot, sc *delta.Schema, part string, partCols []string) error {
 	if d.byPartSnap != snap {
 		d.byPart = map[string][]delta.AddFile{}
 		for _, f := range snap.Files() {
-			pk := partKey(f.PartitionValues, partCols)
+			pk := partKey(sc, f.PartitionValues, partCols)
 			d.byPart[pk] = append(d.byPart[pk], f)
 		}
 		d.byPartSnap = snap
