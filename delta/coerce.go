@@ -408,7 +408,9 @@ func ConvertJSONValue(t DataType, v any) (any, error) {
 	case KindStruct, KindArray, KindMap:
 		return convertNested(t, v)
 	case KindVariant:
-		return nil, errors.New("writing variant values is not supported (only null can be written to a variant column)")
+		// Any JSON value (JSON null is the column's null, not a variant
+		// null: RowFromJSON never gets here with nil).
+		return EncodeVariant(v)
 	case KindDecimal:
 		var s string
 		switch x := v.(type) {

@@ -37,7 +37,10 @@ func TestStatsStringTruncation(t *testing.T) {
 	}{
 		{"short kept", "abc", "abc", "abc"},
 		{"exactly 32", strings.Repeat("b", 32), strings.Repeat("b", 32), strings.Repeat("b", 32)},
-		{"long ascii", long, long[:32], long[:32] + "\uFFFD"},
+		// Delta Spark's bound: the prefix and U+007F (checked on a
+		// Spark-written table's stats).
+		{"long ascii", long, long[:32], long[:32] + "\x7f"},
+		{"cut char at or above U+007F", strings.Repeat("a", 32) + "\x7f", strings.Repeat("a", 32), strings.Repeat("a", 32) + "\uFFFD"},
 		{"multibyte counted as characters", strings.Repeat("é", 40), strings.Repeat("é", 32), strings.Repeat("é", 32) + "\uFFFD"},
 		{"cut char above tie-breaker moves the cut", strings.Repeat("a", 32) + "\U0001F600" + "b", strings.Repeat("a", 32), strings.Repeat("a", 32) + "\U0001F600" + "\uFFFD"},
 		{"only high chars left keeps all", strings.Repeat("a", 32) + "\U0001F600\uFFFF", strings.Repeat("a", 32), strings.Repeat("a", 32) + "\U0001F600\uFFFF"},

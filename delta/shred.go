@@ -93,14 +93,26 @@ func buildPQNode(n parquet.Node, t DataType, def, rep int, next *int) (*pqNode, 
 	}
 	switch t.Kind {
 	case KindVariant:
-		// Leaves are counted so the columns after it line up; values are
-		// neither written nor decoded (only NULL is supported).
+		// children[0] is the metadata, children[1] the value, whatever
+		// order the file stores them in.
+		nd.children = make([]*pqNode, 2)
 		for _, f := range n.Fields() {
 			c, err := buildPQNode(f, DataType{Kind: KindBinary}, def, rep, next)
 			if err != nil {
 				return nil, fmt.Errorf("variant: %w", err)
 			}
+			switch f.Name() {
+			case "metadata":
+				nd.children[0] = c
+			case "value":
+				nd.children[1] = c
+			default:
+				return nil, fmt.Errorf("variant has a field %q (want metadata and value; shredded variants are not read)", f.Name())
+			}
 			nd.leaves = append(nd.leaves, c.leaves...)
+		}
+		if nd.children[0] == nil || nd.children[1] == nil {
+			return nil, errors.New("variant lacks its metadata or value field")
 		}
 		return nd, nil
 	case KindStruct:
@@ -246,7 +258,14 @@ func (s *shredder) shred(nd *pqNode, v any, rep, def int, path string) error {
 	d := nd.def
 	switch nd.t.Kind {
 	case KindVariant:
-		return &ConversionError{Column: path, Type: "variant", Value: truncate(fmt.Sprintf("%T", v), maxValueInMessage), Reason: "writing variant values is not supported (only null can be written to a variant column)"}
+		vr, ok := v.(Variant)
+		if !ok {
+			return typeErrorAt(path, nd.t, v, "a variant value is a Variant")
+		}
+		if err := s.shred(nd.children[0], vr.Metadata, rep, d, path+".metadata"); err != nil {
+			return err
+		}
+		return s.shred(nd.children[1], vr.Value, rep, d, path+".value")
 	case KindStruct:
 		vals, ok := v.([]any)
 		if !ok || len(vals) != len(nd.t.Fields) {
@@ -363,7 +382,17 @@ func (a *assembler) assemble(nd *pqNode) (any, error) {
 	}
 	switch nd.t.Kind {
 	case KindVariant:
-		return nil, errors.New("reading variant values is not supported")
+		md, err := a.assemble(nd.children[0])
+		if err != nil {
+			return nil, err
+		}
+		val, err := a.assemble(nd.children[1])
+		if err != nil {
+			return nil, err
+		}
+		mb, _ := md.([]byte)
+		vb, _ := val.([]byte)
+		return Variant{Metadata: mb, Value: vb}, nil
 	case KindStruct:
 		out := make([]any, len(nd.t.Fields))
 		for i, c := range nd.children {

@@ -947,6 +947,11 @@ func truncateMax(s string, n int) string {
 	if p == len(s) {
 		return s
 	}
+	// As Delta Spark: an ASCII tie-breaker (U+007F) when the first cut
+	// character is below it, which keeps the bound short and ASCII.
+	if r, _ := utf8.DecodeRuneInString(s[p:]); r < 0x7F {
+		return s[:p] + "\x7f"
+	}
 	for p < len(s) {
 		r, sz := utf8.DecodeRuneInString(s[p:])
 		if r < 0xFFFD {

@@ -21,6 +21,7 @@ import tempfile
 import traceback
 
 from delta import configure_spark_with_delta_pip
+from delta.tables import DeltaTable, IdentityGenerator
 from pyspark.sql import SparkSession
 
 
@@ -32,6 +33,8 @@ def spark_session():
                .config("spark.ui.enabled", "false")
                .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimx-spark-wh-"))
                .config("spark.sql.shuffle.partitions", "1")
+               .config("spark.databricks.delta.snapshotPartitions", "1")
+               .config("spark.ui.showConsoleProgress", "false")
                # Small tables: make Spark write on-disk deletion vectors for
                # every DELETE rather than rewriting files.
                .config("spark.databricks.delta.deletionVectors.useMetadataRowIndex", "true"))
@@ -115,13 +118,20 @@ TABLES = {
         "INSERT INTO {t} VALUES (1, 1.5, 'a')",
         "ALTER TABLE {t} ADD CONSTRAINT valid CHECK (amount > 0 AND status IN ('a', 'b'))",
     ],
+    # Generated and identity columns need the DeltaTable builder for a
+    # path-only table (CREATE TABLE delta.`path` refuses them).
     "generated_columns": [
-        "CREATE TABLE {t} (id BIGINT, ts TIMESTAMP, day DATE GENERATED ALWAYS AS (CAST(ts AS DATE)), "
-        "yr INT GENERATED ALWAYS AS (year(ts))) USING delta PARTITIONED BY (day)",
+        lambda spark, path: (DeltaTable.create(spark).location(path)
+                             .addColumn("id", "BIGINT").addColumn("ts", "TIMESTAMP")
+                             .addColumn("day", "DATE", generatedAlwaysAs="CAST(ts AS DATE)")
+                             .addColumn("yr", "INT", generatedAlwaysAs="year(ts)")
+                             .partitionedBy("day").execute()),
         "INSERT INTO {t} (id, ts) VALUES (1, TIMESTAMP '2024-05-06 23:30:00')",
     ],
     "identity_columns": [
-        "CREATE TABLE {t} (id BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 5), name STRING) USING delta",
+        lambda spark, path: (DeltaTable.create(spark).location(path)
+                             .addColumn("id", "BIGINT", generatedAlwaysAs=IdentityGenerator(start=10, step=5))
+                             .addColumn("name", "STRING").execute()),
         "INSERT INTO {t} (name) VALUES ('spark-1'), ('spark-2')",
     ],
     "nested": [
@@ -155,7 +165,10 @@ def create(out):
     for name, stmts in TABLES.items():
         path = os.path.abspath(os.path.join(out, name))
         for s in stmts:
-            spark.sql(s.format(t=f"delta.`{path}`"))
+            if callable(s):
+                s(spark, path)
+            else:
+                spark.sql(s.format(t=f"delta.`{path}`"))
         res[name] = {"protocol": detail(spark, path)}
     print(json.dumps(res))
 
@@ -175,20 +188,27 @@ def check(plan_path):
             df = spark.read.format("delta").load(path)
             r["rows"] = [row[0] for row in df.selectExpr("to_json(struct(*))").collect()]
             r["protocol"] = detail(spark, path)
-            r["sql"] = [spark.sql(q.format(t=t)).count() for q, _ in tp.get("sql", [])]
+            r["sql"] = [spark.sql(q.format(t=t)).count() for q, _ in tp.get("sql") or []]
         except Exception as e:  # reported per table; the Go test fails it
             r["spark_error"] = "".join(traceback.format_exception_only(type(e), e)).strip()[:2000]
         key = tp["key"]
         try:
-            from deltalake import DeltaTable
-            tbl = DeltaTable(path).to_pyarrow_table(columns=[key])
-            r["deltars_keys"] = sorted(str(v) for v in tbl.column(key).to_pylist())
+            from deltalake import DeltaTable, QueryBuilder
+            # delta-rs's SQL engine (DataFusion on delta-kernel), which
+            # knows deletion vectors and v2 checkpoints; to_pyarrow_table
+            # refuses both.
+            tbl = QueryBuilder().register("t", DeltaTable(path)).execute(f'SELECT "{key}" FROM t').read_all()
+            r["deltars_keys"] = sorted(str(v) for v in tbl.column(0).to_pylist())
         except Exception as e:
             r["deltars_error"] = f"{type(e).__name__}: {e}"[:1000]
         try:
             import duckdb
+            import duckdb_extension_delta
             con = duckdb.connect()
-            con.execute("LOAD delta")
+            # The extension from its PyPI wheel: DuckDB would download it.
+            ext_dir = os.path.join(os.path.dirname(duckdb_extension_delta.__file__), "extensions")
+            found = [os.path.join(r, f) for r, _, fs in os.walk(ext_dir) for f in fs if f.endswith(".duckdb_extension")]
+            con.execute(f"LOAD '{found[0]}'")
             vals = con.execute(f"SELECT \"{key}\" FROM delta_scan('{path}')").fetchall()
             r["duckdb_keys"] = sorted(str(v[0]) for v in vals)
         except Exception as e:
