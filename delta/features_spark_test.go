@@ -305,6 +305,19 @@ func TestSparkTableFeatures(t *testing.T) {
 			t.Errorf("%s: refresh: %v", fc.name, err)
 			continue
 		}
+		if fc.sparkDelete != "" {
+			// Spark's DELETE left deletion vectors (in our files too): the
+			// next Optimize must honour them.
+			dvs := 0
+			for _, f := range st.tbl.Snapshot().Files() {
+				if f.DeletionVector != nil {
+					dvs++
+				}
+			}
+			if dvs == 0 {
+				t.Errorf("%s: Spark's DELETE left no deletion vector", fc.name)
+			}
+		}
 		if len(fc.more) > 0 {
 			if err := appendRows(st, fc, fc.more); err != nil {
 				st.err = err.Error()
