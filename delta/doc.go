@@ -45,6 +45,14 @@
 //     high-water mark (rebased after a lost race); with in-commit
 //     timestamps commitInfo carries a strictly increasing
 //     inCommitTimestamp; domainMetadata is kept and checkpointed;
+//   - invariants, CHECK constraints and generated columns are Spark SQL
+//     expressions (expr.go) checked per record (Table.CheckRow) and again in
+//     Append, so a violating row is a record error, never a commit;
+//     generated columns are filled before partitioning and identity
+//     columns get values above delta.identity.highWaterMark, which the
+//     commit's metaData advances (constraints.go); variant values are
+//     written in the Parquet variant encoding (EncodeVariant) and read
+//     back as bytes (Variant);
 //   - tables needing a feature this writer does not implement
 //     (icebergCompat*, catalogManaged, collations, …) are refused for
 //     writing with ErrUnsupportedFeature naming the feature.
