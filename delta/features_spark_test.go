@@ -36,6 +36,8 @@ type featureCase struct {
 	// sql are queries (with {t} for the table) and the row count each must
 	// return after our writes: the feature's own invariant seen by Spark.
 	sql [][2]any
+	// create, when set, makes the table with our engine instead of Spark.
+	create func(ctx context.Context, store storage.Store) (*Table, error)
 	// readers that cannot read this table, with the reason (checked: the
 	// reader must really fail, so the list stays true).
 	deltarsFails, duckdbFails string
@@ -107,6 +109,25 @@ var featureCases = []featureCase{
 		ours: []string{`{"id":1001,"s":{"a":5,"b":{"c":"ours","d":[4,null,6]}},"arr":[{"x":9,"y":"nine"}],"m":{"p":1,"q":null},"aa":[[1,2],[],null]}`,
 			`{"id":1002}`},
 		sql: [][2]any{{"SELECT * FROM {t} WHERE s.b.d[2] = 6 AND m['p'] = 1 AND arr[0].y = 'nine' AND size(aa) = 3", 1}}},
+	// Our own Create: column mapping, deletion vectors, row tracking,
+	// nested and timestamp_ntz columns; Spark's DELETE then writes deletion
+	// vectors into the table we made and wrote.
+	{name: "ours_created", key: "id",
+		create: func(ctx context.Context, store storage.Store) (*Table, error) {
+			sc, err := ParseSchemaFile([]byte(`[{"name": "id", "type": "long"}, {"name": "info", "type": "struct<a: int, tags: array<string>>"},
+				{"name": "m", "type": "map<string, long>"}, {"name": "local", "type": "timestamp_ntz"}, {"name": "region", "type": "string"}]`))
+			if err != nil {
+				return nil, err
+			}
+			return Create(ctx, store, CreateOptions{Schema: sc, PartitionColumns: []string{"region"}, Properties: map[string]string{
+				"delta.columnMapping.mode": "name", "delta.enableDeletionVectors": "true", "delta.enableRowTracking": "true"}})
+		},
+		ours: []string{`{"id":2001,"info":{"a":1,"tags":["x"]},"m":{"k":1},"local":"2024-06-01T08:30:00.000","region":"east"}`,
+			`{"id":2002,"info":{"a":2,"tags":[]},"region":"east"}`, `{"id":2003,"region":"west"}`},
+		more:        []string{`{"id":2004,"info":{"a":4},"region":"east"}`},
+		sparkDelete: "id = 2002", deleted: keys("", 2002),
+		sql: [][2]any{{"SELECT * FROM {t} WHERE info.a = 1 AND info.tags[0] = 'x' AND m['k'] = 1 AND local = TIMESTAMP_NTZ '2024-06-01 08:30:00'", 1},
+			{"SELECT _metadata.row_id FROM {t} GROUP BY _metadata.row_id HAVING count(*) > 1", 0}}},
 	{name: "databricks_like", key: "id", spark: keys("", 1, 2, 4, 5), ours: baseRows(1001, 1002), more: baseRows(1003),
 		sparkDelete: "id = 1001", deleted: keys("", 1001)},
 }
@@ -193,7 +214,11 @@ func TestSparkTableFeatures(t *testing.T) {
 		states[fc.name] = st
 		store, err := storage.NewLocal(filepath.Join(root, fc.name))
 		must(t, err)
-		st.tbl, err = Open(ctx, store, OpenOptions{})
+		if fc.create != nil {
+			st.tbl, err = fc.create(ctx, store)
+		} else {
+			st.tbl, err = Open(ctx, store, OpenOptions{})
+		}
 		if err == nil {
 			err = appendRows(st, fc, fc.ours)
 		}
@@ -277,6 +302,12 @@ func TestSparkTableFeatures(t *testing.T) {
 				if i < len(v.SQL) && v.SQL[i] != q[1].(int) {
 					t.Errorf("%s: Spark query %q returned %d rows, want %d", fc.name, q[0], v.SQL[i], q[1])
 				}
+			}
+			if _, ok := created[fc.name]; !ok {
+				// Our own table: Spark's first look is the baseline.
+				created[fc.name] = struct {
+					Protocol json.RawMessage `json:"protocol"`
+				}{v.Protocol}
 			}
 			if string(v.Protocol) != string(created[fc.name].Protocol) {
 				t.Errorf("%s: protocol now %s, Spark created %s", fc.name, v.Protocol, created[fc.name].Protocol)

@@ -663,13 +663,42 @@ type CreateOptions struct {
 // change data feed, or reader 3 / writer 7 with the table features that
 // delta.enableDeletionVectors, delta.enableRowTracking,
 // delta.enableInCommitTimestamps and delta.checkpointPolicy=v2 need.
-func createProtocol(conf map[string]string) Protocol {
+func createProtocol(conf map[string]string, sc *Schema) Protocol {
 	proto := Protocol{MinReaderVersion: 1, MinWriterVersion: 2}
 	cdf := propertyTrue(conf, "delta.enableChangeDataFeed")
 	if cdf {
 		proto.MinWriterVersion = 4
 	}
 	var readerF, writerF []string
+	// Features the schema itself needs: its types and its column metadata.
+	kinds, keys := map[Kind]bool{}, map[string]bool{}
+	for _, f := range sc.Fields() {
+		schemaNeeds(*f.DataType, f.Metadata, kinds, keys)
+	}
+	if ColumnMappingMode(conf) != "" {
+		readerF = append(readerF, FeatureColumnMapping)
+		writerF = append(writerF, FeatureColumnMapping)
+	}
+	if kinds[KindTimestampNTZ] {
+		readerF = append(readerF, FeatureTimestampNtz)
+		writerF = append(writerF, FeatureTimestampNtz)
+	}
+	if kinds[KindVariant] {
+		readerF = append(readerF, FeatureVariantType)
+		writerF = append(writerF, FeatureVariantType)
+	}
+	if keys["delta.generationExpression"] {
+		writerF = append(writerF, FeatureGeneratedColumns)
+	}
+	if keys["delta.identity.start"] {
+		writerF = append(writerF, FeatureIdentityColumns)
+	}
+	for k := range conf {
+		if strings.HasPrefix(k, "delta.constraints.") {
+			writerF = append(writerF, FeatureCheckConstraints)
+			break
+		}
+	}
 	if propertyTrue(conf, "delta.enableDeletionVectors") {
 		readerF = append(readerF, FeatureDeletionVectors)
 		writerF = append(writerF, FeatureDeletionVectors)
@@ -698,6 +727,22 @@ func createProtocol(conf map[string]string) Protocol {
 		proto.ReaderFeatures = readerF
 	}
 	return proto
+}
+
+// schemaNeeds records the kinds and column metadata keys under t.
+func schemaNeeds(t DataType, md map[string]any, kinds map[Kind]bool, keys map[string]bool) {
+	kinds[t.Kind] = true
+	for k := range md {
+		keys[k] = true
+	}
+	for _, f := range t.Fields {
+		schemaNeeds(f.Type, f.Metadata, kinds, keys)
+	}
+	for _, c := range []*DataType{t.Elem, t.Key, t.Value} {
+		if c != nil {
+			schemaNeeds(*c, nil, kinds, keys)
+		}
+	}
 }
 
 // CreatePlan is what Create would do, for a dry run.
@@ -768,7 +813,17 @@ func PlanCreate(ctx context.Context, store storage.Store, opts CreateOptions) (*
 			return nil, fmt.Errorf("creating table: %w", err)
 		}
 	}
-	proto := createProtocol(conf)
+	if ColumnMappingMode(conf) != "" {
+		// Every field gets its id and physical name now: a column-mapping
+		// table without them is unreadable.
+		mapped, maxID, _, err := AssignColumnMapping(opts.Schema, conf)
+		if err != nil {
+			return nil, fmt.Errorf("creating table: %w", err)
+		}
+		opts.Schema = mapped
+		conf[ColumnMappingMaxIDKey] = strconv.FormatInt(maxID, 10)
+	}
+	proto := createProtocol(conf, opts.Schema)
 	if propertyTrue(conf, "delta.enableRowTracking") {
 		// Spark's names for the hidden materialized columns.
 		if conf["delta.rowTracking.materializedRowIdColumnName"] == "" {
