@@ -133,14 +133,15 @@ var featureCases = []featureCase{
 }
 
 type sparkFeatureView struct {
-	Rows         []string        `json:"rows"`
-	Protocol     json.RawMessage `json:"protocol"`
-	SQL          []int           `json:"sql"`
-	SparkError   string          `json:"spark_error"`
-	DeltaRSKeys  []string        `json:"deltars_keys"`
-	DeltaRSError string          `json:"deltars_error"`
-	DuckDBKeys   []string        `json:"duckdb_keys"`
-	DuckDBError  string          `json:"duckdb_error"`
+	Rows         []string         `json:"rows"`
+	Protocol     json.RawMessage  `json:"protocol"`
+	SQL          []int            `json:"sql"`
+	RowIDs       map[string]int64 `json:"row_ids"`
+	SparkError   string           `json:"spark_error"`
+	DeltaRSKeys  []string         `json:"deltars_keys"`
+	DeltaRSError string           `json:"deltars_error"`
+	DuckDBKeys   []string         `json:"duckdb_keys"`
+	DuckDBError  string           `json:"duckdb_error"`
 }
 
 func runFeatureScript(t *testing.T, py string, args ...string) []byte {
@@ -168,7 +169,8 @@ func TestSparkTableFeatures(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	var created map[string]struct {
-		Protocol json.RawMessage `json:"protocol"`
+		Protocol json.RawMessage  `json:"protocol"`
+		RowIDs   map[string]int64 `json:"row_ids"`
 	}
 	must(t, json.Unmarshal(runFeatureScript(t, py, "create", root), &created))
 
@@ -253,6 +255,7 @@ func TestSparkTableFeatures(t *testing.T) {
 		must(t, os.WriteFile(f, b, 0o644))
 		return f
 	}
+	firstIDs := map[string]map[string]int64{}
 	check := func(final bool, views map[string]sparkFeatureView) {
 		for _, fc := range featureCases {
 			st, v := states[fc.name], views[fc.name]
@@ -306,14 +309,32 @@ func TestSparkTableFeatures(t *testing.T) {
 			if _, ok := created[fc.name]; !ok {
 				// Our own table: Spark's first look is the baseline.
 				created[fc.name] = struct {
-					Protocol json.RawMessage `json:"protocol"`
-				}{v.Protocol}
+					Protocol json.RawMessage  `json:"protocol"`
+					RowIDs   map[string]int64 `json:"row_ids"`
+				}{Protocol: v.Protocol}
 			}
 			if string(v.Protocol) != string(created[fc.name].Protocol) {
 				t.Errorf("%s: protocol now %s, Spark created %s", fc.name, v.Protocol, created[fc.name].Protocol)
 			}
+			// Row tracking: a row keeps its id through our appends and
+			// Optimize (Spark's rows since creation, ours since the first
+			// check).
+			if strings.Contains(string(v.Protocol), `"rowTracking"`) && (len(v.RowIDs) == 0 || (len(fc.spark) > 0 && len(created[fc.name].RowIDs) == 0)) {
+				t.Errorf("%s: a row-tracking table without row ids from Spark", fc.name)
+			}
+			for k, id := range created[fc.name].RowIDs {
+				if got, ok := v.RowIDs[k]; want[k] && (!ok || got != id) {
+					t.Errorf("%s: row %s has row id %d, %d when Spark created it", fc.name, k, got, id)
+				}
+			}
 			if !final {
+				firstIDs[fc.name] = v.RowIDs
 				continue
+			}
+			for k, id := range firstIDs[fc.name] {
+				if got, ok := v.RowIDs[k]; want[k] && (!ok || got != id) {
+					t.Errorf("%s: row %s has row id %d, %d before our second append and Optimize", fc.name, k, got, id)
+				}
 			}
 			checkReader(t, fc.name, "delta-rs", v.DeltaRSKeys, v.DeltaRSError, wantKeys, fc.deltarsFails)
 			checkReader(t, fc.name, "DuckDB", v.DuckDBKeys, v.DuckDBError, wantKeys, fc.duckdbFails)

@@ -11,8 +11,9 @@ usage:
       "delete": sql-predicate-or-null, "sql": [[query, want_count], ...]}}}.
       For every table: run the DELETE (Spark writes deletion vectors where
       the table has them), then read it with Spark (every row as to_json),
-      delta-rs and DuckDB (the key column), DESCRIBE DETAIL, and count the
-      rows of each check query. Prints one JSON document.
+      delta-rs and DuckDB (the key column), DESCRIBE DETAIL, the row ids of
+      row-tracking tables, and count the rows of each check query. Prints
+      one JSON document.
 """
 import json
 import os
@@ -159,6 +160,12 @@ def detail(spark, path):
             "tableFeatures": sorted(d.get("tableFeatures") or [])}
 
 
+def row_ids(spark, path, key):
+    """{key: row id} of a row-tracking table: ids must survive rewrites."""
+    df = spark.read.format("delta").load(path).selectExpr(f"CAST(`{key}` AS STRING)", "_metadata.row_id")
+    return {k: rid for k, rid in df.collect()}
+
+
 def create(out):
     spark = spark_session()
     res = {}
@@ -170,6 +177,8 @@ def create(out):
             else:
                 spark.sql(s.format(t=f"delta.`{path}`"))
         res[name] = {"protocol": detail(spark, path)}
+        if "rowTracking" in res[name]["protocol"]["tableFeatures"]:
+            res[name]["row_ids"] = row_ids(spark, path, "id")
     print(json.dumps(res))
 
 
@@ -189,6 +198,8 @@ def check(plan_path):
             r["rows"] = [row[0] for row in df.selectExpr("to_json(struct(*))").collect()]
             r["protocol"] = detail(spark, path)
             r["sql"] = [spark.sql(q.format(t=t)).count() for q, _ in tp.get("sql") or []]
+            if "rowTracking" in r["protocol"]["tableFeatures"]:
+                r["row_ids"] = row_ids(spark, path, tp["key"])
         except Exception as e:  # reported per table; the Go test fails it
             r["spark_error"] = "".join(traceback.format_exception_only(type(e), e)).strip()[:2000]
         key = tp["key"]
