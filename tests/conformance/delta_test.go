@@ -440,7 +440,7 @@ func buildDeltaRSTable(t *testing.T, dir, work string) *wroteTable {
 		t.Fatalf("delta-rs table schema %s, want %s", got, sc)
 	}
 	for i := 0; i < sc.Len(); i++ {
-		if got.Field(i).Name != sc.Field(i).Name || got.Type(i) != sc.Type(i) || got.Field(i).Nullable != sc.Field(i).Nullable {
+		if got.Field(i).Name != sc.Field(i).Name || !got.Type(i).Equal(sc.Type(i)) || got.Field(i).Nullable != sc.Field(i).Nullable {
 			t.Errorf("delta-rs column %d: %+v (%s), we wrote %+v (%s)", i, got.Field(i), got.Type(i), sc.Field(i), sc.Type(i))
 		}
 	}
