@@ -878,25 +878,19 @@ func appendStatValue(b []byte, t DataType, st *colStats, isMax bool) []byte {
 			d = st.maxI
 		}
 		return append(append(append(b, '"'), time.Unix(d*86400, 0).UTC().Format("2006-01-02")...), '"')
-	case KindTimestamp:
+	case KindTimestamp, KindTimestampNTZ:
 		// Stats hold milliseconds: round the min down and the max up so the
-		// bounds still contain every microsecond value.
-		us := st.minI
-		ms := floorDiv(us, 1000)
+		// bounds still contain every microsecond value. timestamp_ntz has
+		// no zone suffix.
+		ms := floorDiv(st.minI, 1000)
 		if isMax {
-			us = st.maxI
-			ms = -floorDiv(-us, 1000)
+			ms = -floorDiv(-st.maxI, 1000)
 		}
-		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")...), '"')
-	case KindTimestampNTZ:
-		// Same millisecond bounds as timestamp, without a zone suffix.
-		us := st.minI
-		ms := floorDiv(us, 1000)
-		if isMax {
-			us = st.maxI
-			ms = -floorDiv(-us, 1000)
+		layout := "2006-01-02T15:04:05.000Z07:00"
+		if t.Kind == KindTimestampNTZ {
+			layout = "2006-01-02T15:04:05.000"
 		}
-		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000")...), '"')
+		return append(append(append(b, '"'), time.UnixMilli(ms).UTC().Format(layout)...), '"')
 	case KindFloat, KindDouble:
 		x := st.minF
 		if isMax {
