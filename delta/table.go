@@ -86,7 +86,9 @@ type Table struct {
 
 	mu   sync.Mutex
 	snap *Snapshot
-	cons *tableConstraints // compiled for snap.schema; see constraints.go
+	// optMu runs Optimize calls one at a time: they work outside mu.
+	optMu sync.Mutex
+	cons  *tableConstraints // compiled for snap.schema; see constraints.go
 }
 
 // Open loads the newest snapshot of the table in store. Unless
