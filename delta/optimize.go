@@ -271,6 +271,13 @@ func AutoCompactEnabled(conf map[string]string) bool {
 	return false
 }
 
+// Properties returns the table's configuration (a copy).
+func (t *Table) Properties() map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.snap.Configuration()
+}
+
 // FileCounts returns the number of live files and the most files any one
 // partition holds (the whole table counts as one partition when it has no
 // partition columns): what auto compaction keeps bounded.

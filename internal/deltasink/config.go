@@ -114,6 +114,7 @@ func Fields() []*service.ConfigField {
 			service.NewBoolField(FieldForcePathStyle).Description("S3 path-style addressing.").Default(false),
 		).Description("Object storage settings. Credentials always come from the environment.").
 			Advanced().Optional(),
+		maintenanceField(),
 	}
 }
 
@@ -129,6 +130,7 @@ type Config struct {
 	DedupeColumn    string
 	Storage         storage.Options
 	Open            delta.OpenOptions
+	Maintenance     MaintenanceConfig
 }
 
 // ParseConfig reads the fields of Fields.
@@ -182,6 +184,9 @@ func ParseConfig(conf *service.ParsedConfig) (Config, error) {
 		if c.DedupeColumn != "" && c.Schema != nil && c.Schema.Index(c.DedupeColumn) < 0 {
 			return c, fmt.Errorf("field %s.%s: column %q is not in the schema", FieldIdempotency, FieldDedupeColumn, c.DedupeColumn)
 		}
+	}
+	if c.Maintenance, err = parseMaintenance(conf); err != nil {
+		return c, err
 	}
 	if conf.Contains(FieldStorage) {
 		sc := conf.Namespace(FieldStorage)

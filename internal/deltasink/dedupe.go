@@ -190,3 +190,29 @@ func (d *dedupeIndex) committed(keys []dedupeKey, files []delta.AddFile) {
 		}
 	}
 }
+
+// compacted records that each bin's added files hold exactly the rows of
+// its removed files: in a partition whose keys include every removed file,
+// the added files count as read and the removed ones are forgotten.
+func (d *dedupeIndex) compacted(bins []delta.CompactedBin) {
+	for _, b := range bins {
+		for _, p := range d.parts {
+			all := true
+			for _, f := range b.Removed {
+				if !p.files[f.Path] {
+					all = false
+					break
+				}
+			}
+			if !all {
+				continue
+			}
+			for _, f := range b.Removed {
+				delete(p.files, f.Path)
+			}
+			for _, f := range b.Added {
+				p.files[f.Path] = true
+			}
+		}
+	}
+}

@@ -59,6 +59,7 @@ type Result struct {
 // Writer appends benthos batches to one Delta table.
 type Writer struct {
 	conf Config
+	res  *service.Resources
 	log  *service.Logger
 
 	mRows      *service.MetricCounter
@@ -77,6 +78,9 @@ type Writer struct {
 	// rather than skipped as a replay.
 	partitions map[string]*partitionState
 	dedupe     *dedupeIndex
+	// maint compacts and looks after the table off the write path; nil
+	// when neither auto compaction nor a schedule can apply.
+	maint *maintainer
 }
 
 // NewWriter returns a writer; Connect opens the table.
@@ -84,6 +88,7 @@ func NewWriter(conf Config, res *service.Resources) *Writer {
 	m := res.Metrics()
 	return &Writer{
 		conf:       conf,
+		res:        res,
 		log:        res.Logger(),
 		mRows:      m.NewCounter("delta_rows_written_total"),
 		mCommits:   m.NewCounter("delta_commits_total"),
@@ -141,6 +146,13 @@ func (w *Writer) Connect(ctx context.Context) error {
 		w.log.With("table", store.URI(), "app_id", w.conf.AppID).Warn("idempotency by Kafka offsets alone assumes each partition's batches are written in order: run with pipeline.threads: 1 (and max_in_flight: 1 on the output) or set idempotency.dedupe_column")
 	}
 	w.table = tbl
+	if mc := w.conf.Maintenance; mc.AutoCompact != AutoCompactOff || mc.Schedule != "" {
+		w.maint = newMaintainer(mc, w.res, tbl, store.URI(), w.compacted)
+		if err := w.maint.start(); err != nil {
+			w.table, w.maint = nil, nil
+			return err
+		}
+	}
 	w.mVersion.Set(tbl.Version())
 	w.log.With("table", store.URI(), "version", tbl.Version()).Info("Delta table open")
 	return nil
@@ -153,12 +165,29 @@ func (w *Writer) Connected() bool {
 	return w.table != nil
 }
 
-// Close releases the table; every commit is already durable.
+// Close stops the table's maintenance and releases the table; every commit
+// is already durable.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	w.table = nil
 	w.dedupe = nil
+	m := w.maint
+	w.maint = nil
 	w.mu.Unlock()
+	// Outside mu: a compaction finishing now reports to w.compacted.
+	if m != nil {
+		m.stop()
+	}
+}
+
+// compacted tells the de-duplication index that a compaction's new files
+// hold the keys of the files it removed, so they are not read again.
+func (w *Writer) compacted(res delta.OptimizeResult) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dedupe != nil {
+		w.dedupe.compacted(res.Bins)
+	}
 }
 
 func missingColumns(table, declared *delta.Schema) []string {
@@ -399,6 +428,9 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	}
 	if w.dedupe != nil {
 		w.dedupe.committed(newKeys, res.Files)
+	}
+	if w.maint != nil {
+		w.maint.touched(res.Files)
 	}
 	for _, i := range written {
 		results[i] = Result{Status: Written, Version: res.Version}
