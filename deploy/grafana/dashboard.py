@@ -259,6 +259,48 @@ def panels():
         "delta_table_version per worker replica: versions grow by one per commit of any writer.",
         [("max by (instance) (delta_table_version)", "{{instance}}")],
         "none", 0, y, w=24, h=6))
+    y += 6
+
+    # Upkeep: auto compaction and the scheduled maintenance.
+    p.append(row("Delta table upkeep (auto compaction, vacuum, log cleanup)", y)); y += 1
+    p.append(timeseries(
+        "Files in the table",
+        "delta_table_files (live data files) and delta_table_partition_files_max (the most any one partition holds): auto compaction keeps the second bounded (a few times maintenance.compact_min_files).",
+        [
+            ("max(delta_table_files)", "live files"),
+            ("max(delta_table_partition_files_max)", "most in one partition"),
+        ], "short", 0, y, w=8))
+    p.append(timeseries(
+        "Compactions",
+        "Compaction commits (delta_compactions_total), small files they removed, and compactions that lost to a concurrent change of their files (delta_compaction_conflicts_total; they run again after the next commit).",
+        [
+            (f"sum(rate(delta_compactions_total[{RI}]))", "compactions"),
+            (f"sum(rate(delta_compaction_files_removed_total[{RI}]))", "files compacted"),
+            (f"sum(rate(delta_compaction_conflicts_total[{RI}]))", "lost a race"),
+        ], "ops", 8, y, w=8))
+    p.append(timeseries(
+        "Bytes rewritten and deleted",
+        "Bytes compaction wrote (delta_compaction_bytes_rewritten_total) and bytes vacuum deleted (delta_vacuum_bytes_deleted_total).",
+        [
+            (f"sum(rate(delta_compaction_bytes_rewritten_total[{RI}]))", "rewritten"),
+            (f"sum(rate(delta_vacuum_bytes_deleted_total[{RI}]))", "vacuumed"),
+        ], "Bps", 16, y, w=8))
+    y += 8
+    p.append(timeseries(
+        "Upkeep runs and failures by task",
+        "delta_maintenance_runs_total and delta_maintenance_errors_total by task (auto_compact, optimize, retention, checkpoint, log_cleanup, vacuum): a failed step is retried at the next run and never touches the write path.",
+        [
+            ("sum by (task) (increase(delta_maintenance_runs_total[1h]))", "runs {{task}}"),
+            ("sum by (task) (increase(delta_maintenance_errors_total[1h]))", "failed {{task}}"),
+        ], "short", 0, y, w=12))
+    p.append(timeseries(
+        "Files deleted",
+        "Data files vacuum deleted (delta_vacuum_files_deleted_total), log files past delta.logRetentionDuration deleted (delta_log_files_deleted_total) and files retention expired (delta_retention_files_expired_total).",
+        [
+            ("sum(increase(delta_vacuum_files_deleted_total[1h]))", "vacuumed data files"),
+            ("sum(increase(delta_log_files_deleted_total[1h]))", "log files"),
+            ("sum(increase(delta_retention_files_expired_total[1h]))", "expired by retention"),
+        ], "short", 12, y, w=12))
     return p
 
 
