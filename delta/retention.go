@@ -562,7 +562,11 @@ func (t *Table) Expire(ctx context.Context, opts ExpireOptions) (ExpireResult, e
 			DefaultRowCommitVersion: f.DefaultRowCommitVersion,
 		}})
 	}
-	pred, _ := json.Marshal([]string{res.Predicate})
+	// Spark writes the predicate list as JSON text, '<' unescaped.
+	var pred strings.Builder
+	enc := json.NewEncoder(&pred)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode([]string{res.Predicate})
 	metrics := map[string]any{
 		"numRemovedFiles":     strconv.Itoa(res.Files),
 		"numAddedFiles":       "0",
@@ -576,7 +580,7 @@ func (t *Table) Expire(ctx context.Context, opts ExpireOptions) (ExpireResult, e
 	}
 	ci := map[string]any{
 		"operation":           OperationDelete,
-		"operationParameters": map[string]any{"predicate": string(pred)},
+		"operationParameters": map[string]any{"predicate": strings.TrimSpace(pred.String())},
 		"operationMetrics":    metrics,
 		"isBlindAppend":       false,
 	}
