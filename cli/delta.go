@@ -146,6 +146,7 @@ az://container/path, gs://bucket/prefix. Credentials come from the environment.`
 			deltaCheckpointCommand(),
 			deltaOptimizeCommand(),
 			deltaVacuumCommand(),
+			deltaExpireCommand(),
 		},
 	}
 }
@@ -248,9 +249,15 @@ func deltaDescribeCommand() *cli.Command {
 			}
 			d := t.Describe()
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, describeJSON(d))
+				out := describeJSON(d)
+				out["partitions"] = partitionsJSON(d)
+				out["target_file_size"] = d.TargetFileSize
+				out["small_files"] = d.SmallFiles
+				return writeJSON(c.App.Writer, out)
 			}
 			printDescription(c.App.Writer, d)
+			fmt.Fprintf(c.App.Writer, "small files: %d (under %d bytes)\n", d.SmallFiles, d.TargetFileSize)
+			printPartitions(c.App.Writer, d)
 			return nil
 		},
 	}

@@ -192,9 +192,9 @@ type ExpireResult struct {
 	Rows         int64
 	RowsExact    bool
 	RemovedPaths []string
-	// KeptStraddling counts files kept (by statistics) because some of
-	// their rows are not older than the cutoff; KeptWithoutStats counts
-	// files kept because their statistics say nothing about the column.
+	// KeptStraddling counts files kept (by statistics) that hold rows on
+	// both sides of the cutoff; KeptWithoutStats counts files kept because
+	// their statistics give no minimum and maximum for the column.
 	KeptStraddling, KeptWithoutStats int
 	Checkpointed                     bool
 	CheckpointErr                    error
@@ -362,53 +362,69 @@ func (r *expiryRule) calendarExpired(vals []string) (bool, error) {
 type statsVerdict int
 
 const (
-	statsExpired statsVerdict = iota
-	statsStraddles
-	statsMissing
+	statsExpired   statsVerdict = iota // every row older than the cutoff
+	statsStraddles                     // rows on both sides of the cutoff
+	statsNewer                         // no row older than the cutoff
+	statsMissing                       // no min/max for the column
 )
 
-// statsExpired judges a file by its maxValues for the column. Statistics
-// hold milliseconds and Spark truncates the maximum, so the maximum plus
-// 1 ms must not pass the cutoff; a date maximum covers its whole day. A
-// file whose column is all null has no maximum and is kept (null never
-// expires), as is a file without statistics.
+// statsVerdict judges a file by its statistics for the column: it expires
+// when its maxValues is before the cutoff. Statistics hold milliseconds and
+// Spark truncates the maximum, so the maximum plus 1 ms must not pass the
+// cutoff; a date maximum covers its whole day. A file whose column is all
+// null has no maximum and is kept (null never expires), as is a file
+// without statistics.
 func (r *expiryRule) statsVerdict(stats string) (statsVerdict, error) {
 	if stats == "" {
 		return statsMissing, nil
 	}
 	var st struct {
+		MinValues map[string]json.RawMessage `json:"minValues"`
 		MaxValues map[string]json.RawMessage `json:"maxValues"`
 	}
 	if err := json.Unmarshal([]byte(stats), &st); err != nil {
 		return statsMissing, nil
 	}
-	raw, ok := st.MaxValues[r.statsKey]
-	if !ok {
-		return statsMissing, nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return statsMissing, nil
-	}
-	var end time.Time
-	switch r.kind {
-	case KindDate:
-		d, err := ParseDate(s)
-		if err != nil {
-			return statsMissing, fmt.Errorf("maxValues.%s=%q: %w", r.statsKey, s, err)
+	bound := func(m map[string]json.RawMessage, isMax bool) (time.Time, bool, error) {
+		raw, ok := m[r.statsKey]
+		if !ok {
+			return time.Time{}, false, nil
 		}
-		end = d.AddDate(0, 0, 1)
-	default:
-		ts, err := ParsePartitionValue(DataType{Kind: r.kind}, &s)
-		if err != nil {
-			return statsMissing, fmt.Errorf("maxValues.%s=%q: %w", r.statsKey, s, err)
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, false, nil
 		}
-		end = ts.(time.Time).Add(time.Millisecond)
+		if r.kind == KindDate {
+			d, err := ParseDate(s)
+			if err != nil {
+				return time.Time{}, false, fmt.Errorf("stats of %s: %q: %w", r.statsKey, s, err)
+			}
+			if isMax {
+				d = d.AddDate(0, 0, 1)
+			}
+			return d, true, nil
+		}
+		v, err := ParsePartitionValue(DataType{Kind: r.kind}, &s)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("stats of %s: %q: %w", r.statsKey, s, err)
+		}
+		ts := v.(time.Time)
+		if isMax {
+			ts = ts.Add(time.Millisecond)
+		}
+		return ts, true, nil
+	}
+	end, ok, err := bound(st.MaxValues, true)
+	if err != nil || !ok {
+		return statsMissing, err
 	}
 	if r.olderThan(end) {
 		return statsExpired, nil
 	}
-	return statsStraddles, nil
+	if start, ok, err := bound(st.MinValues, false); err == nil && ok && start.Before(r.cutoff) {
+		return statsStraddles, nil
+	}
+	return statsNewer, nil
 }
 
 // predicate renders the rows removed as commitInfo's predicate (Spark's
@@ -500,6 +516,8 @@ func (t *Table) Expire(ctx context.Context, opts ExpireOptions) (ExpireResult, e
 				continue
 			case statsMissing:
 				res.KeptWithoutStats++
+				continue
+			case statsNewer:
 				continue
 			}
 		} else {

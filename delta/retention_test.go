@@ -361,7 +361,7 @@ func TestExpireByStats(t *testing.T) {
 				}
 			}
 			eq(t, "rows", res.Rows, int64(wantRows))
-			eq(t, "kept straddling", res.KeptStraddling, 4)
+			eq(t, "kept straddling", res.KeptStraddling, 3)
 			eq(t, "kept without stats", res.KeptWithoutStats, 1)
 			eq(t, "predicate", res.Predicate, "(event_ts < '2026-11-06 02:48:00')")
 			_, rows := readAll(t, st)
