@@ -2,6 +2,7 @@ package delta
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -205,6 +206,7 @@ func TestExpirePartitions(t *testing.T) {
 		{layoutStringDate.with("string date, column mapping name", map[string]string{ColumnMappingModeKey: "name"}), "7d", "2026-11-29", "(event_date < '2026-11-29')"},
 		{layoutDate.with("date, column mapping id", map[string]string{ColumnMappingModeKey: "id"}), "7d", "2026-11-29", "(event_date < '2026-11-29')"},
 		{layoutYMD.with("year,month,day, column mapping name", map[string]string{ColumnMappingModeKey: "name"}), "7d", "2026-11-29", "((year < 2026) OR (year = 2026 AND month < 11) OR (year = 2026 AND month = 11 AND day < 29))"},
+		{layoutDate.with("date, row tracking, DVs, in-commit timestamps", map[string]string{"delta.enableRowTracking": "true", "delta.enableDeletionVectors": "true", "delta.enableInCommitTimestamps": "true"}), "7d", "2026-11-29", "(event_date < '2026-11-29')"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.layout.name+"/"+tc.keep, func(t *testing.T) {
@@ -213,6 +215,10 @@ func TestExpirePartitions(t *testing.T) {
 			must(t, err)
 			before := rowsByDay(t, dt.st)
 			startVersion := dt.tbl.Version()
+			adds := map[string]AddFile{}
+			for _, f := range dt.tbl.Snapshot().Files() {
+				adds[f.Path] = f
+			}
 
 			// Dry run: the same answer, nothing committed.
 			dry, err := dt.tbl.Expire(ctx, ExpireOptions{Column: tc.layout.column, Keep: keep, DryRun: true})
@@ -285,6 +291,19 @@ func TestExpirePartitions(t *testing.T) {
 						t.Fatalf("remove lacks extended file metadata: %+v", r)
 					}
 					eq(t, "deletionTimestamp", *r.DeletionTimestamp, now.UnixMilli())
+					add, ok := adds[r.Path]
+					if !ok {
+						t.Fatalf("remove of %s, which was not live", r.Path)
+					}
+					kb, _ := json.Marshal(add.PartitionValues)
+					rb, _ := json.Marshal(r.PartitionValues)
+					if *r.Size != add.Size || r.Stats != add.Stats || string(kb) != string(rb) ||
+						optInt(r.BaseRowID) != optInt(add.BaseRowID) || optInt(r.DefaultRowCommitVersion) != optInt(add.DefaultRowCommitVersion) {
+						t.Fatalf("remove %+v does not carry the add's metadata %+v", r, add)
+					}
+					if tc.layout.props["delta.enableRowTracking"] == "true" && (r.BaseRowID == nil || r.DefaultRowCommitVersion == nil) {
+						t.Fatalf("remove on a row-tracking table lacks baseRowId/defaultRowCommitVersion: %+v", r)
+					}
 					if _, err := dt.st.Stat(ctx, pathKey(r.Path)); err != nil {
 						t.Fatalf("expired file %s was deleted (expiry is metadata only): %v", r.Path, err)
 					}
@@ -293,6 +312,11 @@ func TestExpirePartitions(t *testing.T) {
 				}
 			}
 			eq(t, "removes", removes, res.Files)
+
+			// Another handle reads the same table (from the log).
+			re, err := Open(ctx, dt.st, OpenOptions{ReadOnly: true})
+			must(t, err)
+			eq(t, "files seen by a new handle", re.Snapshot().NumFiles(), dt.tbl.Snapshot().NumFiles())
 
 			// Again: nothing more to expire, nothing committed.
 			again, err := dt.tbl.Expire(ctx, ExpireOptions{Column: tc.layout.column, Keep: keep})
@@ -590,4 +614,134 @@ func TestExpireConcurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExpireDeletionVectors: the remove names the logical file (path and
+// DV), so the file leaves the snapshot, and its rows count without the
+// deleted ones.
+func TestExpireDeletionVectors(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 6, 2, 48, 0, 0, time.UTC)
+	l := layoutStringDate.with("string date, DVs", map[string]string{"delta.enableDeletionVectors": "true"})
+	dt := newDayTable(t, l, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), now, func() time.Time { return now }, false)
+	// Day 11-20 (i=0) has one row per file; 11-22 (i=2) three: delete two
+	// rows of one of its files with a DV.
+	var target AddFile
+	for _, f := range dt.tbl.Snapshot().Files() {
+		if v := f.PartitionValues["event_date"]; v != nil && *v == "2026-11-22" {
+			target = f
+			break
+		}
+	}
+	if target.Path == "" {
+		t.Fatal("no file for 2026-11-22")
+	}
+	dv := deleteRows(t, dt.st, dt.tbl, target, 0, 2)
+	d := dt.tbl.Describe()
+	var p22 PartitionDescription
+	for _, p := range d.Partitions {
+		if v := p.Values["event_date"]; v != nil && *v == "2026-11-22" {
+			p22 = p
+		}
+	}
+	eq(t, "describe rows of 2026-11-22 less the DV", p22.NumRows, int64(dt.rowsOn["2026-11-22"]-2))
+
+	res, err := dt.tbl.Expire(ctx, ExpireOptions{Column: "event_date", Keep: Retention{Days: 7}})
+	must(t, err)
+	wantRows := -2
+	for day, n := range dt.rowsOn {
+		if day < "2026-11-29" {
+			wantRows += n
+		}
+	}
+	eq(t, "rows", res.Rows, int64(wantRows))
+	carried := false
+	for _, a := range lastCommit(t, dt.tbl) {
+		if a.Remove != nil && a.Remove.Path == target.Path {
+			carried = a.Remove.DeletionVector.UniqueID() == dv.UniqueID()
+		}
+	}
+	eq(t, "remove carries the DV", carried, true)
+	re, err := Open(ctx, dt.st, OpenOptions{ReadOnly: true})
+	must(t, err)
+	for _, f := range re.Snapshot().Files() {
+		if f.Path == target.Path {
+			t.Fatalf("%s is still live after expiry", f.Path)
+		}
+	}
+}
+
+// TestDescribePartitions: one entry per partition (null first, integers
+// numerically), with files, bytes, rows and small files against the
+// handle's writer target size.
+func TestDescribePartitions(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	sc := MustSchema(Field{Name: "id", Type: "string"}, Field{Name: "pad", Type: "string"}, Field{Name: "n", Type: "integer", Nullable: true})
+	tbl := mustCreate(t, st, sc, []string{"n"}, nil, OpenOptions{})
+	// n=10 gets a big file, n=9 and n=null a small one each, n=2 two small.
+	var big []Row
+	for i := 0; i < 2000; i++ {
+		big = append(big, Row{fmt.Sprint(i), strings.Repeat(fmt.Sprint(i), 20), int32(10)})
+	}
+	res, err := tbl.Append(ctx, AppendRequest{Rows: big})
+	must(t, err)
+	bigSize := res.Files[0].Size
+	for _, r := range []Row{{"a", "x", int32(9)}, {"b", "x", nil}, {"c", "x", int32(2)}, {"d", "x", int32(2)}} {
+		_, err := tbl.Append(ctx, AppendRequest{Rows: []Row{r}})
+		must(t, err)
+	}
+	var smallMax int64
+	for _, f := range tbl.Snapshot().Files() {
+		if f.Size != bigSize && f.Size > smallMax {
+			smallMax = f.Size
+		}
+	}
+	if smallMax >= bigSize {
+		t.Fatalf("small file %d bytes not under the big one (%d)", smallMax, bigSize)
+	}
+	// The writer target decides what is small.
+	h, err := Open(ctx, st, OpenOptions{ReadOnly: true, Writer: WriterOptions{TargetFileSize: bigSize}})
+	must(t, err)
+	d := h.Describe()
+	eq(t, "target", d.TargetFileSize, bigSize)
+	eq(t, "small files", d.SmallFiles, 4)
+	eq(t, "partitions", d.NumPartitions, 4)
+	type part struct {
+		val               string
+		files, small      int
+		rows              int64
+		bytesAtLeastSmall bool
+	}
+	want := []part{{"null", 1, 1, 1, true}, {"2", 2, 2, 2, true}, {"9", 1, 1, 1, true}, {"10", 1, 0, 2000, true}}
+	if len(d.Partitions) != len(want) {
+		t.Fatalf("partitions %+v", d.Partitions)
+	}
+	var total int64
+	for i, p := range d.Partitions {
+		v := "null"
+		if p.Values["n"] != nil {
+			v = *p.Values["n"]
+		}
+		eq(t, fmt.Sprintf("partition %d", i), v, want[i].val)
+		eq(t, "files of n="+v, p.NumFiles, want[i].files)
+		eq(t, "small files of n="+v, p.SmallFiles, want[i].small)
+		eq(t, "rows of n="+v, p.NumRows, want[i].rows)
+		eq(t, "rows exact of n="+v, p.RowsExact, true)
+		total += p.SizeBytes
+	}
+	eq(t, "bytes add up", total, d.SizeBytes)
+	eq(t, "big partition bytes", d.Partitions[3].SizeBytes, bigSize)
+	// A smaller target: nothing is small.
+	h, err = Open(ctx, st, OpenOptions{ReadOnly: true, Writer: WriterOptions{TargetFileSize: 1}})
+	must(t, err)
+	eq(t, "small files under a 1-byte target", h.Describe().SmallFiles, 0)
+}
+
+// optInt renders an optional integer for comparison.
+func optInt(p *int64) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprint(*p)
 }
