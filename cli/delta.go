@@ -241,9 +241,11 @@ func deltaDescribeCommand() *cli.Command {
 		Name:      "describe",
 		Usage:     "Print schema, partitions, version, files, rows, bytes and properties",
 		ArgsUsage: "URI",
-		Flags:     append([]cli.Flag{tableFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}}, storageFlags()...),
+		Flags: append([]cli.Flag{tableFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.StringFlag{Name: "target-size", Value: "128MiB", Usage: "files under this size count as small (the writer's target file size)"},
+		}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			t, err := tableFromArgs(c, readOnly)
+			t, err := tableForDescribe(c)
 			if err != nil {
 				return err
 			}

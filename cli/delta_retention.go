@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/claimx/claimx-connect/delta"
+	"github.com/claimx/claimx-connect/internal/bytesize"
 )
 
 // maxListedPartitions bounds the partitions text output lists; --json
@@ -183,6 +184,28 @@ func printPartitions(w io.Writer, d delta.Description) {
 	if n := len(d.Partitions) - maxListedPartitions; n > 0 {
 		fmt.Fprintf(w, "  … %d more partitions (--json lists them all)\n", n)
 	}
+}
+
+// tableForDescribe opens the table read-only with the writer target size
+// of --target-size, against which Describe counts small files.
+func tableForDescribe(c *cli.Context) (*delta.Table, error) {
+	uri, err := tableArg(c)
+	if err != nil {
+		return nil, err
+	}
+	size, err := bytesize.Parse(c.String("target-size"))
+	if err != nil || size <= 0 {
+		return nil, cli.Exit(fmt.Sprintf("--target-size %q: want a positive size such as 128MiB", c.String("target-size")), 2)
+	}
+	st, err := openStore(c, uri)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 1)
+	}
+	t, err := delta.Open(c.Context, st, delta.OpenOptions{ReadOnly: true, Writer: delta.WriterOptions{TargetFileSize: size}})
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("opening Delta table %s: %v", uri, err), 1)
+	}
+	return t, nil
 }
 
 // partitionsJSON is the per-partition part of `describe --json`.

@@ -89,6 +89,11 @@ func TestDeltaExpireAndDescribe(t *testing.T) {
 		}
 	}
 
+	out, err = run(t, "delta", "describe", table, "--json", "--target-size", "1B")
+	if err != nil || !strings.Contains(out, `"small_files": 0,`) || !strings.Contains(out, `"target_file_size": 1,`) {
+		t.Fatalf("describe --target-size 1B: %v\n%s", err, out)
+	}
+
 	// keep 30d: the cutoff falls inside day -30, kept; days -31.. go.
 	expired := days - 31
 	out, err = run(t, "delta", "expire", table, "--column", "event_date", "--keep", "30d", "--dry-run")
