@@ -196,8 +196,10 @@ type ExpireResult struct {
 	// both sides of the cutoff; KeptWithoutStats counts files kept because
 	// their statistics give no minimum and maximum for the column.
 	KeptStraddling, KeptWithoutStats int
-	Checkpointed                     bool
-	CheckpointErr                    error
+	// Checkpointed: a checkpoint of Version was written. CheckpointErr is
+	// a failed checkpoint after a successful commit (the commit stands).
+	Checkpointed  bool
+	CheckpointErr error
 }
 
 // OperationDelete is commitInfo.operation of an expiry commit.
@@ -476,7 +478,9 @@ func (r *expiryRule) predicate() string {
 //
 // The commit conflicts (ErrConflict, nothing committed) with a concurrent
 // commit that removes one of the same files, e.g. a compaction; the caller
-// retries later. Nothing is committed when nothing has expired.
+// retries later. A concurrent append is no conflict: its files (late rows
+// of an expired partition included) stay until the next run. Nothing is
+// committed when nothing has expired.
 func (t *Table) Expire(ctx context.Context, opts ExpireOptions) (ExpireResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
