@@ -1,10 +1,12 @@
 package delta
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -744,4 +746,70 @@ func optInt(p *int64) string {
 		return "none"
 	}
 	return fmt.Sprint(*p)
+}
+
+// cdfScript prints the change data feed of one version as delta-rs reads
+// it: {"<change type>": [ids…]}.
+const cdfScript = `
+import json, sys, deltalake, pyarrow as pa
+dt = deltalake.DeltaTable(sys.argv[1])
+v = int(sys.argv[2])
+t = pa.table(dt.load_cdf(starting_version=v, ending_version=v).read_all()).to_pylist()
+out = {}
+for r in t:
+    out.setdefault(r["_change_type"], []).append(r["id"])
+print(json.dumps({"changes": out, "history": [h.get("operation") for h in dt.history(1)]}))
+`
+
+// TestExpireDeltaRS: delta-rs reads the table after an expiry without the
+// expired rows, and its change data feed reads the DELETE (remove actions,
+// no change data files) as the deleted rows.
+func TestExpireDeltaRS(t *testing.T) {
+	py := deltaRSPython(t)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 6, 2, 48, 0, 0, time.UTC)
+	l := layoutStringDate.with("string date, CDF", map[string]string{"delta.enableChangeDataFeed": "true"})
+	dt := newDayTable(t, l, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), now, func() time.Time { return now }, true)
+	var wantDeleted []string
+	for _, f := range dt.tbl.Snapshot().Files() {
+		if v := f.PartitionValues["event_date"]; v != nil && *v < "2026-11-29" {
+			rows, err := dt.tbl.Snapshot().ReadFile(ctx, dt.st, f)
+			must(t, err)
+			for _, r := range rows {
+				wantDeleted = append(wantDeleted, r[0].(string))
+			}
+		}
+	}
+	res, err := dt.tbl.Expire(ctx, ExpireOptions{Column: "event_date", Keep: Retention{Days: 7}})
+	must(t, err)
+	eq(t, "rows expired", res.Rows, int64(len(wantDeleted)))
+
+	view := runDeltaRS(t, py, dt.st.Root())
+	eq(t, "delta-rs version", view.Version, res.Version)
+	_, ours := readAll(t, dt.st)
+	eq(t, "delta-rs rows", view.NumRows, int64(len(ours)))
+	for _, r := range view.Rows {
+		if d, ok := r["event_date"].(string); ok && d < "2026-11-29" {
+			t.Fatalf("delta-rs still reads an expired row: %v", r)
+		}
+	}
+
+	cmd := exec.Command(py, "-c", cdfScript, dt.st.Root(), fmt.Sprint(res.Version))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("delta-rs change data feed: %v\n%s", err, stderr.String())
+	}
+	var cdf struct {
+		Changes map[string][]string `json:"changes"`
+		History []string            `json:"history"`
+	}
+	must(t, json.Unmarshal(out, &cdf))
+	got := cdf.Changes["delete"]
+	sort.Strings(got)
+	sort.Strings(wantDeleted)
+	eq(t, "deleted rows in the change data feed", strings.Join(got, ","), strings.Join(wantDeleted, ","))
+	eq(t, "change types", len(cdf.Changes), 1)
+	eq(t, "delta-rs history", strings.Join(cdf.History, ","), "DELETE")
 }
