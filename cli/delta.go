@@ -146,6 +146,7 @@ az://container/path, gs://bucket/prefix. Credentials come from the environment.`
 			deltaCheckpointCommand(),
 			deltaOptimizeCommand(),
 			deltaVacuumCommand(),
+			deltaExpireCommand(),
 		},
 	}
 }
@@ -240,17 +241,25 @@ func deltaDescribeCommand() *cli.Command {
 		Name:      "describe",
 		Usage:     "Print schema, partitions, version, files, rows, bytes and properties",
 		ArgsUsage: "URI",
-		Flags:     append([]cli.Flag{tableFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}}, storageFlags()...),
+		Flags: append([]cli.Flag{tableFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.StringFlag{Name: "target-size", Value: "128MiB", Usage: "files under this size count as small (the writer's target file size)"},
+		}, storageFlags()...),
 		Action: func(c *cli.Context) error {
-			t, err := tableFromArgs(c, readOnly)
+			t, err := tableForDescribe(c)
 			if err != nil {
 				return err
 			}
 			d := t.Describe()
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, describeJSON(d))
+				out := describeJSON(d)
+				out["partitions"] = partitionsJSON(d)
+				out["target_file_size"] = d.TargetFileSize
+				out["small_files"] = d.SmallFiles
+				return writeJSON(c.App.Writer, out)
 			}
 			printDescription(c.App.Writer, d)
+			fmt.Fprintf(c.App.Writer, "small files: %d (under %d bytes)\n", d.SmallFiles, d.TargetFileSize)
+			printPartitions(c.App.Writer, d)
 			return nil
 		},
 	}

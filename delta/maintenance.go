@@ -333,6 +333,29 @@ type Description struct {
 	// InCommitTimestamp is the Unix ms inCommitTimestamp of the current
 	// version, 0 when it has none.
 	InCommitTimestamp int64
+	// TargetFileSize is the handle's writer target (OpenOptions.Writer);
+	// a file under it counts as small. SmallFiles counts them over the
+	// table.
+	TargetFileSize int64
+	SmallFiles     int
+	// Partitions are the partitions with live files, sorted by their
+	// values in partition column order (one entry with no values for an
+	// unpartitioned table).
+	Partitions []PartitionDescription
+}
+
+// PartitionDescription summarises the live files of one partition.
+type PartitionDescription struct {
+	// Values are the partition values by logical column name (nil: null).
+	Values    map[string]*string
+	NumFiles  int
+	SizeBytes int64
+	// NumRows is numRecords less deletion-vector cardinality over the
+	// files with stats; RowsExact is false when some file has none.
+	NumRows   int64
+	RowsExact bool
+	// SmallFiles counts files under Description.TargetFileSize.
+	SmallFiles int
 }
 
 // Describe summarises the current snapshot.
@@ -355,6 +378,7 @@ func (t *Table) Describe() Description {
 		CheckpointVersion: s.checkpointVersion,
 		Txns:              s.Txns(),
 		Features:          s.protocol.Features(),
+		TargetFileSize:    t.opts.Writer.TargetFileSize,
 	}
 	for _, dm := range s.Domains() {
 		d.Domains = append(d.Domains, dm.Domain)
@@ -364,24 +388,44 @@ func (t *Table) Describe() Description {
 	if s.metadata.CreatedTime != nil {
 		d.CreatedTime = time.UnixMilli(*s.metadata.CreatedTime)
 	}
-	parts := map[string]bool{}
+	partCols := s.metadata.PartitionColumns
+	parts := map[string]*PartitionDescription{}
 	for _, f := range s.files {
 		d.SizeBytes += f.Size
 		if f.DeletionVector != nil {
 			d.DeletedRows += f.DeletionVector.Cardinality
 			d.FilesWithDeletionVectors++
 		}
+		vals := logicalPartitionValues(s.schema, partCols, f.PartitionValues)
+		kb, _ := json.Marshal(vals) // map keys are sorted
+		p := parts[string(kb)]
+		if p == nil {
+			p = &PartitionDescription{Values: vals, RowsExact: true}
+			parts[string(kb)] = p
+		}
+		p.NumFiles++
+		p.SizeBytes += f.Size
 		if n, ok := liveRecords(f); ok {
 			d.NumRows += n
+			p.NumRows += n
 		} else {
 			d.RowsExact = false
+			p.RowsExact = false
 		}
-		if len(s.metadata.PartitionColumns) > 0 {
-			kb, _ := json.Marshal(f.PartitionValues)
-			parts[string(kb)] = true
+		if f.Size < d.TargetFileSize {
+			d.SmallFiles++
+			p.SmallFiles++
 		}
 	}
-	d.NumPartitions = len(parts)
+	if len(partCols) > 0 {
+		d.NumPartitions = len(parts)
+	}
+	for _, p := range parts {
+		d.Partitions = append(d.Partitions, *p)
+	}
+	sort.Slice(d.Partitions, func(i, j int) bool {
+		return comparePartitionValues(partCols, d.Partitions[i].Values, d.Partitions[j].Values) < 0
+	})
 	return d
 }
 
