@@ -9,7 +9,7 @@ GO_FILES    = $(shell git ls-files '*.go')
 PIPELINES   = $(filter-out %_benthos_test.yaml pipelines/topics.yaml,$(wildcard pipelines/*.yaml pipelines/examples/*.yaml))
 RESOURCES   = $(foreach r,$(wildcard pipelines/resources/*.yaml),-r $(r))
 
-.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx bench-e2e clean
+.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx bench-e2e sim-day clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -52,6 +52,12 @@ bench-delta:
 bench-claimx:
 	go test -run '^$$' -bench BenchmarkLookupBatch -benchmem -count 3 ./processors/
 	go run ./tests/bench/claimxlookup -duration 5s
+
+# A whole simulated day of one event a second (86,400 one-row commits, auto
+# compaction after each, checkpoints every 10): files per partition, the open
+# time of the finished table, compaction's CPU per row. CI runs two hours of it.
+sim-day:
+	CLAIMX_SIMDAY_SECONDS=86400 go test -count=1 -run '^TestSimulatedDay$$' -v -timeout 90m ./delta/
 
 # The worker end to end on real Kafka (starts scripts/kafka.sh if needed); not in CI.
 bench-e2e:

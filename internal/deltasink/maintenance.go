@@ -47,6 +47,7 @@ type MaintenanceConfig struct {
 	Vacuum          bool
 	Retention       string
 	RetentionColumn string
+	keep            delta.Retention
 }
 
 func maintenanceField() *service.ConfigField {
@@ -67,6 +68,14 @@ func maintenanceField() *service.ConfigField {
 		service.NewBoolField(FieldVacuum).
 			Description("In the scheduled upkeep, delete data files no version within the retention needs.").
 			Default(true),
+		service.NewStringField(FieldRetention).
+			Description("In the scheduled upkeep, remove data older than this (`90d`, `12w`, `18mo`, `7y`, or a Go duration) by `retention_column`, in one commit of removes: whole partitions when the column is a partition column (or `year,month,day` integer partition columns read as one date; the day the cutoff falls in is kept), whole files by their statistics otherwise (a file holding rows on both sides of the cutoff stays until all its rows expire). Vacuum deletes the files once `delta.deletedFileRetentionDuration` has passed, so time travel can still restore them until then. Empty keeps everything.").
+			Example("7y").
+			Default(""),
+		service.NewStringField(FieldRetentionColumn).
+			Description("What `retention` is measured on: a date or timestamp column, a partition column holding ISO dates, or integer partition columns such as `year,month,day`.").
+			Example("year,month,day").
+			Default(""),
 	).Description("Keeping the table healthy: auto compaction after commits and a scheduled upkeep (retention, compaction, checkpoint, log cleanup, vacuum).").
 		Advanced()
 }
@@ -100,6 +109,23 @@ func parseMaintenance(conf *service.ParsedConfig) (MaintenanceConfig, error) {
 	}
 	if m.Vacuum, err = mc.FieldBool(FieldVacuum); err != nil {
 		return m, err
+	}
+	if m.Retention, err = mc.FieldString(FieldRetention); err != nil {
+		return m, err
+	}
+	if m.RetentionColumn, err = mc.FieldString(FieldRetentionColumn); err != nil {
+		return m, err
+	}
+	if m.Retention != "" {
+		if m.keep, err = delta.ParseRetention(m.Retention); err != nil {
+			return m, fmt.Errorf("field %s.%s: %w", FieldMaintenance, FieldRetention, err)
+		}
+		if m.RetentionColumn == "" {
+			return m, fmt.Errorf("field %s.%s: a retention needs the column it is measured on", FieldMaintenance, FieldRetentionColumn)
+		}
+		if m.Schedule == "" {
+			return m, fmt.Errorf("field %s.%s: retention runs in the scheduled upkeep; set %s.%s", FieldMaintenance, FieldRetention, FieldMaintenance, FieldSchedule)
+		}
 	}
 	return m, nil
 }
@@ -338,6 +364,19 @@ func (m *maintainer) compact(ctx context.Context, opts delta.OptimizeOptions, ta
 	return nil
 }
 
+// expire removes what the retention policy no longer keeps, in one commit.
+func (m *maintainer) expire(ctx context.Context) error {
+	res, err := m.tbl.Expire(ctx, delta.ExpireOptions{Column: m.conf.RetentionColumn, Keep: m.conf.keep})
+	if err != nil {
+		return err
+	}
+	if !res.NoOp {
+		m.mExpiredFiles.Incr(int64(res.Files))
+		m.log.With("table", m.uri, "version", res.Version, "cutoff", res.Cutoff.Format(time.RFC3339), "partitions", len(res.Partitions), "files", res.Files, "rows", res.Rows).Info("expired data past the retention; vacuum deletes its files after delta.deletedFileRetentionDuration")
+	}
+	return nil
+}
+
 func (m *maintainer) updateFileGauges() {
 	files, perPart := m.tbl.FileCounts()
 	m.mFiles.Set(int64(files))
@@ -358,6 +397,9 @@ func (m *maintainer) Upkeep(ctx context.Context) {
 			m.mErrors.Incr(1, task)
 			m.log.With("table", m.uri, "task", task, "error", err.Error()).Warn("table upkeep step failed; the next run tries again")
 		}
+	}
+	if m.conf.Retention != "" {
+		step("retention", func() error { return m.expire(ctx) })
 	}
 	if m.conf.Optimize {
 		// compact counts its own run and errors.

@@ -189,6 +189,9 @@ func TestMaintenanceConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"maintenance: { schedule: 'not a cron' }", "maintenance.schedule"},
 		{"maintenance: { compact_min_files: 1 }", "maintenance.compact_min_files"},
+		{"maintenance: { schedule: '@daily', retention: 'forever', retention_column: ts }", "maintenance.retention"},
+		{"maintenance: { schedule: '@daily', retention: 7y }", "maintenance.retention_column"},
+		{"maintenance: { retention: 7y, retention_column: ts }", "maintenance.schedule"},
 	} {
 		spec := service.NewConfigSpec().Fields(Fields()...)
 		conf, err := spec.ParseYAML("table_uri: /tmp/x\n"+tc.yaml, nil)
@@ -198,5 +201,60 @@ func TestMaintenanceConfigErrors(t *testing.T) {
 		if _, err := ParseConfig(conf); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %s", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// TestUpkeepRetention: the scheduled run expires the files whose rows are
+// all older than the retention (here by the statistics of a timestamp
+// column) and keeps the rest; vacuum deletes nothing yet.
+func TestUpkeepRetention(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, fmt.Sprintf(`
+table_uri: %s
+create_if_missing: true
+schema:
+  - { name: event_id, type: string, nullable: false }
+  - { name: ts, type: timestamp }
+maintenance: { auto_compact: off, optimize: false, schedule: '@daily', retention: 90d, retention_column: ts }
+`, dir))
+	ctx := t.Context()
+	old := time.Now().AddDate(-1, 0, 0).UTC().Format(time.RFC3339)
+	recent := time.Now().UTC().Format(time.RFC3339)
+	for i, ts := range []string{old, recent, old} {
+		if _, err := w.Write(ctx, service.MessageBatch{service.NewMessage([]byte(fmt.Sprintf(`{"event_id":"e%d","ts":%q}`, i, ts)))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.maint.Upkeep(ctx)
+	tbl := openRO(t, dir)
+	snap := tbl.Snapshot()
+	var ids []string
+	for _, f := range snap.Files() {
+		rows, err := snap.ReadFile(ctx, tbl.Store(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			ids = append(ids, r[0].(string))
+		}
+	}
+	if len(ids) != 1 || ids[0] != "e1" {
+		t.Fatalf("after retention the table holds %v, want [e1]", ids)
+	}
+	hist, err := tbl.History(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, h := range hist {
+		ops[h.Operation]++
+	}
+	if ops["DELETE"] != 1 {
+		t.Errorf("history %v: want one DELETE commit", ops)
+	}
+	st, _ := storage.NewLocal(dir)
+	objs, _ := st.List(ctx, "part-")
+	if len(objs) != 3 {
+		t.Errorf("%d data files on disk, want all 3 (vacuum waits for the retention duration)", len(objs))
 	}
 }
