@@ -198,7 +198,7 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 		"operationParameters": map[string]any{
 			"predicate": "[]",
 			"zOrderBy":  "[]",
-			"auto":      opts.Tiered,
+			"auto":      strconv.FormatBool(opts.Tiered),
 		},
 		"operationMetrics": map[string]any{
 			"numRemovedFiles": strconv.Itoa(res.FilesRemoved),
