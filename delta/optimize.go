@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // CompactionLevelTag is the add-action tag that records how many times a
@@ -351,28 +352,13 @@ func (t *Table) rewriteBins(ctx context.Context, snap *Snapshot, bins [][]AddFil
 	now := t.opts.Now()
 	var acts []Action
 	for _, b := range bins {
-		var rows []Row
+		written, err := t.rewriteBin(ctx, snap, layout, b, wopts, preserve)
+		if err != nil {
+			return nil, err
+		}
 		level := 0
 		for _, f := range b {
-			r, idx, err := snap.readFileRows(ctx, t.store, f, readSchema)
-			if err != nil {
-				return nil, err
-			}
-			if preserve {
-				if err := materializeRowTracking(f, r, idx); err != nil {
-					return nil, err
-				}
-			}
-			rows = append(rows, r...)
 			level = max(level, compactionLevel(f)+1)
-		}
-		// A bin whose rows are all deleted is only removed.
-		var written []writtenFile
-		if len(rows) > 0 {
-			written, err = writeDataFiles(ctx, t.store, layout, rows, wopts, t.opts.Now)
-			if err != nil {
-				return nil, fmt.Errorf("writing compacted files: %w", err)
-			}
 		}
 		bin := CompactedBin{Removed: b}
 		for _, f := range b {
@@ -405,6 +391,54 @@ func (t *Table) rewriteBins(ctx context.Context, snap *Snapshot, bins [][]AddFil
 		res.Bins = append(res.Bins, bin)
 	}
 	return acts, nil
+}
+
+// rewriteBin streams the rows of one bin's files, a file at a time, into
+// new files of the same partition: memory holds one input file's rows and
+// the output file being encoded, not the whole bin. A bin whose rows are
+// all deleted writes nothing.
+func (t *Table) rewriteBin(ctx context.Context, snap *Snapshot, layout *dataLayout, bin []AddFile, wopts WriterOptions, preserve bool) ([]writtenFile, error) {
+	pvals := bin[0].PartitionValues
+	dir := ""
+	if len(layout.partCols) > 0 {
+		names := make([]string, len(layout.partCols))
+		vals := make([]*string, len(layout.partCols))
+		for k, ci := range layout.partCols {
+			names[k] = PhysicalName(layout.schema.fields[ci].Name, layout.schema.fields[ci].Metadata)
+			vals[k] = pvals[names[k]]
+		}
+		dir = partitionDir(names, vals)
+	}
+	var seq atomic.Int64
+	fw, err := newFileWriter(layout, wopts, t.store, dir, pvals, t.opts.Now, &seq)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, f := range bin {
+		rows, idx, err := snap.readFileRows(ctx, t.store, f, layout.schema)
+		if err != nil {
+			return nil, err
+		}
+		if preserve {
+			if err := materializeRowTracking(f, rows, idx); err != nil {
+				return nil, err
+			}
+		}
+		for _, r := range rows {
+			if err := fw.writeRow(ctx, n, r); err != nil {
+				return nil, fmt.Errorf("writing compacted files: %s: %w", f.Path, err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	if err := fw.finishFile(ctx); err != nil {
+		return nil, fmt.Errorf("writing compacted files: %w", err)
+	}
+	return fw.out, nil
 }
 
 // materializeRowTracking fills the two trailing columns of rows (the
