@@ -146,6 +146,8 @@ az://container/path, gs://bucket/prefix. Credentials come from the environment.`
 			deltaCheckpointCommand(),
 			deltaOptimizeCommand(),
 			deltaVacuumCommand(),
+			deltaRestoreCommand(),
+			deltaCloneCommand(),
 		},
 	}
 }
