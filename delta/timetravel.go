@@ -151,7 +151,7 @@ type CommitTime struct {
 // can still rebuild and has a commit file for, oldest first, with Spark's
 // rules: a version's timestamp is its inCommitTimestamp when the table has
 // in-commit timestamps from that version on, else the commit file's
-// modification time, made strictly increasing (a file time not after the
+// modification time in whole milliseconds, made strictly increasing (a file time not after the
 // previous one becomes the previous one plus 1 ms, as Spark's
 // DeltaHistoryManager does).
 func CommitTimes(ctx context.Context, store storage.Store) ([]CommitTime, error) {
@@ -191,7 +191,8 @@ func commitTimes(ctx context.Context, store storage.Store, l *logListing) ([]Com
 	out := make([]CommitTime, 0, len(versions))
 	var prev time.Time
 	for _, v := range versions {
-		ct := CommitTime{Version: v, Time: l.commits[v].ModTime}
+		// Milliseconds, as Hadoop's file times that Spark compares with.
+		ct := CommitTime{Version: v, Time: l.commits[v].ModTime.Truncate(time.Millisecond)}
 		if ictFrom >= 0 && v >= ictFrom {
 			// One read per ICT version; the ICT versions are the newest, so
 			// for most tables this is every commit since enablement.
