@@ -118,6 +118,12 @@ func Clone(ctx context.Context, src, dst storage.Store, opts CloneOptions) (Clon
 	// enablement point means nothing in the new log.
 	delete(md.Configuration, "delta.inCommitTimestampEnablementVersion")
 	delete(md.Configuration, "delta.inCommitTimestampEnablementTimestamp")
+	for _, k := range []string{"delta.columnMapping.mode", "delta.enableRowTracking", ColumnMappingMaxIDKey} {
+		// The copied schema and files carry the source's state of these.
+		if v, ok := opts.Properties[k]; ok && v != md.Configuration[k] {
+			return fail(fmt.Errorf("property %s cannot be changed by a clone (the source has %q)", k, md.Configuration[k]))
+		}
+	}
 	maps.Copy(md.Configuration, opts.Properties)
 	proto, _ := mergeProtocols(snap.protocol, createProtocol(md.Configuration, snap.schema))
 	if err := checkWritable(proto, md, snap.schema); err != nil {

@@ -175,6 +175,11 @@ func TestCloneDeep(t *testing.T) {
 	if _, err := Clone(ctx, src, newLocal(t), CloneOptions{Version: ptr(int64(42))}); !errors.Is(err, ErrVersionNotAvailable) {
 		t.Errorf("clone of a version beyond the newest: %v", err)
 	}
+	for _, k := range []string{"delta.columnMapping.mode", "delta.enableRowTracking"} {
+		if _, err := Clone(ctx, src, newLocal(t), CloneOptions{Properties: map[string]string{k: "none"}}); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("clone changing %s: %v", k, err)
+		}
+	}
 }
 
 // TestCloneMissingFile: a file the version needs is gone; the clone fails

@@ -58,7 +58,9 @@ type RestoreResult struct {
 // Delta's RESTORE TABLE: one commit that removes the live files that
 // version did not have and adds back the files it had that are not live
 // now (a file being its path and deletion vector), both with
-// dataChange=true, plus that version's metaData when it differs. The
+// dataChange=true, plus that version's metaData when it differs (keeping
+// the current row tracking and in-commit timestamp properties when that
+// version predates them, see stickyProperties). The
 // protocol is never downgraded: when the old version's protocol is lower
 // the current one stays; when it needs more, the two are merged. Restored
 // files keep their row ids (row tracking). Before committing, every file
@@ -121,8 +123,7 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 	if upgraded {
 		acts = append(acts, Action{Protocol: &proto})
 	}
-	if !sameMetadata(cur.metadata, old.metadata) {
-		md := old.metadata
+	if md := restoredMetadata(cur.metadata, old.metadata); !sameMetadata(cur.metadata, md) {
 		acts = append(acts, Action{MetaData: &md})
 		res.MetadataRestored = true
 	}
@@ -188,6 +189,44 @@ func liveByFileKey(s *Snapshot) map[string]*AddFile {
 		out[fileKey(f.Path, f.DeletionVector)] = f
 	}
 	return out
+}
+
+// stickyProperties are table properties a restore keeps from the current
+// metaData when the current one enables the feature and the old one does
+// not: the protocol keeps the feature, so its state must stay too (row ids
+// are still assigned and need their materialized columns; commit
+// timestamps must keep increasing by their in-commit timestamps).
+var stickyProperties = map[string][]string{
+	"delta.enableRowTracking": {"delta.enableRowTracking", "delta.rowTracking.materializedRowIdColumnName",
+		"delta.rowTracking.materializedRowCommitVersionColumnName"},
+	"delta.enableInCommitTimestamps": {"delta.enableInCommitTimestamps", "delta.inCommitTimestampEnablementVersion",
+		"delta.inCommitTimestampEnablementTimestamp"},
+}
+
+// restoredMetadata is the old version's metaData with the sticky
+// properties of the current one, and the higher column mapping id
+// high-water mark (ids are never reused).
+func restoredMetadata(cur, old Metadata) Metadata {
+	md := old
+	md.Configuration = maps.Clone(old.Configuration)
+	if md.Configuration == nil {
+		md.Configuration = map[string]string{}
+	}
+	for enable, keys := range stickyProperties {
+		if propertyTrue(cur.Configuration, enable) && !propertyTrue(old.Configuration, enable) {
+			for _, k := range keys {
+				if v, ok := cur.Configuration[k]; ok {
+					md.Configuration[k] = v
+				}
+			}
+		}
+	}
+	cm, _ := strconv.ParseInt(cur.Configuration[ColumnMappingMaxIDKey], 10, 64)
+	om, err := strconv.ParseInt(old.Configuration[ColumnMappingMaxIDKey], 10, 64)
+	if err == nil && cm > om {
+		md.Configuration[ColumnMappingMaxIDKey] = strconv.FormatInt(cm, 10)
+	}
+	return md
 }
 
 // sameMetadata compares what RESTORE brings back of a metaData action.

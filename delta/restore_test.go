@@ -3,6 +3,7 @@ package delta
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -263,4 +264,39 @@ func TestRestoreRefusesUnknownFeature(t *testing.T) {
 	if _, err := tbl.Restore(ctx, RestoreOptions{Version: ptr(int64(1))}); !errors.Is(err, ErrUnsupportedFeature) {
 		t.Errorf("restore of a table with an unknown feature: %v", err)
 	}
+}
+
+// TestRestoreKeepsLaterFeatureState: restoring a version from before row
+// tracking and in-commit timestamps were enabled keeps them enabled (the
+// protocol keeps the features), and keeps the higher column id mark.
+func TestRestoreKeepsLaterFeatureState(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	tbl := mustCreate(t, st, simpleSchema(), nil, nil, OpenOptions{CheckpointInterval: 1000})
+	_, err := tbl.Append(ctx, AppendRequest{Rows: simpleRows("a", 2)}) // 1
+	must(t, err)
+	later := map[string]string{"delta.enableRowTracking": "true", "delta.enableInCommitTimestamps": "true",
+		"delta.rowTracking.materializedRowIdColumnName": "_row-id-col-x", "delta.rowTracking.materializedRowCommitVersionColumnName": "_row-commit-version-col-x",
+		"delta.inCommitTimestampEnablementVersion": "2", "delta.inCommitTimestampEnablementTimestamp": "1"}
+	conf := maps.Clone(later)
+	conf["owner"] = "x"                                               // not sticky: the restore drops it
+	upgrade(t, st, tbl, fullProtocol, conf)                           // 2
+	_, err = tbl.Append(ctx, AppendRequest{Rows: simpleRows("b", 2)}) // 3
+	must(t, err)
+	res, err := tbl.Restore(ctx, RestoreOptions{Version: ptr(int64(1))})
+	must(t, err)
+	eq(t, "metadata committed", res.MetadataRestored, true)
+	conf = tbl.Snapshot().Configuration()
+	eq(t, "owner dropped", conf["owner"], "")
+	for k, v := range later {
+		eq(t, "kept "+k, conf[k], v)
+	}
+	if _, ok := tbl.Snapshot().InCommitTimestamp(); !ok {
+		t.Error("the restore commit has no inCommitTimestamp")
+	}
+	r, err := tbl.Append(ctx, AppendRequest{Rows: simpleRows("c", 1)})
+	must(t, err)
+	eq(t, "row ids still assigned", r.Files[0].BaseRowID != nil, true)
+	_, rows := readAll(t, st)
+	sameRows(t, rows, concatRows(simpleRows("a", 2), simpleRows("c", 1)))
 }
