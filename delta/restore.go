@@ -60,14 +60,19 @@ type RestoreResult struct {
 // now (a file being its path and deletion vector), both with
 // dataChange=true, plus that version's metaData when it differs (keeping
 // the current row tracking and in-commit timestamp properties when that
-// version predates them, see stickyProperties). The
-// protocol is never downgraded: when the old version's protocol is lower
-// the current one stays; when it needs more, the two are merged. Restored
-// files keep their row ids (row tracking). Before committing, every file
-// to add back (data and deletion vector) is checked to exist: a version
-// whose files VACUUM deleted is refused with ErrFilesMissing naming them.
-// The commit goes through the usual conflict checks; a concurrent append
-// that wins the race is not undone.
+// version predates them, see stickyProperties). The protocol is never
+// downgraded: when the old version's protocol is lower the current one
+// stays; when it needs more, the two are merged. Restored files keep
+// their row ids (row tracking). Before committing, every file to add back
+// (data and deletion vector) is checked to exist: a version whose files
+// VACUUM deleted is refused with ErrFilesMissing naming them.
+//
+// The commit goes through the table's commit (conflict checks, row
+// tracking, in-commit timestamps) one attempt at a time: when another
+// writer wins the version, the restore is planned again against the new
+// current state, so a concurrent append is undone too and the table ends
+// exactly as the restored version (at most OpenOptions.MaxCommitAttempts
+// plans).
 func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -78,26 +83,58 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 	if _, err := t.catchUp(ctx); err != nil {
 		return RestoreResult{}, fmt.Errorf("restoring %s: %w", uri, err)
 	}
-	cur := t.snap
-	if err := checkWritable(cur.protocol, cur.metadata, cur.schema); err != nil {
+	if err := checkWritable(t.snap.protocol, t.snap.metadata, t.snap.schema); err != nil {
 		return RestoreResult{}, fmt.Errorf("restoring %s: %w", uri, err)
 	}
 	target, err := resolveVersion(ctx, t.store, opts.Version, opts.Timestamp, -1)
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("restoring %s: %w", uri, err)
 	}
-	if target > cur.version {
-		return RestoreResult{}, fmt.Errorf("restoring %s to version %d: the table is at version %d: %w", uri, target, cur.version, ErrVersionNotAvailable)
+	if target > t.snap.version {
+		return RestoreResult{}, fmt.Errorf("restoring %s to version %d: the table is at version %d: %w", uri, target, t.snap.version, ErrVersionNotAvailable)
 	}
 	old, err := LoadSnapshotAt(ctx, t.store, target)
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("restoring %s: %w", uri, err)
 	}
+	maxPlans := t.opts.MaxCommitAttempts
+	for plan := 1; ; plan++ {
+		res, acts, ci, err := t.planRestore(ctx, old, opts.Timestamp)
+		if err != nil {
+			return res, fmt.Errorf("restoring %s to version %d: %w", uri, target, err)
+		}
+		// One attempt per plan: a retry inside commit would commit this
+		// plan on top of the winner's files and leave them live.
+		t.opts.MaxCommitAttempts = 1
+		v, _, err := t.commit(ctx, acts, ci, res.MetadataRestored || res.ProtocolUpgraded)
+		t.opts.MaxCommitAttempts = maxPlans
+		if err == nil {
+			res.Version = v
+			res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)
+			return res, nil
+		}
+		lost := errors.Is(err, ErrTooManyAttempts) || errors.Is(err, ErrConflict)
+		if !lost || plan >= maxPlans {
+			return res, fmt.Errorf("restoring %s to version %d: %w", uri, target, err)
+		}
+		// commit applied the winners to t.snap: plan again from there.
+		if err := sleepCtx(ctx, backoffDelay(plan, t.opts.RetryBaseDelay, t.opts.RetryMaxDelay)); err != nil {
+			return res, err
+		}
+	}
+}
+
+// planRestore returns the actions and commitInfo that turn the current
+// snapshot into old, with the metrics.
+func (t *Table) planRestore(ctx context.Context, old *Snapshot, ts *time.Time) (RestoreResult, []Action, map[string]any, error) {
+	cur := t.snap
+	if err := checkWritable(cur.protocol, cur.metadata, cur.schema); err != nil {
+		return RestoreResult{}, nil, nil, err
+	}
 	proto, upgraded := mergeProtocols(cur.protocol, old.protocol)
 	if err := checkWritable(proto, old.metadata, old.schema); err != nil {
-		return RestoreResult{}, fmt.Errorf("restoring %s to version %d: %w", uri, target, err)
+		return RestoreResult{}, nil, nil, err
 	}
-
 	curFiles := liveByFileKey(cur)
 	oldFiles := liveByFileKey(old)
 	var removes, adds []*AddFile
@@ -114,11 +151,11 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 	sort.Slice(removes, func(i, j int) bool { return removes[i].Path < removes[j].Path })
 	sort.Slice(adds, func(i, j int) bool { return adds[i].Path < adds[j].Path })
 	if err := checkFilesExist(ctx, t.store, adds); err != nil {
-		return RestoreResult{}, fmt.Errorf("restoring %s to version %d: %w", uri, target, err)
+		return RestoreResult{}, nil, nil, err
 	}
 
 	now := t.opts.Now()
-	res := RestoreResult{RestoredVersion: target, NumRemovedFiles: len(removes), NumRestoredFiles: len(adds), ProtocolUpgraded: upgraded}
+	res := RestoreResult{RestoredVersion: old.version, NumRemovedFiles: len(removes), NumRestoredFiles: len(adds), ProtocolUpgraded: upgraded}
 	var acts []Action
 	if upgraded {
 		acts = append(acts, Action{Protocol: &proto})
@@ -154,13 +191,13 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 		res.TableSizeAfterRestore += f.Size
 	}
 	var tsParam any
-	if opts.Timestamp != nil {
-		tsParam = opts.Timestamp.UTC().Format(time.RFC3339Nano)
+	if ts != nil {
+		tsParam = ts.UTC().Format(time.RFC3339Nano)
 	}
 	ci := map[string]any{
 		"operation": OperationRestore,
 		"operationParameters": map[string]any{
-			"version":   strconv.FormatInt(target, 10),
+			"version":   strconv.FormatInt(old.version, 10),
 			"timestamp": tsParam,
 		},
 		"operationMetrics": map[string]any{
@@ -173,13 +210,7 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 		},
 		"isBlindAppend": false,
 	}
-	v, _, err := t.commit(ctx, acts, ci, res.MetadataRestored || upgraded)
-	if err != nil {
-		return res, fmt.Errorf("restoring %s to version %d: %w", uri, target, err)
-	}
-	res.Version = v
-	res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)
-	return res, nil
+	return res, acts, ci, nil
 }
 
 // liveByFileKey indexes the live files of s by (path, deletion vector).

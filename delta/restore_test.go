@@ -300,3 +300,39 @@ func TestRestoreKeepsLaterFeatureState(t *testing.T) {
 	_, rows := readAll(t, st)
 	sameRows(t, rows, concatRows(simpleRows("a", 2), simpleRows("c", 1)))
 }
+
+// TestRestoreConcurrentAppend: another writer commits between the
+// restore's plan and its commit; the restore plans again, so the table
+// ends exactly as the restored version (the winner's rows undone).
+func TestRestoreConcurrentAppend(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	var race func()
+	now := func() time.Time {
+		if f := race; f != nil {
+			race = nil // once
+			f()
+		}
+		return time.Now()
+	}
+	tbl := mustCreate(t, st, simpleSchema(), nil, nil, OpenOptions{CheckpointInterval: 1000, Now: now})
+	a := simpleRows("a", 2)
+	_, err := tbl.Append(ctx, AppendRequest{Rows: a}) // 1
+	must(t, err)
+	_, err = tbl.Append(ctx, AppendRequest{Rows: simpleRows("b", 2)}) // 2
+	must(t, err)
+	other, err := Open(ctx, st, OpenOptions{CheckpointInterval: 1000})
+	must(t, err)
+	// The first clock read of the restore is in its plan, after it caught
+	// up: the winner's version 3 lands before the restore's commit.
+	race = func() {
+		_, err := other.Append(ctx, AppendRequest{Rows: simpleRows("w", 3)})
+		must(t, err)
+	}
+	res, err := tbl.Restore(ctx, RestoreOptions{Version: ptr(int64(1))})
+	must(t, err)
+	eq(t, "restore version after the winner", res.Version, int64(4))
+	eq(t, "winner's file removed too", res.NumRemovedFiles, 2)
+	_, rows := readAll(t, st)
+	sameRows(t, rows, a)
+}
