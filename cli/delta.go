@@ -132,7 +132,7 @@ func tableFlag() cli.Flag {
 }
 
 // DeltaCommand is `claimx-connect delta …`: create, describe, history,
-// checkpoint, optimize and vacuum.
+// checkpoint, optimize, vacuum, expire, restore and clone.
 func DeltaCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "delta",
@@ -147,6 +147,8 @@ az://container/path, gs://bucket/prefix. Credentials come from the environment.`
 			deltaOptimizeCommand(),
 			deltaVacuumCommand(),
 			deltaExpireCommand(),
+			deltaRestoreCommand(),
+			deltaCloneCommand(),
 		},
 	}
 }

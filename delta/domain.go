@@ -61,9 +61,9 @@ func (s *Snapshot) RowIDHighWaterMark() (int64, error) {
 	return n, nil
 }
 
-// assignRowTracking returns acts with every add given consecutive base row
-// ids above the snapshot's high-water mark and defaultRowCommitVersion =
-// version, followed by the delta.rowTracking domain with the new high-water
+// assignRowTracking returns acts with every add that has no row ids yet
+// given consecutive base row ids above the snapshot's high-water mark and
+// defaultRowCommitVersion = version, followed by the delta.rowTracking domain with the new high-water
 // mark. The adds are copies: a retry recomputes them from the winner's
 // high-water mark without touching the caller's actions.
 func assignRowTracking(s *Snapshot, acts []Action, version int64) ([]Action, error) {
@@ -75,6 +75,12 @@ func assignRowTracking(s *Snapshot, acts []Action, version int64) ([]Action, err
 	out := make([]Action, 0, len(acts)+1)
 	assigned := false
 	for _, a := range acts {
+		if a.Add != nil && a.Add.BaseRowID != nil && a.Add.DefaultRowCommitVersion != nil {
+			// A file that already has row ids (RESTORE, CLONE brings it
+			// back) keeps them: its rows are the rows they were.
+			out = append(out, a)
+			continue
+		}
 		if a.Add != nil {
 			n, ok := statsNumRecords(a.Add.Stats)
 			if !ok {
