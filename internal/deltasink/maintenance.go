@@ -22,6 +22,7 @@ const (
 	FieldMaintenance     = "maintenance"
 	FieldAutoCompact     = "auto_compact"
 	FieldCompactMinFiles = "compact_min_files"
+	FieldCompactIdle     = "compact_idle"
 	FieldSchedule        = "schedule"
 	FieldOptimize        = "optimize"
 	FieldVacuum          = "vacuum"
@@ -40,6 +41,9 @@ const (
 type MaintenanceConfig struct {
 	AutoCompact     string
 	CompactMinFiles int
+	// CompactIdle: auto compaction waits for this long without a commit
+	// (0: it does not wait), unless a partition reached the file cap.
+	CompactIdle time.Duration
 	// Schedule is a cron expression (or @daily, @every 6h); empty: no
 	// scheduled upkeep.
 	Schedule        string
@@ -58,6 +62,9 @@ func maintenanceField() *service.ConfigField {
 		service.NewIntField(FieldCompactMinFiles).
 			Description("How many small files of one level a partition needs before auto compaction rewrites them (Databricks' `minNumFiles` default is 50).").
 			Default(50),
+		service.NewDurationField(FieldCompactIdle).
+			Description("Auto compaction waits until the writer has not committed for this long, so that a backlog drains at full speed and compaction takes the lulls; a partition that reaches 4 × `compact_min_files` files is compacted at once regardless, which keeps files bounded under sustained load. `0s` compacts right after each commit.").
+			Default("1s"),
 		service.NewStringField(FieldSchedule).
 			Description("When to run the table's upkeep, as a cron expression (`0 3 * * *`) or a descriptor (`@daily`, `@every 6h`); empty runs none. Each run, in order: expires partitions past `retention`, compacts every partition (`optimize`), writes a checkpoint, deletes log files older than `delta.logRetentionDuration` (default 30 days) behind a checkpoint, and vacuums files removed longer ago than `delta.deletedFileRetentionDuration` (default 7 days; shorter is refused). Every replica may run it: a second run finds nothing left to do or loses its commit race harmlessly.").
 			Example("0 3 * * *").
@@ -81,7 +88,7 @@ func maintenanceField() *service.ConfigField {
 }
 
 func parseMaintenance(conf *service.ParsedConfig) (MaintenanceConfig, error) {
-	m := MaintenanceConfig{AutoCompact: AutoCompactTable, CompactMinFiles: 50, Optimize: true, Vacuum: true}
+	m := MaintenanceConfig{AutoCompact: AutoCompactTable, CompactMinFiles: 50, CompactIdle: time.Second, Optimize: true, Vacuum: true}
 	if !conf.Contains(FieldMaintenance) {
 		return m, nil
 	}
@@ -95,6 +102,9 @@ func parseMaintenance(conf *service.ParsedConfig) (MaintenanceConfig, error) {
 	}
 	if m.CompactMinFiles < 2 {
 		return m, fmt.Errorf("field %s.%s: %d; at least 2 files are needed to compact", FieldMaintenance, FieldCompactMinFiles, m.CompactMinFiles)
+	}
+	if m.CompactIdle, err = mc.FieldDuration(FieldCompactIdle); err != nil {
+		return m, err
 	}
 	if m.Schedule, err = mc.FieldString(FieldSchedule); err != nil {
 		return m, err
@@ -145,6 +155,8 @@ type maintainer struct {
 	mu      sync.Mutex
 	pending map[string]map[string]*string // partitions touched since the last compaction
 
+	// lastCommit is when the writer last committed (Unix ns).
+	lastCommit atomic.Int64
 	// running is 1 while the loop handles a wake-up (tests wait for 0).
 	running atomic.Int32
 	cancel  context.CancelFunc
@@ -222,6 +234,7 @@ func (m *maintainer) autoCompactOn() bool {
 // touched records the partitions a commit wrote to and wakes the
 // compaction loop; it never blocks the writer.
 func (m *maintainer) touched(files []delta.AddFile) {
+	m.lastCommit.Store(time.Now().UnixNano())
 	if len(files) == 0 {
 		return
 	}
@@ -304,8 +317,15 @@ func (m *maintainer) compactPending(ctx context.Context, backoff time.Duration) 
 		case <-time.After(backoff):
 		}
 	}
+	if !m.autoCompactOn() {
+		m.takePending()
+		return backoff
+	}
+	if !m.waitForLull(ctx) {
+		return backoff
+	}
 	parts := m.takePending()
-	if len(parts) == 0 || !m.autoCompactOn() {
+	if len(parts) == 0 {
 		return backoff
 	}
 	err := m.compact(ctx, delta.OptimizeOptions{Tiered: true, MinFiles: m.conf.CompactMinFiles, Partitions: parts}, "auto_compact")
@@ -328,6 +348,34 @@ func (m *maintainer) compactPending(ctx context.Context, backoff time.Duration) 
 		backoff = 0
 	}
 	return backoff
+}
+
+// compactCapFactor × compact_min_files files in one partition make auto
+// compaction run without waiting for a lull.
+const compactCapFactor = 4
+
+// waitForLull waits until no commit happened for CompactIdle, or a
+// partition holds compactCapFactor × CompactMinFiles files; false when ctx
+// ends first. Commits arriving meanwhile re-check the cap.
+func (m *maintainer) waitForLull(ctx context.Context) bool {
+	for {
+		since := time.Since(time.Unix(0, m.lastCommit.Load()))
+		if since >= m.conf.CompactIdle {
+			return true
+		}
+		if _, perPart := m.tbl.FileCounts(); perPart >= compactCapFactor*m.conf.CompactMinFiles {
+			return true
+		}
+		t := time.NewTimer(m.conf.CompactIdle - since)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-m.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // compact runs one Optimize and accounts for it.

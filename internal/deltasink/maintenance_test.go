@@ -258,3 +258,34 @@ maintenance: { auto_compact: off, optimize: false, schedule: '@daily', retention
 		t.Errorf("%d data files on disk, want all 3 (vacuum waits for the retention duration)", len(objs))
 	}
 }
+
+// TestAutoCompactionWaitsForLull: while commits keep coming (compact_idle
+// not reached) small files wait, until a partition reaches
+// 4 × compact_min_files files, which is compacted at once.
+func TestAutoCompactionWaitsForLull(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, fmt.Sprintf(dedupeConf, dir)+"maintenance: { auto_compact: on, compact_min_files: 3, compact_idle: 1h }\n")
+	ctx := t.Context()
+	write := func(i int) {
+		if _, err := w.Write(ctx, service.MessageBatch{kmsg(fmt.Sprintf(`{"event_id":"e%d","day":1}`, i), 0, i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		write(i)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := openRO(t, dir).Snapshot().NumFiles(); n != 5 {
+		t.Fatalf("%d files: compaction ran without a lull and under the cap", n)
+	}
+	for i := 5; i < 4*3; i++ {
+		write(i)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for openRO(t, dir).Snapshot().NumFiles() >= 12 {
+		if time.Now().After(deadline) {
+			t.Fatal("a partition at the cap (12 files) was not compacted within 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
