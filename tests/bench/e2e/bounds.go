@@ -5,6 +5,7 @@ package main
 // over the topic the worker read.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -227,8 +228,10 @@ func runBounds(brokers, topic, boundTopic, suffix, dir, root string, records int
         dedupe_column: event_id
       compression: snappy
       checkpoint_interval: 10
+      # As the worker's: DELTA_AUTO_COMPACT=off|on overrides the table property.
+      maintenance: { auto_compact: %s }
   - bench_written: {}`,
-			filepath.Join(dir, "delta_bound_table"), filepath.Join(root, "schemas/itel_cabinet_task_tracking.yaml")),
+			filepath.Join(dir, "delta_bound_table"), filepath.Join(root, "schemas/itel_cabinet_task_tracking.yaml"), cmp.Or(os.Getenv("DELTA_AUTO_COMPACT"), "table")),
 		"drop: {}")
 	if err != nil {
 		return nil, fmt.Errorf("delta bound: %w", err)
