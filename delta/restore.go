@@ -150,6 +150,10 @@ func (t *Table) planRestore(ctx context.Context, old *Snapshot, ts *time.Time) (
 	}
 	sort.Slice(removes, func(i, j int) bool { return removes[i].Path < removes[j].Path })
 	sort.Slice(adds, func(i, j int) bool { return adds[i].Path < adds[j].Path })
+	// An append-only table refuses any commit that removes data.
+	if len(removes) > 0 && propertyTrue(cur.metadata.Configuration, "delta.appendOnly") {
+		return RestoreResult{}, nil, nil, fmt.Errorf("the table is append-only (delta.appendOnly=true): restoring version %d would remove %d files", old.version, len(removes))
+	}
 	if err := checkFilesExist(ctx, t.store, adds); err != nil {
 		return RestoreResult{}, nil, nil, err
 	}

@@ -336,3 +336,22 @@ func TestRestoreConcurrentAppend(t *testing.T) {
 	_, rows := readAll(t, st)
 	sameRows(t, rows, a)
 }
+
+// TestRestoreAppendOnlyRefused: restoring an append-only table to a version
+// with fewer files would remove data, which the table forbids; restoring
+// forward (adds only) is allowed.
+func TestRestoreAppendOnlyRefused(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	tbl := mustCreate(t, st, simpleSchema(), nil, map[string]string{"delta.appendOnly": "true"}, OpenOptions{})
+	for _, p := range []string{"a", "b"} {
+		_, err := tbl.Append(ctx, AppendRequest{Rows: simpleRows(p, 2)})
+		must(t, err)
+	}
+	v := tbl.Version()
+	_, err := tbl.Restore(ctx, RestoreOptions{Version: ptr(int64(1))})
+	if err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Fatalf("restore of an append-only table to fewer files: %v, want a refusal naming append-only", err)
+	}
+	eq(t, "version unchanged", tbl.Version(), v)
+}
