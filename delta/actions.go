@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -409,4 +410,23 @@ func parseLogName(p string) logFile {
 		}
 	}
 	return lf
+}
+
+// removeOf is the remove action of a live file: the logical file (path and
+// deletion vector) with the extended metadata and the row tracking fields
+// of its add, so readers and later conflict checks see what was removed.
+func removeOf(f AddFile, now time.Time, dataChange bool) *RemoveFile {
+	return &RemoveFile{
+		Path:                    f.Path,
+		DeletionTimestamp:       ptr(now.UnixMilli()),
+		DataChange:              dataChange,
+		ExtendedFileMetadata:    ptr(true),
+		PartitionValues:         f.PartitionValues,
+		Size:                    ptr(f.Size),
+		Stats:                   f.Stats,
+		Tags:                    f.Tags,
+		DeletionVector:          f.DeletionVector,
+		BaseRowID:               f.BaseRowID,
+		DefaultRowCommitVersion: f.DefaultRowCommitVersion,
+	}
 }

@@ -359,25 +359,9 @@ func (t *Table) rewriteBins(ctx context.Context, snap *Snapshot, bins [][]AddFil
 		level := 0
 		for _, f := range b {
 			level = max(level, compactionLevel(f)+1)
+			acts = append(acts, Action{Remove: removeOf(f, now, false)})
 		}
 		bin := CompactedBin{Removed: b}
-		for _, f := range b {
-			// The remove names the logical file: path and DV, with the
-			// row tracking fields of the add it removes.
-			acts = append(acts, Action{Remove: &RemoveFile{
-				Path:                    f.Path,
-				DeletionTimestamp:       ptr(now.UnixMilli()),
-				DataChange:              false,
-				ExtendedFileMetadata:    ptr(true),
-				PartitionValues:         f.PartitionValues,
-				Size:                    ptr(f.Size),
-				Stats:                   f.Stats,
-				Tags:                    f.Tags,
-				DeletionVector:          f.DeletionVector,
-				BaseRowID:               f.BaseRowID,
-				DefaultRowCommitVersion: f.DefaultRowCommitVersion,
-			}})
-		}
 		for _, w := range written {
 			add := w.add
 			add.DataChange = false

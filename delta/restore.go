@@ -169,19 +169,7 @@ func (t *Table) planRestore(ctx context.Context, old *Snapshot, ts *time.Time) (
 		res.MetadataRestored = true
 	}
 	for _, f := range removes {
-		acts = append(acts, Action{Remove: &RemoveFile{
-			Path:                    f.Path,
-			DeletionTimestamp:       ptr(now.UnixMilli()),
-			DataChange:              true,
-			ExtendedFileMetadata:    ptr(true),
-			PartitionValues:         f.PartitionValues,
-			Size:                    ptr(f.Size),
-			Stats:                   f.Stats,
-			Tags:                    f.Tags,
-			DeletionVector:          f.DeletionVector,
-			BaseRowID:               f.BaseRowID,
-			DefaultRowCommitVersion: f.DefaultRowCommitVersion,
-		}})
+		acts = append(acts, Action{Remove: removeOf(*f, now, true)})
 		res.RemovedFilesSize += f.Size
 	}
 	for _, f := range adds {

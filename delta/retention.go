@@ -567,22 +567,9 @@ func (t *Table) Expire(ctx context.Context, opts ExpireOptions) (ExpireResult, e
 	if opts.DryRun {
 		return res, nil
 	}
-	ts := ptr(now.UnixMilli())
 	acts := make([]Action, 0, len(removed))
 	for _, f := range removed {
-		acts = append(acts, Action{Remove: &RemoveFile{
-			Path:                    f.Path,
-			DeletionTimestamp:       ts,
-			DataChange:              true,
-			ExtendedFileMetadata:    ptr(true),
-			PartitionValues:         f.PartitionValues,
-			Size:                    ptr(f.Size),
-			Stats:                   f.Stats,
-			Tags:                    f.Tags,
-			DeletionVector:          f.DeletionVector,
-			BaseRowID:               f.BaseRowID,
-			DefaultRowCommitVersion: f.DefaultRowCommitVersion,
-		}})
+		acts = append(acts, Action{Remove: removeOf(f, now, true)})
 	}
 	// Spark writes the predicate list as JSON text, '<' unescaped.
 	var pred strings.Builder
