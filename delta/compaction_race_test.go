@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,23 +72,10 @@ func TestCompactionRacesAppendsAcrossProcesses(t *testing.T) {
 	const procs = 3
 	st := newLocal(t)
 	mustCreate(t, st, simpleSchema(), []string{"part"}, nil, OpenOptions{})
-	cmds := make([]*exec.Cmd, procs)
-	outs := make([]*strings.Builder, procs)
-	for p := 0; p < procs; p++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCompactionRacesAppendsAcrossProcesses$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), raceChildEnv+"="+strconv.Itoa(p), raceDirEnv+"="+st.Root())
-		outs[p] = &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = outs[p], outs[p]
-		must(t, cmd.Start())
-		cmds[p] = cmd
-	}
 	compacted, conflicts := 0, 0
-	for p, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("process %d: %v\n%s", p, err, outs[p])
-		}
+	for _, out := range runChildren(t, "TestCompactionRacesAppendsAcrossProcesses", procs, raceChildEnv, raceDirEnv, st.Root()) {
 		var c, k int
-		for _, line := range strings.Split(outs[p].String(), "\n") {
+		for _, line := range strings.Split(out, "\n") {
 			if _, err := fmt.Sscanf(line, "RACE compacted=%d conflicts=%d", &c, &k); err == nil {
 				compacted += c
 				conflicts += k

@@ -64,21 +64,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	const procs = 4
 	st := newLocal(t)
 	mustCreate(t, st, simpleSchema(), []string{"part"}, nil, OpenOptions{})
-	cmds := make([]*exec.Cmd, procs)
-	outs := make([]*strings.Builder, procs)
-	for p := 0; p < procs; p++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestConcurrentProcesses$", "-test.count=1")
-		cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(p), childDirEnv+"="+st.Root())
-		outs[p] = &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = outs[p], outs[p]
-		must(t, cmd.Start())
-		cmds[p] = cmd
-	}
-	for p, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("process %d: %v\n%s", p, err, outs[p])
-		}
-	}
+	runChildren(t, "TestConcurrentProcesses", procs, childEnv, childDirEnv, st.Root())
 	// Versions 0..N contiguous, nothing else.
 	objs, err := st.List(context.Background(), "_delta_log/")
 	must(t, err)
@@ -119,6 +105,31 @@ func TestConcurrentProcesses(t *testing.T) {
 	if snap.CheckpointVersion() < 4 {
 		t.Errorf("no checkpoint written by the concurrent writers (newest %d)", snap.CheckpointVersion())
 	}
+}
+
+// runChildren runs the test binary's test `name` as procs OS processes at
+// once, each with idEnv set to its index and dirEnv to dir, and returns
+// their output once all have exited successfully.
+func runChildren(t *testing.T, name string, procs int, idEnv, dirEnv, dir string) []string {
+	t.Helper()
+	cmds := make([]*exec.Cmd, procs)
+	outs := make([]*strings.Builder, procs)
+	for p := 0; p < procs; p++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), idEnv+"="+strconv.Itoa(p), dirEnv+"="+dir)
+		outs[p] = &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = outs[p], outs[p]
+		must(t, cmd.Start())
+		cmds[p] = cmd
+	}
+	res := make([]string, procs)
+	for p, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("process %d: %v\n%s", p, err, outs[p])
+		}
+		res[p] = outs[p].String()
+	}
+	return res
 }
 
 // TestConflicts: a losing writer must read the winners and either retry
