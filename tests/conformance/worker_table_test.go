@@ -574,7 +574,8 @@ func runWorkerReader(t *testing.T, dir string, args []string) (*readerOut, *work
 
 // checkWorkerHistory: version 0 creates the table; every later version is a
 // commit of the worker (STREAMING UPDATE, its app id), adding as many rows
-// as the success messages name that version.
+// as the success messages name that version, or the worker's auto
+// compaction (OPTIMIZE, auto).
 func checkWorkerHistory(t *testing.T, reader string, h []workerHistory, rowsPerVersion map[int64]int, version int64) {
 	t.Helper()
 	if int64(len(h)) != version+1 {
@@ -592,6 +593,14 @@ func checkWorkerHistory(t *testing.T, reader string, h []workerHistory, rowsPerV
 		if v == 0 {
 			if e.Operation != "CREATE TABLE" {
 				t.Errorf("%s history: version 0 is %q, want CREATE TABLE", reader, e.Operation)
+			}
+			continue
+		}
+		if e.Operation == "OPTIMIZE" && fmt.Sprint(e.Parameters["auto"]) == "true" {
+			// The worker's auto compaction (maintenance.auto_compact):
+			// rows rearranged, none added.
+			if got := fmt.Sprint(e.Metrics["numRemovedFiles"]); got == "0" || got == "<nil>" {
+				t.Errorf("%s history version %d: an auto compaction that removed %s files", reader, v, got)
 			}
 			continue
 		}
