@@ -105,9 +105,7 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 		}
 		// One attempt per plan: a retry inside commit would commit this
 		// plan on top of the winner's files and leave them live.
-		t.opts.MaxCommitAttempts = 1
-		v, _, err := t.commit(ctx, acts, ci, res.MetadataRestored || res.ProtocolUpgraded)
-		t.opts.MaxCommitAttempts = maxPlans
+		v, _, err := t.commitAttempts(ctx, acts, ci, res.MetadataRestored || res.ProtocolUpgraded, 1)
 		if err == nil {
 			res.Version = v
 			res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)

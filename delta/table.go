@@ -503,6 +503,11 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 // and default row commit versions (row tracking) and the inCommitTimestamp.
 // On success the actions are applied to the in-memory snapshot.
 func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, changesMeta bool) (int64, int, error) {
+	return t.commitAttempts(ctx, acts, ci, changesMeta, t.opts.MaxCommitAttempts)
+}
+
+// commitAttempts is commit with at most maxAttempts attempts.
+func (t *Table) commitAttempts(ctx context.Context, acts []Action, ci map[string]any, changesMeta bool, maxAttempts int) (int64, int, error) {
 	ourApps := map[string]bool{}
 	ourRemoves := map[string]bool{}
 	ourDomains := map[string]bool{}
@@ -518,7 +523,7 @@ func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, ch
 		}
 	}
 	readVersion := t.snap.version
-	for attempt := 1; attempt <= t.opts.MaxCommitAttempts; attempt++ {
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		version := t.snap.version + 1
 		now := t.opts.Now()
 		info := map[string]any{"timestamp": now.UnixMilli()}
@@ -566,13 +571,13 @@ func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, ch
 				return 0, attempt, err
 			}
 		}
-		if attempt < t.opts.MaxCommitAttempts {
+		if attempt < maxAttempts {
 			if err := sleepCtx(ctx, backoffDelay(attempt, t.opts.RetryBaseDelay, t.opts.RetryMaxDelay)); err != nil {
 				return 0, attempt, err
 			}
 		}
 	}
-	return 0, t.opts.MaxCommitAttempts, fmt.Errorf("%d attempts lost the race for the next version (now %d): %w", t.opts.MaxCommitAttempts, t.snap.version, ErrTooManyAttempts)
+	return 0, maxAttempts, fmt.Errorf("%d attempts lost the race for the next version (now %d): %w", maxAttempts, t.snap.version, ErrTooManyAttempts)
 }
 
 // conflictWith decides whether a winning commit invalidates ours.
