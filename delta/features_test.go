@@ -248,9 +248,9 @@ func TestRowTrackingAndICT(t *testing.T) {
 func TestDomainConflict(t *testing.T) {
 	ours := map[string]bool{"com.example": true, DomainRowTracking: true}
 	w := []Action{{DomainMetadata: &DomainMetadata{Domain: DomainRowTracking, Configuration: `{"rowIdHighWaterMark":5}`}}}
-	must(t, conflictWith(3, w, nil, nil, ours, false))
+	must(t, conflictWith(3, w, nil, nil, ours, false, nil))
 	w = append(w, Action{DomainMetadata: &DomainMetadata{Domain: "com.example", Configuration: "{}"}})
-	if err := conflictWith(3, w, nil, nil, ours, false); !errors.Is(err, ErrConflict) {
+	if err := conflictWith(3, w, nil, nil, ours, false, nil); !errors.Is(err, ErrConflict) {
 		t.Fatalf("want ErrConflict, got %v", err)
 	}
 }

@@ -165,8 +165,10 @@ func planBins(snap *Snapshot, opts OptimizeOptions, target int64, minFiles int) 
 // nothing). The compaction fails with ErrConflict, committing nothing, when
 // a file it rewrites was removed or given a new deletion vector in the
 // meantime (by a concurrent compaction, retention, restore or DELETE), or
-// when the protocol, the partitioning or the schema changed; the files it
-// wrote are then orphans Vacuum removes. Optimize calls on one handle run
+// when the protocol or the partitioning changed or a column was dropped or
+// retyped (columns added by schema evolution are fine: they read as null
+// in the rewritten files); the files it wrote are then orphans Vacuum
+// removes. Optimize calls on one handle run
 // one at a time.
 func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeResult, error) {
 	t.optMu.Lock()
@@ -221,7 +223,7 @@ func (t *Table) Optimize(ctx context.Context, opts OptimizeOptions) (OptimizeRes
 	if err := t.stillCompactable(snap, bins); err != nil {
 		return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
 	}
-	v, _, err := t.commit(ctx, acts, ci, false)
+	v, _, err := t.commitWith(ctx, acts, ci, commitOptions{rewriteOf: &snap.metadata})
 	if err != nil {
 		return res, fmt.Errorf("optimizing %s: %w", t.store.URI(), err)
 	}
@@ -301,12 +303,12 @@ func (t *Table) FileCounts() (files, maxPerPartition int) {
 
 // stillCompactable checks, under the lock and caught up, that what the
 // rewrite relied on holds: every file it removes is live with the same
-// deletion vector, and the protocol, partitioning and schema are those it
-// read the files with.
+// deletion vector, the protocol is unchanged, and the files it wrote stay
+// valid under the current metaData (columns may have been added).
 func (t *Table) stillCompactable(planned *Snapshot, bins [][]AddFile) error {
 	cur := t.snap
-	if !slices.Equal(cur.metadata.PartitionColumns, planned.metadata.PartitionColumns) || !cur.schema.Equal(planned.schema) || !protocolEqual(cur.protocol, planned.protocol) {
-		return fmt.Errorf("the table's protocol, partitioning or schema changed after version %d: %w", planned.version, ErrConflict)
+	if !protocolEqual(cur.protocol, planned.protocol) || !rewriteCompatible(planned.metadata, cur.metadata) {
+		return fmt.Errorf("the table's protocol, partitioning or columns changed after version %d: %w", planned.version, ErrConflict)
 	}
 	for _, b := range bins {
 		for _, f := range b {

@@ -105,7 +105,7 @@ func (t *Table) Restore(ctx context.Context, opts RestoreOptions) (RestoreResult
 		}
 		// One attempt per plan: a retry inside commit would commit this
 		// plan on top of the winner's files and leave them live.
-		v, _, err := t.commitAttempts(ctx, acts, ci, res.MetadataRestored || res.ProtocolUpgraded, 1)
+		v, _, err := t.commitWith(ctx, acts, ci, commitOptions{changesMeta: res.MetadataRestored || res.ProtocolUpgraded, maxAttempts: 1})
 		if err == nil {
 			res.Version = v
 			res.Checkpointed, res.CheckpointErr = t.maybeCheckpoint(ctx)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -503,11 +504,28 @@ func (t *Table) prepareRows(req AppendRequest) (*Schema, []Row, *Metadata, error
 // and default row commit versions (row tracking) and the inCommitTimestamp.
 // On success the actions are applied to the in-memory snapshot.
 func (t *Table) commit(ctx context.Context, acts []Action, ci map[string]any, changesMeta bool) (int64, int, error) {
-	return t.commitAttempts(ctx, acts, ci, changesMeta, t.opts.MaxCommitAttempts)
+	return t.commitWith(ctx, acts, ci, commitOptions{changesMeta: changesMeta})
 }
 
-// commitAttempts is commit with at most maxAttempts attempts.
-func (t *Table) commitAttempts(ctx context.Context, acts []Action, ci map[string]any, changesMeta bool, maxAttempts int) (int64, int, error) {
+// commitOptions tune one commit.
+type commitOptions struct {
+	// changesMeta: the commit carries a metaData derived from the current
+	// one.
+	changesMeta bool
+	// maxAttempts bounds the attempts (0: OpenOptions.MaxCommitAttempts).
+	maxAttempts int
+	// rewriteOf: the commit only rearranges data in files written under
+	// this metaData (compaction); a winner's metaData under which those
+	// files stay valid (columns added) is not a conflict.
+	rewriteOf *Metadata
+}
+
+// commitWith is commit with options.
+func (t *Table) commitWith(ctx context.Context, acts []Action, ci map[string]any, co commitOptions) (int64, int, error) {
+	changesMeta, maxAttempts := co.changesMeta, co.maxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = t.opts.MaxCommitAttempts
+	}
 	ourApps := map[string]bool{}
 	ourRemoves := map[string]bool{}
 	ourDomains := map[string]bool{}
@@ -567,7 +585,7 @@ func (t *Table) commitAttempts(ctx context.Context, acts []Action, ci map[string
 			return 0, attempt, fmt.Errorf("reading the commits that won version %d: %w", version, err)
 		}
 		for v, wa := range winners {
-			if err := conflictWith(v, wa, ourApps, ourRemoves, ourDomains, changesMeta); err != nil {
+			if err := conflictWith(v, wa, ourApps, ourRemoves, ourDomains, changesMeta, co.rewriteOf); err != nil {
 				return 0, attempt, err
 			}
 		}
@@ -583,11 +601,13 @@ func (t *Table) commitAttempts(ctx context.Context, acts []Action, ci map[string
 // conflictWith decides whether a winning commit invalidates ours.
 // The delta.rowTracking domain is never a conflict: our row ids are rebased
 // on the winner's high-water mark at the next attempt.
-func conflictWith(v int64, winner []Action, ourApps, ourRemoves, ourDomains map[string]bool, changesMeta bool) error {
+func conflictWith(v int64, winner []Action, ourApps, ourRemoves, ourDomains map[string]bool, changesMeta bool, rewriteOf *Metadata) error {
 	for _, a := range winner {
 		switch {
 		case a.Protocol != nil:
 			return fmt.Errorf("version %d changed the protocol: %w", v, ErrConflict)
+		case a.MetaData != nil && rewriteOf != nil && rewriteCompatible(*rewriteOf, *a.MetaData):
+			// Our rewritten files stay valid under the new metaData.
 		case a.MetaData != nil:
 			return fmt.Errorf("version %d changed the table metadata: %w", v, ErrConflict)
 		case a.Txn != nil && ourApps[a.Txn.AppID]:
@@ -603,6 +623,43 @@ func conflictWith(v int64, winner []Action, ourApps, ourRemoves, ourDomains map[
 		}
 	}
 	return nil
+}
+
+// rewriteCompatible reports whether data files written under metaData old
+// stay valid under nw: the same partitioning, column mapping mode and row
+// tracking columns, and every column of old still there with the same
+// type (schema evolution only added columns, which read as null).
+func rewriteCompatible(old, nw Metadata) bool {
+	if !slices.Equal(old.PartitionColumns, nw.PartitionColumns) {
+		return false
+	}
+	for _, k := range []string{ColumnMappingModeKey, "delta.rowTracking.materializedRowIdColumnName", "delta.rowTracking.materializedRowCommitVersionColumnName"} {
+		if old.Configuration[k] != nw.Configuration[k] {
+			return false
+		}
+	}
+	if old.SchemaString == nw.SchemaString {
+		return true
+	}
+	os, err1 := ParseSchemaString(old.SchemaString)
+	ns, err2 := ParseSchemaString(nw.SchemaString)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return schemaKeeps(os, ns)
+}
+
+// schemaKeeps reports whether every column of old is in nw with the same
+// type, nullability and physical name.
+func schemaKeeps(old, nw *Schema) bool {
+	for i, f := range old.fields {
+		j := nw.Index(f.Name)
+		if j < 0 || !nw.types[j].Equal(old.types[i]) || nw.fields[j].Nullable != f.Nullable ||
+			PhysicalName(f.Name, f.Metadata) != PhysicalName(nw.fields[j].Name, nw.fields[j].Metadata) {
+			return false
+		}
+	}
+	return true
 }
 
 // backoffDelay is exponential backoff with full jitter.
