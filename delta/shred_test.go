@@ -3,7 +3,6 @@ package delta
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -159,13 +158,7 @@ func TestNestedTableRoundTrip(t *testing.T) {
 // checkWithDeltaRS reads the whole table with delta-rs (log, schema and
 // nested data) and compares the rows.
 func checkWithDeltaRS(t *testing.T, root string) {
-	py := os.Getenv("CLAIMX_DELTARS_PYTHON")
-	if py == "" {
-		py = "/work/main/.tools/conformance/venv/bin/python"
-	}
-	if out, err := exec.Command(py, "-c", "import deltalake").CombinedOutput(); err != nil {
-		requireIntegration(t, "no deltalake python: "+string(out))
-	}
+	py := deltaRSPython(t)
 	script := `import sys, json
 from deltalake import DeltaTable
 dt = DeltaTable(sys.argv[1])
@@ -225,13 +218,7 @@ func TestNestedStatsIndexedLeaves(t *testing.T) {
 // checkWithPyArrow reads the data file with pyarrow (an independent Parquet
 // reader) and compares its JSON rendering with what was written.
 func checkWithPyArrow(t *testing.T, root, path string) {
-	py := os.Getenv("CLAIMX_DELTARS_PYTHON")
-	if py == "" {
-		py = "/work/main/.tools/conformance/venv/bin/python"
-	}
-	if _, err := os.Stat(py); err != nil {
-		requireIntegration(t, "no python at "+py)
-	}
+	py := deltaRSPython(t) // with pyarrow, an independent Parquet reader
 	script := `import sys, json, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
 print(t.schema.field("info").type, "|", t.schema.field("attrs").type, "|", t.schema.field("ts").type)
