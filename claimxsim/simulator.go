@@ -10,6 +10,12 @@
 //	GET  /export/project/{id}/media?mediaIds=1,2  the project's media, optionally filtered
 //	POST /oauth/token                             client_credentials (Basic header or form body)
 //
+// Served beside it, with their own credentials (media.go, itel.go):
+//
+//	GET  /media/{id}?exp=…&sig=…        media bytes; the signed link of the media list is the credential
+//	POST /itel/v1/submissions           the iTel Cabinet API: Idempotency-Key required, ITelToken auth
+//	GET  /itel/v1/submissions/{ref}     one accepted submission
+//
 // Admin, never rate limited nor faulted:
 //
 //	GET  /_sim/stats        Stats: counts by status and endpoint, max per second, max in flight
@@ -20,6 +26,7 @@
 //	                        {"latency": "50ms", "error_rate": 0.1}
 //	GET  /_sim/assignments  the seeded assignments (Assignments)
 //	GET  /_sim/requests     the request log (Requests)
+//	GET  /_sim/itel         the iTel submissions and counts (ITelSubmissions, ITelCounts)
 //
 // In process: New(Config), then Start(addr) or use the Server as an
 // http.Handler (httptest.NewServer). Reserve(addr) picks the address without
@@ -41,6 +48,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,6 +87,26 @@ type Config struct {
 
 	// Faults are the faults active from the start.
 	Faults Faults
+
+	// MediaLinkTTL is how long a fullDownloadLink stays valid (default 5m).
+	MediaLinkTTL time.Duration
+	// MediaLinkSecret signs download links (default: random per server).
+	MediaLinkSecret string
+	// MediaBaseURL is the base of download links (default: the scheme and
+	// Host the media list request came with).
+	MediaBaseURL string
+	// MediaMinSize and MediaMaxSize bound the deterministic size of each
+	// media file in bytes (default 16 KiB and 256 KiB; at least 64).
+	MediaMinSize, MediaMaxSize int64
+	// MediaOversizeBytes is the size served for MediaOversize ids (default
+	// 50 MiB).
+	MediaOversizeBytes int64
+
+	// ITelPath is the iTel submissions path (default /itel/v1/submissions).
+	ITelPath string
+	// ITelToken is the bearer token the iTel endpoint accepts; empty means
+	// no auth.
+	ITelToken string
 }
 
 // Faults are injected into API requests (not into /_sim/ or /oauth/token).
@@ -106,6 +134,19 @@ type Faults struct {
 	// request for this long, then accepts them again (Unauthorized reads true
 	// meanwhile).
 	UnauthorizedFor Duration `json:"unauthorized_for,omitzero"`
+
+	// MediaEmpty are media ids whose download has 0 bytes.
+	MediaEmpty []int64 `json:"media_empty,omitempty"`
+	// MediaOversize are media ids served with Config.MediaOversizeBytes.
+	MediaOversize []int64 `json:"media_oversize,omitempty"`
+	// MediaErrorRate is the fraction (0–1) of downloads answered 500 or 503.
+	MediaErrorRate float64 `json:"media_error_rate,omitzero"`
+	// MediaLinksExpired makes every link issued meanwhile already expired.
+	MediaLinksExpired bool `json:"media_links_expired,omitzero"`
+	// ITelOutage makes the iTel endpoint alone answer 503 while set;
+	// ITelOutageFor starts one that ends by itself after this long.
+	ITelOutage    bool     `json:"itel_outage,omitzero"`
+	ITelOutageFor Duration `json:"itel_outage_for,omitzero"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as "50ms" (or a
@@ -183,6 +224,9 @@ type Server struct {
 	arrivals []time.Time
 	inFlight int64
 
+	media *mediaState
+	itel  *itelState
+
 	httpSrv *http.Server
 	addr    string
 	// listening is false between Pause (or Reserve) and Resume: the
@@ -210,6 +254,10 @@ func New(cfg Config) (*Server, error) {
 		data:   newDataset(cfg.Seed, cfg.Assignments),
 		tokens: map[string]time.Time{},
 		rng:    mrand.New(mrand.NewPCG(uint64(cfg.Seed), 1)),
+		itel:   newITelState(),
+	}
+	if err := s.initMedia(); err != nil {
+		return nil, err
 	}
 	s.resetStatsLocked()
 	if err := s.SetFaults(cfg.Faults); err != nil {
@@ -356,8 +404,13 @@ func (s *Server) SetFaults(f Faults) error {
 	if f.RateLimit != nil && *f.RateLimit < 0 {
 		return fmt.Errorf("rate_limit must not be negative, got %v", *f.RateLimit)
 	}
+	if err := validateMediaFaults(f); err != nil {
+		return err
+	}
+	f.MediaEmpty, f.MediaOversize = slices.Clone(f.MediaEmpty), slices.Clone(f.MediaOversize)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.applyITelFaultsLocked(&f, time.Now())
 	s.outageUntil = time.Time{}
 	if f.OutageFor > 0 {
 		s.outageUntil = time.Now().Add(time.Duration(f.OutageFor))
@@ -397,6 +450,7 @@ func (s *Server) CurrentFaults() Faults {
 		limit = float64(s.limiter.Limit())
 	}
 	f.RateLimit = &limit
+	s.currentITelFaultsLocked(&f, time.Now())
 	return f
 }
 
@@ -531,6 +585,13 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	case len(segs) >= 1 && segs[0] == "_sim":
 		s.serveAdmin(rw, r, segs[1:])
 		return
+	case len(segs) == 2 && segs[0] == "media":
+		s.serveMediaDownload(rw, r, segs[1])
+		return
+	case s.itelMatch(r):
+		rest, _ := s.itelRoute(r.URL.Path)
+		s.serveITel(rw, r, rest)
+		return
 	case len(segs) == 2 && segs[0] == "oauth" && segs[1] == "token":
 		w := &statusWriter{ResponseWriter: rw}
 		s.serveToken(w, r)
@@ -661,34 +722,7 @@ func (s *Server) serveAPI(w *statusWriter, r *http.Request, endpoint string, seg
 		}
 		writeJSON(w, http.StatusOK, body)
 	case "media":
-		id, err := strconv.ParseInt(segs[2], 10, 64)
-		if _, ok := s.data.projectBody[id]; err != nil || !ok {
-			writeJSON(w, http.StatusNotFound, apiError("project not found"))
-			return "404"
-		}
-		media := s.data.projectMedia[id]
-		if q := r.URL.Query().Get("mediaIds"); q != "" {
-			want := map[int64]bool{}
-			for _, p := range strings.Split(q, ",") {
-				n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
-				if err != nil {
-					writeJSON(w, http.StatusBadRequest, apiError("mediaIds must be a comma-separated list of integers"))
-					return "400"
-				}
-				want[n] = true
-			}
-			var sel []map[string]any
-			for _, m := range media {
-				if want[m["mediaID"].(int64)] {
-					sel = append(sel, m)
-				}
-			}
-			media = sel
-		}
-		if media == nil {
-			media = []map[string]any{}
-		}
-		writeJSON(w, http.StatusOK, media)
+		return s.serveMediaList(w, r, segs[2])
 	default:
 		writeJSON(w, http.StatusNotFound, apiError("no such endpoint"))
 		return "404"
@@ -804,6 +838,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, segs []strin
 		writeJSON(w, http.StatusOK, s.Assignments())
 	case "requests GET":
 		writeJSON(w, http.StatusOK, s.Requests())
+	case "itel GET":
+		writeJSON(w, http.StatusOK, s.itelReport())
 	default:
 		writeJSON(w, http.StatusNotFound, apiError("unknown simulator endpoint"))
 	}
