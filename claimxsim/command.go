@@ -24,7 +24,11 @@ func Command() *cli.Command {
 GET /export/project/{id}/media?mediaIds=1,2 and POST /oauth/token, with or without
 the /service/cxedirest prefix. Admin endpoints: GET /_sim/stats, POST /_sim/reset,
 GET|POST /_sim/faults (JSON: latency, error_rate, timeout_rate, outage, outage_for,
-rate_limit), GET /_sim/assignments, GET /_sim/requests.`,
+rate_limit), GET /_sim/assignments, GET /_sim/requests, GET /_sim/itel.
+Media lists carry signed links to GET /media/{id}?exp=…&sig=… on this server (faults:
+media_empty, media_oversize, media_error_rate, media_links_expired). The iTel Cabinet
+API is POST /itel/v1/submissions (Idempotency-Key required) and
+GET /itel/v1/submissions/{reference} (faults: itel_outage, itel_outage_for).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8089", Usage: "listen address"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the generated data"},
@@ -42,6 +46,11 @@ rate_limit), GET /_sim/assignments, GET /_sim/requests.`,
 			&cli.DurationFlag{Name: "outage", Usage: "fail every API request with 503 for this long after start"},
 			&cli.DurationFlag{Name: "unauthorized", Usage: "answer 401 to every API request, whatever its credentials, for this long after start"},
 			&cli.DurationFlag{Name: "listen-after", Usage: "refuse connections for this long after start, then listen"},
+			&cli.DurationFlag{Name: "media-link-ttl", Value: defaultMediaLinkTTL, Usage: "how long a media fullDownloadLink stays valid"},
+			&cli.Int64Flag{Name: "media-min-size", Value: defaultMediaMinSize, Usage: "smallest media file in bytes"},
+			&cli.Int64Flag{Name: "media-max-size", Value: defaultMediaMaxSize, Usage: "largest media file in bytes (several MiB exercise streaming)"},
+			&cli.StringFlag{Name: "itel-path", Value: DefaultITelPath, Usage: "path of the iTel Cabinet submissions endpoint"},
+			&cli.StringFlag{Name: "itel-token", EnvVars: []string{"CLAIMX_SIM_ITEL_TOKEN"}, Usage: "bearer token the iTel endpoint accepts (no auth when empty)"},
 		},
 		Action: func(c *cli.Context) error {
 			srv, err := New(Config{
@@ -54,6 +63,11 @@ rate_limit), GET /_sim/assignments, GET /_sim/requests.`,
 				ClientSecret:  c.String("client-secret"),
 				TokenTTL:      c.Duration("token-ttl"),
 				RateLimit:     c.Float64("rate-limit"),
+				MediaLinkTTL:  c.Duration("media-link-ttl"),
+				MediaMinSize:  c.Int64("media-min-size"),
+				MediaMaxSize:  c.Int64("media-max-size"),
+				ITelPath:      c.String("itel-path"),
+				ITelToken:     c.String("itel-token"),
 				Faults: Faults{
 					Latency:         Duration(c.Duration("latency")),
 					ErrorRate:       c.Float64("error-rate"),
@@ -83,8 +97,13 @@ rate_limit), GET /_sim/assignments, GET /_sim/requests.`,
 			} else if err := srv.Start(c.String("addr")); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.ErrWriter, "claimx simulator listening on %s (%d assignments, seed %d)\n",
-				srv.URL(), c.Int("assignments"), c.Int64("seed"))
+			// Only whether a token is set is printed, never its value.
+			itelAuth := "none"
+			if c.String("itel-token") != "" {
+				itelAuth = "bearer"
+			}
+			fmt.Fprintf(c.App.ErrWriter, "claimx simulator listening on %s (%d assignments, seed %d; media links valid %s; iTel at %s, auth %s)\n",
+				srv.URL(), c.Int("assignments"), c.Int64("seed"), c.Duration("media-link-ttl"), srv.itelPath(), itelAuth)
 			<-ctx.Done()
 			return srv.Close()
 		},
