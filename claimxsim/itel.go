@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -181,8 +182,13 @@ func (s *Server) itelAnswer(w http.ResponseWriter, r *http.Request, rest string)
 	now := time.Now()
 	s.mu.Lock()
 	outage := s.faults.ITelOutage || now.Before(s.itel.outageUntil)
+	left := s.itel.outageUntil.Sub(now)
 	s.mu.Unlock()
 	if outage {
+		if left > 0 {
+			// A timed outage knows its end, as a maintenance window would.
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(left.Seconds())))))
+		}
 		return fail(http.StatusServiceUnavailable, "iTel service unavailable (simulated outage)")
 	}
 	if !s.itelAuthorized(r) {

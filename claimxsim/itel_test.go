@@ -163,8 +163,12 @@ func TestITelOutage(t *testing.T) {
 				post(tc.faults)
 			}
 			time.Sleep(tc.wait)
-			if code, out, _ := itelPost(t, u, "", "key-1", body); code != tc.want {
+			code, out, hdr := itelPost(t, u, "", "key-1", body)
+			if code != tc.want {
 				t.Fatalf("iTel status %d, want %d: %v", code, tc.want, out)
+			}
+			if timed := tc.name == "timed outage"; timed != (hdr.Get("Retry-After") == "1") {
+				t.Fatalf("Retry-After %q on %s", hdr.Get("Retry-After"), tc.name)
 			}
 			if code := claimx(); code != tc.wantClaimX {
 				t.Fatalf("ClaimX status %d, want %d", code, tc.wantClaimX)

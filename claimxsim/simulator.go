@@ -182,7 +182,7 @@ type Stats struct {
 	// that hung until the client left is counted under "timeout".
 	ByStatus map[string]int64 `json:"by_status"`
 	// ByEndpoint counts requests by endpoint: assignment, project, media,
-	// token, other.
+	// token, other, media_download (GET /media/{id}) and itel.
 	ByEndpoint map[string]int64 `json:"by_endpoint"`
 	// MaxPerSecond is the highest number of API requests that arrived
 	// within any one-second sliding window while a rate limit was set.
