@@ -47,6 +47,11 @@ func (m *Mapping) Apply(assignment map[string]any) (map[string]any, error) {
 	for _, c := range m.columns {
 		row[c.Name] = nil
 	}
+	// A form of another template would land in other_answers whole: refuse
+	// it before anything else.
+	if err := m.coversTemplate(assignment["taskId"]); err != nil {
+		return nil, fmt.Errorf("assignment %s: %w", aid, err)
+	}
 	resp, ok := assignment["response"].(map[string]any)
 	if !ok {
 		if r := assignment["response"]; r != nil {
@@ -108,18 +113,23 @@ func (m *Mapping) Apply(assignment map[string]any) (map[string]any, error) {
 	return row, nil
 }
 
-// fixed fills the columns taken from the assignment itself.
-func (m *Mapping) fixed(a map[string]any, row map[string]any) error {
-	if len(m.TaskIDs) > 0 {
-		tid, ok := wholeNumber(a["taskId"])
-		covered := false
-		for _, t := range m.TaskIDs {
-			covered = covered || (ok && t == tid)
-		}
-		if !covered {
-			return fmt.Errorf("task template %s is not one form mapping %q covers (%v)", describe(a["taskId"]), m.Form, m.TaskIDs)
+// coversTemplate checks the assignment's taskId against the mapping's
+// task_ids, when it has any.
+func (m *Mapping) coversTemplate(taskID any) error {
+	if len(m.TaskIDs) == 0 {
+		return nil
+	}
+	tid, ok := wholeNumber(taskID)
+	for _, t := range m.TaskIDs {
+		if ok && t == tid {
+			return nil
 		}
 	}
+	return fmt.Errorf("task template %s is not one form mapping %q covers (%v)", describe(taskID), m.Form, m.TaskIDs)
+}
+
+// fixed fills the columns taken from the assignment itself.
+func (m *Mapping) fixed(a map[string]any, row map[string]any) error {
 	id, ok := wholeNumber(a["assignmentId"])
 	if !ok {
 		return fmt.Errorf("assignmentId is %s, not a whole number", describe(a["assignmentId"]))
