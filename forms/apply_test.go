@@ -213,7 +213,9 @@ func ansOption(name string) string {
 	return fmt.Sprintf(`{"type":"option","text":%q,"optionAnswer":{"name":%q}}`, name, name)
 }
 
-func ansNumber(v string) string { return fmt.Sprintf(`{"type":"number","text":%q,"numberAnswer":{"value":%s}}`, v, v) }
+func ansNumber(v string) string {
+	return fmt.Sprintf(`{"type":"number","text":%q,"numberAnswer":{"value":%s}}`, v, v)
+}
 
 func ansText(s string) string { return fmt.Sprintf(`{"type":"text","text":%q}`, s) }
 
