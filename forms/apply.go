@@ -65,14 +65,20 @@ func (m *Mapping) Apply(assignment map[string]any) (map[string]any, error) {
 	other := map[string]any{}
 	row[ColOtherAnswers] = other
 	answeredBy := map[string]string{} // column → "group / question" that filled it
-	groups, _ := resp["groups"].([]any)
+	groups, ok := resp["groups"].([]any)
+	if !ok && resp["groups"] != nil {
+		return nil, fmt.Errorf("assignment %s: response.groups is %s, not a list", aid, describe(resp["groups"]))
+	}
 	for gi, gv := range groups {
 		g, ok := gv.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("assignment %s: response.groups[%d] is %s, not an object", aid, gi, describe(gv))
 		}
 		group, _ := g["name"].(string)
-		qas, _ := g["questionAndAnswers"].([]any)
+		qas, ok := g["questionAndAnswers"].([]any)
+		if !ok && g["questionAndAnswers"] != nil {
+			return nil, fmt.Errorf("assignment %s: group %q: questionAndAnswers is %s, not a list", aid, group, describe(g["questionAndAnswers"]))
+		}
 		for qi, qv := range qas {
 			qa, ok := qv.(map[string]any)
 			if !ok {

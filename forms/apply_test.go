@@ -344,6 +344,9 @@ func TestApplyAssignmentErrors(t *testing.T) {
 		{"no form response id", strings.Replace(ok, `"formResponseId":"r1"`, `"formResponseId":null`, 1), "formResponseId is null: a completed form must have one"},
 		{"bad completion time", strings.Replace(ok, `"2026-01-05T10:11:12.345Z"`, `"yesterday"`, 1), `dateCompleted is "yesterday", not an RFC 3339 time`},
 		{"bad group", assignmentWith(`["x"]`), `response.groups[0] is "x", not an object`},
+		{"groups not a list", assignmentWith(`{"a":1}`), `response.groups is {"a":1}, not a list`},
+		{"answers not a list", assignmentWith(`[{"name":"G","questionAndAnswers":"none"}]`), `group "G": questionAndAnswers is "none", not a list`},
+		{"group without answers", assignmentWith(`[{"name":"G"}]`), ""},
 		{"answered twice", assignmentWith("[" + group("G", qa("Notes", "a", ansText("one")), qa("notes", "b", ansText("two"))) + "]"),
 			`column notes is answered twice: by "G / Notes" and by "G / notes" (control "b")`},
 	}

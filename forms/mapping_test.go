@@ -142,3 +142,37 @@ func TestSchemaFileMatchesMapping(t *testing.T) {
 		}
 	}
 }
+
+// The rows of simulator forms are rows of the table: the Delta writer
+// converts every one and finds no column it lacks.
+func TestRowsFitTheTable(t *testing.T) {
+	m := loadITel(t)
+	data, err := os.ReadFile(repoFile(t, "schemas/itel_cabinet_forms.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := delta.ParseSchemaFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for _, a := range simAssignments(t, 11, 60, true) {
+		if a["response"] == nil || str(a["taskId"]) != "32513" {
+			continue
+		}
+		row, err := m.Apply(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unknown := s.UnknownColumns(row); len(unknown) > 0 {
+			t.Errorf("assignment %v: columns the table lacks: %v", a["assignmentId"], unknown)
+		}
+		if _, err := s.RowFromJSON(row); err != nil {
+			t.Errorf("assignment %v: %v", a["assignmentId"], err)
+		}
+		rows++
+	}
+	if rows == 0 {
+		t.Fatal("the seed gives no completed iTel form")
+	}
+}

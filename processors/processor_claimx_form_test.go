@@ -218,3 +218,34 @@ func TestClaimxFormProcessorOwnedBatch(t *testing.T) {
 		t.Errorf("error: %v", outs[0][1].GetError())
 	}
 }
+
+// In a real stream (which also lints the YAML against the spec), with
+// the example's source: the worker's tracking row holding the assignment
+// as JSON text.
+func TestClaimxFormInAStream(t *testing.T) {
+	sim, err := claimxsim.New(claimxsim.Config{Seed: 9, Assignments: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	completed := simAssignmentJSON(t, sim, claimxsim.ITelTemplateID, claimxsim.StatusCompleted)
+	good, _ := json.Marshal(map[string]any{"event_id": "e1", "claimx_task_full": completed})
+	p := startPipe(t, "claimx_form:\n  mapping_file: "+itelFormMapping+"\n  source: claimx_task_full\n", "")
+	out := p.process(string(good), `{"event_id":"e2","claimx_task_full":null}`)
+	if len(out) != 2 {
+		t.Fatalf("want 2 messages, got %d", len(out))
+	}
+	if err := out[0].GetError(); err != nil {
+		t.Fatalf("good message failed: %v", err)
+	}
+	b, _ := out[0].AsBytes()
+	var row map[string]any
+	if err := json.Unmarshal(b, &row); err != nil {
+		t.Fatal(err)
+	}
+	if row["form_response_id"] == nil || row["date_completed"] == nil {
+		t.Errorf("row lacks its keys: %s", b)
+	}
+	if err := out[1].GetError(); err == nil || !strings.Contains(err.Error(), `source "claimx_task_full": no assignment there`) {
+		t.Errorf("second message: %v", err)
+	}
+}
