@@ -36,6 +36,8 @@ from deltalake import QueryBuilder
 dt = deltalake.DeltaTable(sys.argv[1])
 r = QueryBuilder().register('t', dt).execute('select id from t order by id').read_all()
 print(dt.version(), ','.join(r.column('id').to_pylist()))
+sys.stdout.flush()
+import os; os._exit(0)  # delta-rs can abort in interpreter teardown
 `
 	out, err := exec.Command(py, "-c", script, dir).CombinedOutput()
 	if err != nil {

@@ -170,6 +170,8 @@ def conv(v):
     if isinstance(v, tuple): return [conv(x) for x in v]
     return v if v is None or isinstance(v, (int, str, float)) else str(v)
 print(json.dumps(sorted([conv(r) for r in t.to_pylist()], key=lambda r: r["id"]), sort_keys=True))
+sys.stdout.flush()
+import os; os._exit(0)  # delta-rs can abort in interpreter teardown
 `
 	out, err := exec.Command(py, "-c", script, root).CombinedOutput()
 	if err != nil {
