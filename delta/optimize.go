@@ -75,26 +75,23 @@ func compactionLevel(f AddFile) int {
 	return n
 }
 
-// partitionFilter matches add actions against OptimizeOptions.Partitions.
-func partitionFilter(parts []map[string]*string) func(AddFile) bool {
-	if parts == nil {
-		return func(AddFile) bool { return true }
-	}
-	want := make(map[string]bool, len(parts))
-	for _, p := range parts {
-		kb, _ := json.Marshal(p) // map keys are sorted
-		want[string(kb)] = true
-	}
-	return func(f AddFile) bool {
-		kb, _ := json.Marshal(f.PartitionValues)
-		return want[string(kb)]
-	}
+// PartitionKey renders partition values (as in add actions) as one
+// comparable string: equal values give equal keys whatever the map order.
+func PartitionKey(pv map[string]*string) string {
+	kb, _ := json.Marshal(pv) // map keys are sorted
+	return string(kb)
 }
 
 // planBins groups the small files of the snapshot into rewrites: per
 // partition (and per level when tiered), bin-packed to about target.
 func planBins(snap *Snapshot, opts OptimizeOptions, target int64, minFiles int) ([][]AddFile, int) {
-	match := partitionFilter(opts.Partitions)
+	var want map[string]bool
+	if opts.Partitions != nil {
+		want = make(map[string]bool, len(opts.Partitions))
+		for _, p := range opts.Partitions {
+			want[PartitionKey(p)] = true
+		}
+	}
 	type group struct {
 		part  string
 		level int
@@ -104,11 +101,13 @@ func planBins(snap *Snapshot, opts OptimizeOptions, target int64, minFiles int) 
 	for _, f := range snap.Files() {
 		// A file with a deletion vector is rewritten whatever its size,
 		// so the deleted rows are dropped for good.
-		if (f.Size >= target && f.DeletionVector == nil) || !match(f) {
+		if f.Size >= target && f.DeletionVector == nil {
 			continue
 		}
-		kb, _ := json.Marshal(f.PartitionValues)
-		g := group{part: string(kb)}
+		g := group{part: PartitionKey(f.PartitionValues)}
+		if want != nil && !want[g.part] {
+			continue
+		}
 		if opts.Tiered {
 			g.level = compactionLevel(f)
 		}
@@ -292,8 +291,7 @@ func (t *Table) FileCounts() (files, maxPerPartition int) {
 	}
 	per := map[string]int{}
 	for _, f := range t.snap.files {
-		kb, _ := json.Marshal(f.PartitionValues)
-		per[string(kb)]++
+		per[PartitionKey(f.PartitionValues)]++
 	}
 	for _, n := range per {
 		maxPerPartition = max(maxPerPartition, n)

@@ -129,19 +129,28 @@ func (g *gateStore) Get(ctx context.Context, p string) ([]byte, error) {
 	return g.Store.Get(ctx, p)
 }
 
+// gatedTable creates a table with four one-row files in partition "a" and
+// returns its local store, and a handle on it through a gateStore (the
+// first data file read blocks until release).
+func gatedTable(t *testing.T) (*storage.Local, *gateStore, *Table) {
+	t.Helper()
+	local := newLocal(t)
+	g := &gateStore{Store: local, blocked: make(chan struct{}), release: make(chan struct{})}
+	mustCreate(t, local, simpleSchema(), []string{"part"}, nil, OpenOptions{})
+	tbl, err := Open(context.Background(), g, OpenOptions{})
+	must(t, err)
+	for i := 0; i < 4; i++ {
+		appendOne(t, tbl, i, "a")
+	}
+	return local, g, tbl
+}
+
 // TestOptimizeDoesNotBlockAppends: while a compaction reads and rewrites
 // files, appends through the same handle commit (the lock is held only to
 // plan and to commit), and the compaction still commits afterwards.
 func TestOptimizeDoesNotBlockAppends(t *testing.T) {
 	ctx := context.Background()
-	local := newLocal(t)
-	g := &gateStore{Store: local, blocked: make(chan struct{}), release: make(chan struct{})}
-	mustCreate(t, local, simpleSchema(), []string{"part"}, nil, OpenOptions{})
-	tbl, err := Open(ctx, g, OpenOptions{})
-	must(t, err)
-	for i := 0; i < 4; i++ {
-		appendOne(t, tbl, i, "a")
-	}
+	local, g, tbl := gatedTable(t)
 	done := make(chan error, 1)
 	var res OptimizeResult
 	go func() {
@@ -175,14 +184,7 @@ func TestOptimizeDoesNotBlockAppends(t *testing.T) {
 // committed, and the winner's table is intact.
 func TestOptimizeConflictsWithConcurrentRemoval(t *testing.T) {
 	ctx := context.Background()
-	local := newLocal(t)
-	g := &gateStore{Store: local, blocked: make(chan struct{}), release: make(chan struct{})}
-	mustCreate(t, local, simpleSchema(), []string{"part"}, nil, OpenOptions{})
-	slow, err := Open(ctx, g, OpenOptions{})
-	must(t, err)
-	for i := 0; i < 4; i++ {
-		appendOne(t, slow, i, "a")
-	}
+	local, g, slow := gatedTable(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := slow.Optimize(ctx, OptimizeOptions{})
@@ -219,14 +221,7 @@ func TestAutoCompactEnabled(t *testing.T) {
 // read the new column as null), and every row is there once.
 func TestOptimizeSurvivesSchemaEvolution(t *testing.T) {
 	ctx := context.Background()
-	local := newLocal(t)
-	g := &gateStore{Store: local, blocked: make(chan struct{}), release: make(chan struct{})}
-	mustCreate(t, local, simpleSchema(), []string{"part"}, nil, OpenOptions{})
-	slow, err := Open(ctx, g, OpenOptions{})
-	must(t, err)
-	for i := 0; i < 4; i++ {
-		appendOne(t, slow, i, "a")
-	}
+	local, g, slow := gatedTable(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := slow.Optimize(ctx, OptimizeOptions{})

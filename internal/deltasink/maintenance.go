@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,28 +237,13 @@ func (m *maintainer) touched(files []delta.AddFile) {
 	}
 	m.mu.Lock()
 	for _, f := range files {
-		m.pending[partKeyOf(f.PartitionValues)] = f.PartitionValues
+		m.pending[delta.PartitionKey(f.PartitionValues)] = f.PartitionValues
 	}
 	m.mu.Unlock()
 	select {
 	case m.kick <- struct{}{}:
 	default:
 	}
-}
-
-func partKeyOf(pv map[string]*string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(pv)) {
-		b.WriteString(k)
-		b.WriteByte('=')
-		if v := pv[k]; v != nil {
-			b.WriteString(*v)
-		} else {
-			b.WriteString("\x00null")
-		}
-		b.WriteByte('/')
-	}
-	return b.String()
 }
 
 func (m *maintainer) takePending() []map[string]*string {
@@ -278,7 +260,7 @@ func (m *maintainer) takePending() []map[string]*string {
 func (m *maintainer) requeue(parts []map[string]*string) {
 	m.mu.Lock()
 	for _, pv := range parts {
-		k := partKeyOf(pv)
+		k := delta.PartitionKey(pv)
 		if _, ok := m.pending[k]; !ok {
 			m.pending[k] = pv
 		}

@@ -24,27 +24,9 @@ usage: recovery_check.py ROOT
 import json
 import os
 import sys
-import tempfile
 import traceback
 
-from delta import configure_spark_with_delta_pip
-from pyspark.sql import SparkSession
-
-
-def spark_session():
-    builder = (SparkSession.builder.master("local[1]").appName("claimx-recovery")
-               .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-               .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimx-spark-wh-"))
-               .config("spark.sql.shuffle.partitions", "1")
-               .config("spark.databricks.delta.snapshotPartitions", "1")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.databricks.delta.deletionVectors.useMetadataRowIndex", "true"))
-    spark = configure_spark_with_delta_pip(builder).getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+from sparksession import spark_session
 
 
 def emit(obj):
@@ -117,7 +99,7 @@ def check(spark, root, name, tp):
 
 
 def main(root):
-    spark = spark_session()
+    spark = spark_session("claimx-recovery")
     emit(create_spark_table(spark, os.path.abspath(os.path.join(root, "spark_src"))))
     line = sys.stdin.readline()
     if not line:

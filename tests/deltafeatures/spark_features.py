@@ -18,30 +18,10 @@ usage:
 import json
 import os
 import sys
-import tempfile
 import traceback
 
-from delta import configure_spark_with_delta_pip
 from delta.tables import DeltaTable, IdentityGenerator
-from pyspark.sql import SparkSession
-
-
-def spark_session():
-    builder = (SparkSession.builder.master("local[1]").appName("claimx-features")
-               .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-               .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimx-spark-wh-"))
-               .config("spark.sql.shuffle.partitions", "1")
-               .config("spark.databricks.delta.snapshotPartitions", "1")
-               .config("spark.ui.showConsoleProgress", "false")
-               # Small tables: make Spark write on-disk deletion vectors for
-               # every DELETE rather than rewriting files.
-               .config("spark.databricks.delta.deletionVectors.useMetadataRowIndex", "true"))
-    spark = configure_spark_with_delta_pip(builder).getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+from sparksession import spark_session
 
 
 BASE = "id BIGINT, name STRING, amount DOUBLE, ts TIMESTAMP"
@@ -167,7 +147,7 @@ def row_ids(spark, path, key):
 
 
 def create(out):
-    spark = spark_session()
+    spark = spark_session("claimx-features")
     res = {}
     for name, stmts in TABLES.items():
         path = os.path.abspath(os.path.join(out, name))
@@ -185,7 +165,7 @@ def create(out):
 def check(plan_path):
     with open(plan_path) as f:
         plan = json.load(f)
-    spark = spark_session()
+    spark = spark_session("claimx-features")
     out = {}
     for name, tp in plan["tables"].items():
         path = os.path.abspath(os.path.join(plan["root"], name))
