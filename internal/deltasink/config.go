@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/redpanda-data/benthos/v4/public/bloblang"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/claimx/claimx-connect/delta"
@@ -38,6 +39,7 @@ const (
 	FieldEndpoint           = "endpoint"
 	FieldRegion             = "region"
 	FieldForcePathStyle     = "force_path_style"
+	FieldRows               = "rows"
 )
 
 // Metadata the idempotency mechanism reads, as the kafka_franz input sets it.
@@ -74,6 +76,10 @@ func Fields() []*service.ConfigField {
 		service.NewStringField(FieldSchemaFile).
 			Description("A file holding the columns instead of `schema`: the YAML (or JSON) list of `{name, type, nullable}` that `claimx-connect delta create --schema` reads.").
 			Example("./schemas/itel_cabinet_task_tracking.yaml").
+			Optional(),
+		service.NewBloblangField(FieldRows).
+			Description("A mapping from a message to its rows, for a message that carries several rows or a row built from part of it: an object is one row, an array zero or more (each an object), `deleted()` or null none. Absent: the message is one row. A message whose rows fail conversion is rejected whole, with the row's index in the error; with `"+FieldDedupeColumn+"` each row is checked on its own, and a message is a duplicate only when every row is. A message with no rows still advances its Kafka offset in the commit.").
+			Example(`root = this.attachments.map_each(a -> a.merge({"form_key": this.form_key}))`).
 			Optional(),
 		service.NewStringListField(FieldPartitionBy).
 			Description("Partition columns, for a table this component creates.").
@@ -131,6 +137,8 @@ type Config struct {
 	Storage         storage.Options
 	Open            delta.OpenOptions
 	Maintenance     MaintenanceConfig
+	// Rows maps a message to its rows; nil: the message is one row.
+	Rows *bloblang.Executor
 }
 
 // ParseConfig reads the fields of Fields.
@@ -142,6 +150,11 @@ func ParseConfig(conf *service.ParsedConfig) (Config, error) {
 	}
 	if c.Schema, err = schemaFromConfig(conf); err != nil {
 		return c, err
+	}
+	if conf.Contains(FieldRows) {
+		if c.Rows, err = conf.FieldBloblang(FieldRows); err != nil {
+			return c, err
+		}
 	}
 	if c.PartitionBy, err = conf.FieldStringList(FieldPartitionBy); err != nil {
 		return c, err

@@ -30,6 +30,9 @@ const (
 	Duplicate
 	// Rejected: the message could not be converted; Err says why.
 	Rejected
+	// Empty: the rows mapping gave the message no row; its offset is
+	// recorded with the commit.
+	Empty
 )
 
 func (s Status) String() string {
@@ -42,6 +45,8 @@ func (s Status) String() string {
 		return "duplicate"
 	case Rejected:
 		return "rejected"
+	case Empty:
+		return "empty"
 	}
 	return "untouched"
 }
@@ -297,9 +302,9 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	}
 
 	type candidate struct {
-		i   int
-		pos position
-		obj map[string]any
+		i    int
+		pos  position
+		objs []map[string]any
 	}
 	cands := make([]candidate, 0, len(batch))
 	for i, msg := range batch {
@@ -321,22 +326,24 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 				continue
 			}
 		}
-		m, err := messageObject(msg)
+		objs, err := w.messageRows(msg)
 		if err != nil {
 			reject(i, pos, err)
 			continue
 		}
-		cands = append(cands, candidate{i: i, pos: pos, obj: m})
+		cands = append(cands, candidate{i: i, pos: pos, objs: objs})
 	}
 
 	// Under merge, keys no declared column names widen the batch schema.
 	if w.conf.Mode == delta.SchemaMerge {
 		for _, c := range cands {
-			wider, err := schema.WithJSONColumns(c.obj)
-			if err != nil {
-				return nil, fmt.Errorf("inferring new columns for %s: %w", w.conf.TableURI, err)
+			for _, obj := range c.objs {
+				wider, err := schema.WithJSONColumns(obj)
+				if err != nil {
+					return nil, fmt.Errorf("inferring new columns for %s: %w", w.conf.TableURI, err)
+				}
+				schema = wider
 			}
-			schema = wider
 		}
 	}
 
@@ -351,17 +358,12 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	batchKeys := map[dedupeKey]bool{}
 	txns := map[string]int64{}
 	for _, c := range cands {
-		row, err := schema.RowFromJSON(c.obj)
+		msgRows, err := w.convertRows(tbl, schema, c.objs)
 		if err != nil {
-			reject(c.i, c.pos, err)
-			continue
-		}
-		// Invariants, CHECK constraints and generated columns: a violation
-		// rejects this record only.
-		if err := tbl.CheckRow(schema, row); err != nil {
 			var ce *delta.ConstraintError
-			if !errors.As(err, &ce) {
-				return nil, fmt.Errorf("checking the constraints of Delta table %s: %w", w.conf.TableURI, err)
+			var conv *rowError
+			if !errors.As(err, &ce) && !errors.As(err, &conv) {
+				return nil, err
 			}
 			reject(c.i, c.pos, err)
 			continue
@@ -372,22 +374,33 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 				txns[c.pos.appID] = c.pos.offset
 			}
 		}
-		if w.dedupe != nil {
-			k, err := w.dedupe.keyOf(ctx, tbl.Store(), snap, schema, row, partCols)
-			if err != nil {
-				return nil, fmt.Errorf("checking %s for duplicates in Delta table %s: %w", w.conf.DedupeColumn, w.conf.TableURI, err)
-			}
-			if k.hash != 0 && (batchKeys[k] || w.dedupe.contains(k)) {
-				results[c.i] = Result{Status: Duplicate, Version: version}
-				w.mDuplicate.Incr(1)
-				continue
-			}
-			if k.hash != 0 {
-				batchKeys[k] = true
-				newKeys = append(newKeys, k)
-			}
+		if len(msgRows) == 0 {
+			results[c.i] = Result{Status: Empty, Version: version}
+			continue
 		}
-		rows = append(rows, row)
+		fresh := 0
+		for _, row := range msgRows {
+			if w.dedupe != nil {
+				k, err := w.dedupe.keyOf(ctx, tbl.Store(), snap, schema, row, partCols)
+				if err != nil {
+					return nil, fmt.Errorf("checking %s for duplicates in Delta table %s: %w", w.conf.DedupeColumn, w.conf.TableURI, err)
+				}
+				if k.hash != 0 && (batchKeys[k] || w.dedupe.contains(k)) {
+					continue
+				}
+				if k.hash != 0 {
+					batchKeys[k] = true
+					newKeys = append(newKeys, k)
+				}
+			}
+			rows = append(rows, row)
+			fresh++
+		}
+		if fresh == 0 {
+			results[c.i] = Result{Status: Duplicate, Version: version}
+			w.mDuplicate.Incr(1)
+			continue
+		}
 		written = append(written, c.i)
 	}
 
@@ -442,7 +455,7 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 			w.partitionState(tx.AppID).ourLast = tx.Version
 		}
 		for _, c := range cands {
-			if results[c.i].Status == Written || results[c.i].Status == Duplicate {
+			if st := results[c.i].Status; st == Written || st == Duplicate || st == Empty {
 				w.partitionState(c.pos.appID).written.add(c.pos.offset)
 			}
 		}
@@ -455,6 +468,86 @@ func (w *Writer) Write(ctx context.Context, batch service.MessageBatch, skip fun
 	}
 	w.log.With("table", w.conf.TableURI, "version", res.Version, "rows", res.Rows, "files", len(res.Files), "attempts", res.Attempts).Debug("committed to Delta table")
 	return results, nil
+}
+
+// messageRows is what a message holds to write: itself, or what the rows
+// mapping makes of it.
+func (w *Writer) messageRows(msg *service.Message) ([]map[string]any, error) {
+	if w.conf.Rows == nil {
+		m, err := messageObject(msg)
+		if err != nil {
+			return nil, err
+		}
+		return []map[string]any{m}, nil
+	}
+	res, err := msg.BloblangQuery(w.conf.Rows)
+	if err != nil {
+		return nil, fmt.Errorf("mapping the message to rows: %w", err)
+	}
+	if res == nil {
+		return nil, nil
+	}
+	v, err := res.AsStructured()
+	if err != nil {
+		return nil, fmt.Errorf("mapping the message to rows: %w", err)
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return []map[string]any{x}, nil
+	case []any:
+		objs := make([]map[string]any, 0, len(x))
+		for i, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("row %d of the rows mapping is a JSON %s, not an object", i, jsonKindOf(e))
+			}
+			objs = append(objs, m)
+		}
+		return objs, nil
+	default:
+		return nil, fmt.Errorf("the rows mapping gave a JSON %s, not an object or an array of objects", jsonKindOf(v))
+	}
+}
+
+// rowError is a row of a message the table cannot hold.
+type rowError struct {
+	index, of int
+	err       error
+}
+
+func (e *rowError) Error() string {
+	if e.of == 1 {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("row %d of %d: %v", e.index, e.of, e.err)
+}
+
+func (e *rowError) Unwrap() error { return e.err }
+
+// convertRows converts and checks a message's rows: one that fails rejects
+// the message whole (a *rowError or *delta.ConstraintError); another error
+// is the table's.
+func (w *Writer) convertRows(tbl *delta.Table, schema *delta.Schema, objs []map[string]any) ([]delta.Row, error) {
+	rows := make([]delta.Row, 0, len(objs))
+	for i, obj := range objs {
+		row, err := schema.RowFromJSON(obj)
+		if err != nil {
+			return nil, &rowError{index: i, of: len(objs), err: err}
+		}
+		// Invariants, CHECK constraints and generated columns: a violation
+		// rejects this record only.
+		if err := tbl.CheckRow(schema, row); err != nil {
+			var ce *delta.ConstraintError
+			if !errors.As(err, &ce) {
+				return nil, fmt.Errorf("checking the constraints of Delta table %s: %w", w.conf.TableURI, err)
+			}
+			return nil, &rowError{index: i, of: len(objs), err: err}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 // partition returns what this process knows of a partition, folding in the
