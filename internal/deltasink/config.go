@@ -78,7 +78,7 @@ func Fields() []*service.ConfigField {
 			Example("./schemas/itel_cabinet_task_tracking.yaml").
 			Optional(),
 		service.NewBloblangField(FieldRows).
-			Description("A mapping from a message to its rows, for a message that carries several rows or a row built from part of it: an object is one row, an array zero or more (each an object), `deleted()` or null none. Absent: the message is one row. A message whose rows fail conversion is rejected whole, with the row's index in the error; with `"+FieldDedupeColumn+"` each row is checked on its own, and a message is a duplicate only when every row is. A message with no rows still advances its Kafka offset in the commit.").
+			Description("A mapping from a message to its rows, for a message that carries several rows or a row built from part of it: an object is one row, an array zero or more (each an object), `deleted()` or null none. Absent: the message is one row. A message whose rows fail conversion is rejected whole, with the row's index in the error; with `" + FieldDedupeColumn + "` each row is checked on its own, and a message is a duplicate only when every row is. A message with no rows still advances its Kafka offset in the commit.").
 			Example(`root = this.attachments.map_each(a -> a.merge({"form_key": this.form_key}))`).
 			Optional(),
 		service.NewStringListField(FieldPartitionBy).
