@@ -42,6 +42,14 @@ const (
 	devTriggerGroup  = "itel_cabinet_trigger_group"
 	devWorkerGroup   = "itel_cabinet_tracking_worker_group"
 	devTableDir      = "itel_cabinet_task_tracking"
+
+	devFormsGroup          = "itel_cabinet_forms_group"
+	devFormsSuccessTopic   = "itel.cabinet.forms.success"
+	devFormsErrorsTopic    = "itel.cabinet.forms.errors"
+	devFormsTableDir       = "itel_cabinet_forms"
+	devAttachmentsTableDir = "itel_cabinet_attachments"
+	devSubmissionsTableDir = "itel_cabinet_submissions"
+	devPhotosDir           = "itel_cabinet_attachment_files"
 )
 
 // DevCommand is `claimx-connect dev`: the whole flow on one machine with no
@@ -49,13 +57,15 @@ const (
 func DevCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX simulator, both streams, a local Delta table",
+		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX and iTel simulator, the trigger, worker and forms streams, local Delta tables",
 		Description: `Starts an embedded Kafka-protocol broker, creates the topics, starts the
 ClaimX API simulator, publishes a realistic stream of ClaimX events (many
-assignments, every event type, some malformed), runs the trigger and worker
-streams in streams mode (a child process of this binary), shows progress, and
-ends with a summary. The table is left in --data (recreated each run unless
---keep-data). Kafka clients such as kcat can connect to --broker-addr while it
+assignments, every event type, some malformed), runs the trigger, worker and
+forms streams in streams mode (a child process of this binary), shows
+progress, and ends with a summary: the tracking table, and for completed
+forms the forms table, the photos stored and the submissions the simulated
+iTel API accepted. The tables and photos are left in --data (recreated each
+run unless --keep-data). Kafka clients such as kcat can connect to --broker-addr while it
 runs; the streams' HTTP server (/ready, /metrics) is on --http-addr.
 
 While a stream holds on an unavailable dependency, the progress line says so
@@ -107,7 +117,7 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
+	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
 		if _, err := os.Stat(f); err != nil {
 			return cli.Exit(fmt.Sprintf("dev needs %s (run it from the repository root, or set --pipelines and --schema): %v", f, err), 1)
 		}
@@ -118,7 +128,8 @@ func runDev(c *cli.Context) error {
 	d.tableDir = filepath.Join(d.dataDir, devTableDir)
 	if !c.Bool("keep-data") {
 		// dev owns its data directory: each run starts from an empty table and broker.
-		for _, p := range []string{d.tableDir, filepath.Join(d.dataDir, "kafka"), filepath.Join(d.dataDir, "logs")} {
+		for _, p := range []string{d.tableDir, filepath.Join(d.dataDir, "kafka"), filepath.Join(d.dataDir, "logs"),
+			d.formsPath(devFormsTableDir), d.formsPath(devAttachmentsTableDir), d.formsPath(devSubmissionsTableDir), d.formsPath(devPhotosDir)} {
 			if err := os.RemoveAll(p); err != nil {
 				return cli.Exit(fmt.Sprintf("clearing %s: %v", p, err), 1)
 			}
@@ -151,8 +162,8 @@ func runDev(c *cli.Context) error {
 	}
 
 	// 2. The ClaimX simulator, with a token of this run.
-	token := randomToken()
-	sim, err := claimxsim.New(claimxsim.Config{Seed: c.Int64("seed"), Assignments: c.Int("assignments"), Token: token})
+	token, itelToken := randomToken(), randomToken()
+	sim, err := claimxsim.New(claimxsim.Config{Seed: c.Int64("seed"), Assignments: c.Int("assignments"), Token: token, ITelToken: itelToken})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -160,15 +171,15 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("starting the ClaimX simulator on %s: %v", c.String("api-addr"), err), 1)
 	}
 	defer sim.Close()
-	fmt.Fprintf(out, "▶ ClaimX simulator on %s (%d assignments)\n", sim.URL(), c.Int("assignments"))
+	fmt.Fprintf(out, "▶ ClaimX simulator on %s (%d assignments; media and the iTel API beside it)\n", sim.URL(), c.Int("assignments"))
 
 	// 3. The streams, in streams mode, as a child process of this binary.
-	streams, err := d.startStreams(ctx, pipelines, schema, brokers, sim.URL(), token)
+	streams, err := d.startStreams(ctx, pipelines, schema, brokers, sim.URL(), token, itelToken)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer streams.stop()
-	fmt.Fprintf(out, "▶ streams trigger and worker running (logs: %s)\n", streams.logPath)
+	fmt.Fprintf(out, "▶ streams trigger, worker and forms running (logs: %s)\n", streams.logPath)
 
 	// 4. Publish the events.
 	opts := claimxsim.DefaultEventOptions(c.Int64("seed"), c.Int("events"), sim.Assignments())
@@ -187,7 +198,7 @@ func runDev(c *cli.Context) error {
 	}
 
 	// 6. Summary.
-	summary, err := d.summarise(ctx, events)
+	summary, err := d.summarise(ctx, events, sim)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -205,8 +216,14 @@ func runDev(c *cli.Context) error {
 	if want := summary.Malformed + summary.UnknownAssignments; summary.ErrorsByStage["trigger"] != want {
 		return cli.Exit(fmt.Sprintf("%d trigger errors on %s, but %d events were malformed or for unknown assignments", summary.ErrorsByStage["trigger"], devErrorsTopic, want), 1)
 	}
+	if problem := summary.Forms.problem(); problem != "" {
+		return cli.Exit(problem, 1)
+	}
 	return nil
 }
+
+// formsPath is where dev keeps one of the forms stream's tables or the photos.
+func (d *devRun) formsPath(name string) string { return filepath.Join(d.dataDir, name) }
 
 func randomToken() string {
 	b := make([]byte, 16)
@@ -236,7 +253,7 @@ type streamsProc struct {
 	exited  chan error
 }
 
-func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, apiURL, token string) (*streamsProc, error) {
+func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, apiURL, token, itelToken string) (*streamsProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this binary: %w", err)
@@ -253,7 +270,8 @@ func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, a
 	}
 	cmd := exec.Command(self, "streams", "-o", obs,
 		"-r", filepath.Join(pipelines, "resources", "*.yaml"),
-		filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"))
+		filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"))
+	schemas := filepath.Dir(schema)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(),
 		"KAFKA_BOOTSTRAP_SERVERS="+brokers,
@@ -264,6 +282,18 @@ func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, a
 		"DELTA_TABLE_URI="+d.tableDir,
 		"ITEL_SCHEMA_FILE="+schema,
 		"WORKER_BATCH_PERIOD=500ms",
+		"ITEL_API_BASE_URL="+apiURL,
+		"ITEL_API_AUTH_TYPE=bearer",
+		"ITEL_API_TOKEN="+itelToken,
+		"ITEL_FORM_MAPPING="+filepath.Join(pipelines, "forms", "itel_cabinet_form.yaml"),
+		"ITEL_FORMS_TABLE_URI="+d.formsPath(devFormsTableDir),
+		"ITEL_FORMS_SCHEMA_FILE="+filepath.Join(schemas, "itel_cabinet_forms.yaml"),
+		"ITEL_ATTACHMENTS_TABLE_URI="+d.formsPath(devAttachmentsTableDir),
+		"ITEL_ATTACHMENTS_SCHEMA_FILE="+filepath.Join(schemas, "itel_cabinet_attachments.yaml"),
+		"ITEL_SUBMISSIONS_TABLE_URI="+d.formsPath(devSubmissionsTableDir),
+		"ITEL_SUBMISSIONS_SCHEMA_FILE="+filepath.Join(schemas, "itel_cabinet_submissions.yaml"),
+		"ITEL_ATTACHMENTS_URI="+d.formsPath(devPhotosDir),
+		"FORMS_BATCH_PERIOD=500ms",
 	)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -374,7 +404,8 @@ func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, 
 		}
 		p := d.progress(ctx)
 		d.printProgress(pub, total, p, true)
-		done := pubDone && p.tLag == 0 && (p.wLag == 0 || (p.tracked == 0 && p.wLag == -1))
+		done := pubDone && p.tLag == 0 && (p.wLag == 0 || (p.tracked == 0 && p.wLag == -1)) &&
+			(p.fLag == 0 || (p.ok == 0 && p.fLag == -1))
 		if !done {
 			stableSince = time.Time{}
 			continue
@@ -408,7 +439,8 @@ func (d *devRun) watch(ctx context.Context, streams *streamsProc, total int) err
 // devProgress is one look at the flow: topic counts, group lags, holds.
 type devProgress struct {
 	tracked, ok, bad int64
-	tLag, wLag       int64
+	forms, formsBad  int64
+	tLag, wLag, fLag int64
 	held             string // holdWatch.observe: "" unless a dependency holds
 }
 
@@ -419,6 +451,9 @@ func (d *devRun) progress(ctx context.Context) devProgress {
 	p.bad, _ = d.topicCount(ctx, devErrorsTopic)
 	p.tLag, _ = d.groupLag(ctx, devTriggerGroup)
 	p.wLag, _ = d.groupLag(ctx, devWorkerGroup)
+	p.fLag, _ = d.groupLag(ctx, devFormsGroup)
+	p.forms, _ = d.topicCount(ctx, devFormsSuccessTopic)
+	p.formsBad, _ = d.topicCount(ctx, devFormsErrorsTopic)
 	if samples, err := scrapeMetrics(ctx, "http://"+d.c.String("http-addr")+"/metrics"); err == nil {
 		p.held = d.holds.observe(time.Now(), samples)
 	}
@@ -428,8 +463,8 @@ func (d *devRun) progress(ctx context.Context) devProgress {
 // printProgress prints the progress line; with always false, only when it
 // differs from the one printed last.
 func (d *devRun) printProgress(pub, total int, p devProgress, always bool) {
-	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · lag trigger %s worker %s",
-		pub, total, p.tracked, p.ok, p.bad, lagText(p.tLag), lagText(p.wLag))
+	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · forms %d (errors %d) · lag trigger %s worker %s forms %s",
+		pub, total, p.tracked, p.ok, p.bad, p.forms, p.formsBad, lagText(p.tLag), lagText(p.wLag), lagText(p.fLag))
 	if p.held != "" {
 		line += " · " + p.held
 	}
@@ -455,9 +490,10 @@ type devSummary struct {
 	ErrorsByReason                        map[string]int
 	ErrorsByStage                         map[string]int
 	Partitions                            int
+	Forms                                 formsSummary
 }
 
-func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event) (*devSummary, error) {
+func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event, sim *claimxsim.Server) (*devSummary, error) {
 	s := &devSummary{Events: len(events), ErrorsByReason: map[string]int{}, ErrorsByStage: map[string]int{}}
 	for _, e := range events {
 		if e.Malformed != "" {
@@ -488,6 +524,9 @@ func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event) (*devS
 	}
 	desc := tbl.Describe()
 	s.Rows, s.Version, s.Partitions = desc.NumRows, desc.Version, desc.NumPartitions
+	if s.Forms, err = d.summariseForms(ctx, sim); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -569,6 +608,7 @@ func (s *devSummary) print(w io.Writer, table string) {
 	} else {
 		fmt.Fprintf(w, "✘ %d trigger errors for %d malformed events and unknown assignments\n", s.ErrorsByStage["trigger"], want)
 	}
+	s.Forms.print(w)
 }
 
 // ── holds, as the streams' /metrics show them ─────────────────────────────

@@ -64,6 +64,16 @@ func TestDevRunsTheWholeFlow(t *testing.T) {
 	if !regexp.MustCompile(`✔ every malformed event and unknown assignment is on the errors topic \((\d+)\)`).MatchString(text) {
 		t.Fatal("malformed events are not all on the errors topic")
 	}
+	// The forms stream: completed forms, their photos and submissions.
+	if forms := num(`forms written\s+(\d+)`); forms == 0 {
+		t.Fatal("no completed form reached the forms table")
+	}
+	if num(`photos\s+\d+\s+\((\d+) stored`) == 0 {
+		t.Fatal("no photo was stored")
+	}
+	if !regexp.MustCompile(`✔ one forms row per form response \(\d+\), every stored photo byte-equal to ClaimX's \(\d+\), one accepted iTel submission per form \(\d+\)`).MatchString(text) {
+		t.Fatal("the forms summary reports a problem")
+	}
 	if _, err := os.Stat(filepath.Join(data, "itel_cabinet_task_tracking", "_delta_log", "00000000000000000000.json")); err != nil {
 		t.Fatalf("no table left in the data directory: %v", err)
 	}
