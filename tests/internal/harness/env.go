@@ -30,6 +30,9 @@ import (
 type Names struct {
 	Events, Tracking, Success, Errors string
 	TriggerGroup, WorkerGroup         string
+	// The forms stream's result topics and group (ITEL_FORMS_*_TOPIC,
+	// FORMS_CONSUMER_GROUP).
+	FormsSuccess, FormsErrors, FormsGroup string
 }
 
 // DefaultNames are the production names (DOMAIN.md §1, §7).
@@ -41,6 +44,9 @@ func DefaultNames() Names {
 		Errors:       "itel.cabinet.task.tracking.errors",
 		TriggerGroup: "itel_cabinet_trigger_group",
 		WorkerGroup:  "itel_cabinet_tracking_worker_group",
+		FormsSuccess: "itel.cabinet.forms.success",
+		FormsErrors:  "itel.cabinet.forms.errors",
+		FormsGroup:   "itel_cabinet_forms_group",
 	}
 }
 
@@ -54,11 +60,17 @@ func UniqueNames(prefix string) Names {
 		Errors:       p + ".errors",
 		TriggerGroup: p + ".trigger",
 		WorkerGroup:  p + ".worker",
+		FormsSuccess: p + ".forms.success",
+		FormsErrors:  p + ".forms.errors",
+		FormsGroup:   p + ".forms",
 	}
 }
 
 // SimToken is the bearer token the simulator accepts.
 const SimToken = "e2e-token-7f3a9c21"
+
+// SimITelToken is the bearer token the simulator's iTel API accepts.
+const SimITelToken = "e2e-itel-token-5d8e"
 
 // Options configure New. The zero value is the tests/e2e setup: an embedded
 // broker, the production names, three tracking partitions.
@@ -89,6 +101,9 @@ type Options struct {
 	// (DELTA_TABLE_URI=s3://…, DELTA_STORAGE_ENDPOINT, AWS credentials in
 	// the child environment); Verify reads it there.
 	S3 *S3Table
+	// Sim, when set, changes the simulator's configuration before it starts
+	// (media sizes, link lifetimes).
+	Sim func(*claimxsim.Config)
 }
 
 // Env is one end-to-end setup: a broker (embedded or external), the ClaimX
@@ -105,6 +120,10 @@ type Env struct {
 	// TableURI is where the worker writes the table: TableDir, or an s3://
 	// URI with Options.S3.
 	TableURI string
+	// FormsDir holds the forms stream's tables (itel_cabinet_forms,
+	// itel_cabinet_attachments, itel_cabinet_submissions) and its photos
+	// (itel_cabinet_attachment_files).
+	FormsDir string
 	Procs    []*Proc
 	Names    Names
 	Opts     Options
@@ -152,6 +171,7 @@ func NewWith(t *testing.T, opts Options) *Env {
 	}
 	e.TableDir = filepath.Join(e.Dir, "itel_cabinet_task_tracking")
 	e.TableURI = e.TableDir
+	e.FormsDir = filepath.Join(e.Dir, "forms")
 	if opts.S3 != nil {
 		e.TableURI = opts.S3.URI()
 	}
@@ -191,6 +211,10 @@ func NewWith(t *testing.T, opts Options) *Env {
 			specs[i].Name = e.Names.Success
 		case def.Errors:
 			specs[i].Name = e.Names.Errors
+		case def.FormsSuccess:
+			specs[i].Name = e.Names.FormsSuccess
+		case def.FormsErrors:
+			specs[i].Name = e.Names.FormsErrors
 		}
 	}
 	specs = append(specs, topics.Spec{Name: e.Names.Events, Partitions: 3, ReplicationFactor: 1})
@@ -203,7 +227,7 @@ func NewWith(t *testing.T, opts Options) *Env {
 				names[i] = s.Name
 			}
 			_, _ = e.Adm.DeleteTopics(ctx, names...)
-			_, _ = e.Adm.DeleteGroups(ctx, e.Names.TriggerGroup, e.Names.WorkerGroup)
+			_, _ = e.Adm.DeleteGroups(ctx, e.Names.TriggerGroup, e.Names.WorkerGroup, e.Names.FormsGroup)
 		})
 	}
 	if _, err := topics.Apply(t.Context(), e.Adm, specs, topics.Options{CapReplication: true}); err != nil {
@@ -223,7 +247,11 @@ func NewWith(t *testing.T, opts Options) *Env {
 		}
 	}
 
-	e.Sim, err = claimxsim.New(claimxsim.Config{Seed: 1, Assignments: 200, Token: SimToken})
+	simConf := claimxsim.Config{Seed: 1, Assignments: 200, Token: SimToken, ITelToken: SimITelToken}
+	if opts.Sim != nil {
+		opts.Sim(&simConf)
+	}
+	e.Sim, err = claimxsim.New(simConf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +302,22 @@ func (e *Env) ChildEnv() []string {
 		"ITEL_ERRORS_TOPIC="+e.Names.Errors,
 		"TRIGGER_CONSUMER_GROUP="+e.Names.TriggerGroup,
 		"WORKER_CONSUMER_GROUP="+e.Names.WorkerGroup,
+		"ITEL_API_BASE_URL="+e.Sim.URL(),
+		"ITEL_API_AUTH_TYPE=bearer",
+		"ITEL_API_TOKEN="+SimITelToken,
+		"ITEL_FORM_MAPPING="+filepath.Join(RepoRoot, "pipelines", "forms", "itel_cabinet_form.yaml"),
+		"ITEL_FORMS_TABLE_URI="+filepath.Join(e.FormsDir, "itel_cabinet_forms"),
+		"ITEL_FORMS_SCHEMA_FILE="+filepath.Join(RepoRoot, "schemas", "itel_cabinet_forms.yaml"),
+		"ITEL_ATTACHMENTS_TABLE_URI="+filepath.Join(e.FormsDir, "itel_cabinet_attachments"),
+		"ITEL_ATTACHMENTS_SCHEMA_FILE="+filepath.Join(RepoRoot, "schemas", "itel_cabinet_attachments.yaml"),
+		"ITEL_SUBMISSIONS_TABLE_URI="+filepath.Join(e.FormsDir, "itel_cabinet_submissions"),
+		"ITEL_SUBMISSIONS_SCHEMA_FILE="+filepath.Join(RepoRoot, "schemas", "itel_cabinet_submissions.yaml"),
+		"ITEL_ATTACHMENTS_URI="+filepath.Join(e.FormsDir, "itel_cabinet_attachment_files"),
+		"ITEL_FORMS_SUCCESS_TOPIC="+e.Names.FormsSuccess,
+		"ITEL_FORMS_ERRORS_TOPIC="+e.Names.FormsErrors,
+		"FORMS_CONSUMER_GROUP="+e.Names.FormsGroup,
+		"FORMS_BATCH_COUNT=20",
+		"FORMS_BATCH_PERIOD=100ms",
 	), s3...), e.Opts.ChildEnv...)
 }
 
@@ -289,6 +333,7 @@ func (e *Env) NewProc(name, stream string) *Proc {
 	p.args = []string{"run",
 		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "claimx.yaml"),
 		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "errors.yaml"),
+		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "itel.yaml"),
 		"-s", "http.address=" + p.HTTPAddr,
 		"-s", "metrics.prometheus.add_go_metrics=false",
 	}
@@ -318,6 +363,11 @@ func (e *Env) WorkerProc() *Proc {
 	return e.NewProc("worker", stream)
 }
 
+// FormsProc is the forms stream (pipelines/forms.yaml).
+func (e *Env) FormsProc() *Proc {
+	return e.NewProc("forms", filepath.Join(RepoRoot, "pipelines", "forms.yaml"))
+}
+
 // checkAlive fails the test when a child exited without being killed.
 func (e *Env) CheckAlive() {
 	e.T.Helper()
@@ -344,6 +394,8 @@ func freeAddr(t *testing.T) string {
 type RunInfo struct {
 	Began, Ended time.Time
 	Killed       bool
+	// CPU is the user and system time the life used, once it ended.
+	CPU time.Duration
 }
 
 // proc is a claimx-connect child process that can be killed and restarted.
@@ -396,6 +448,9 @@ func (p *Proc) Start() {
 				p.exitErr = errors.New("exit status 0")
 			}
 			p.runs[len(p.runs)-1].Ended = time.Now()
+			if cmd.ProcessState != nil {
+				p.runs[len(p.runs)-1].CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+			}
 		}
 		p.mu.Unlock()
 		close(done)
