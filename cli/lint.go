@@ -191,14 +191,20 @@ func printLints(w io.Writer, lints []lintLine) {
 	}
 }
 
-// crossFileLints reads every file and reports each claimx_lookup whose
+// connectionUsers are the processors whose `connection` names a
+// claimx_connection processor resource.
+var connectionUsers = []string{"claimx_lookup", "claimx_media", "itel_submission"}
+
+// crossFileLints reads every file and reports each claimx_lookup (or other
+// connectionUsers component) whose
 // connection is not the label of a claimx_connection processor resource of
 // any of them. Files that cannot be read or parsed are left to benthos's
 // lint, which reports them; markdown files too.
 func crossFileLints(targets, resources []string) []lintLine {
 	type lookup struct {
-		file string
-		node *yaml.Node
+		file      string
+		component string
+		node      *yaml.Node
 	}
 	kinds := map[string]string{} // processor resource label → its component
 	var lookups []lookup
@@ -231,9 +237,11 @@ func crossFileLints(targets, resources []string) []lintLine {
 			}
 		}
 		walkYAML(root, func(n *yaml.Node) {
-			if l := mapValue(n, "claimx_lookup"); l != nil {
-				if conn := mapValue(l, "connection"); conn != nil && conn.Kind == yaml.ScalarNode {
-					lookups = append(lookups, lookup{f, conn})
+			for _, component := range connectionUsers {
+				if l := mapValue(n, component); l != nil {
+					if conn := mapValue(l, "connection"); conn != nil && conn.Kind == yaml.ScalarNode {
+						lookups = append(lookups, lookup{f, component, conn})
+					}
 				}
 			}
 		})
@@ -247,10 +255,10 @@ func crossFileLints(targets, resources []string) []lintLine {
 			continue
 		case ok:
 			lints = append(lints, lintLine{l.file, l.node.Line, l.node.Column,
-				fmt.Sprintf("claimx_lookup.connection %q names a %s processor resource, not a claimx_connection", name, kind)})
+				fmt.Sprintf("%s.connection %q names a %s processor resource, not a claimx_connection", l.component, name, kind)})
 		default:
 			lints = append(lints, lintLine{l.file, l.node.Line, l.node.Column,
-				fmt.Sprintf("claimx_lookup.connection %q names no claimx_connection processor resource in the linted files", name)})
+				fmt.Sprintf("%s.connection %q names no claimx_connection processor resource in the linted files", l.component, name)})
 		}
 	}
 	sort.SliceStable(lints, func(i, j int) bool {
