@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claimx/claimx-connect/claimxsim"
 )
 
 // Metric lines as the streams' prometheus exporter writes them (claimx_lookup
@@ -173,5 +175,30 @@ func TestDevSummaryGroupsReasonsByKind(t *testing.T) {
 	s.print(&out, "table")
 	if !strings.Contains(out.String(), "      3  trigger: event is not JSON: unexpected end of input at offset N\n") {
 		t.Fatalf("summary does not print the kind once with its count:\n%s", out.String())
+	}
+}
+
+// The forms summary fails a run for each broken promise, and only then.
+func TestDevFormsSummaryProblems(t *testing.T) {
+	ok := formsSummary{Rows: 5, FormKeys: 5, Submissions: 5, SubAccepted: 5, ITel: claimxsim.ITelCounts{Accepted: 5}}
+	cases := []struct {
+		name string
+		edit func(*formsSummary)
+		want string
+	}{
+		{"clean", func(*formsSummary) {}, ""},
+		{"a form twice", func(s *formsSummary) { s.Rows = 6 }, "6 rows for 5 form responses"},
+		{"a photo differs", func(s *formsSummary) { s.ObjectsBad = []string{"media 9: stored 1 bytes"} }, "1 stored photos differ"},
+		{"iTel took a form twice", func(s *formsSummary) { s.ITel.DuplicateForms = 1 }, "accepted 1 form responses twice"},
+		{"table and iTel disagree", func(s *formsSummary) { s.SubAccepted = 4; s.SubRejected = 1 }, "4 accepted submissions, iTel accepted 5"},
+		{"a form not submitted", func(s *formsSummary) { s.Submissions, s.SubAccepted, s.ITel.Accepted = 4, 4, 4 }, "4 rows for 5 form responses"},
+	}
+	for _, c := range cases {
+		s := ok
+		c.edit(&s)
+		got := s.problem()
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: problem %q, want %q", c.name, got, c.want)
+		}
 	}
 }
