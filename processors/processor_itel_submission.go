@@ -245,7 +245,7 @@ type isObserver struct {
 	retries *service.MetricCounter
 }
 
-func (o *isObserver) Attempted(time.Duration)           { o.calls.Incr(1) }
+func (o *isObserver) Attempted(time.Duration)          { o.calls.Incr(1) }
 func (o *isObserver) Failed(class claimx.Class, _ int) { o.errors.Incr(1, string(class)) }
 
 func (o *isObserver) Retrying(attempt int, wait time.Duration, err *claimx.Error) {
