@@ -1,5 +1,7 @@
 // Package claimx is a client of the ClaimX (Verisk ClaimXperience) REST API
-// (DOMAIN.md §5): GET requests with bearer, basic or OAuth 2.0
+// (DOMAIN.md §5), and of other REST APIs reached the same way (the iTel
+// Cabinet API): GET requests, and POST requests with a JSON body, with
+// bearer, basic or OAuth 2.0
 // client-credentials auth (one token per client, refreshed before it
 // expires and once after a 401), a rate limit, retries with exponential
 // backoff and jitter honouring Retry-After, and a circuit breaker. Every
@@ -13,6 +15,7 @@
 package claimx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,23 +165,66 @@ func (c *Client) BreakerState() string { return c.breaker.State().String() }
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// Request is one GET, built by NewRequest.
+// Request is one GET (NewRequest) or POST (NewPostRequest).
 type Request struct {
+	// Method is http.MethodGet or http.MethodPost.
+	Method string
 	// URL is the full URL: base URL, path and query (keys sorted).
 	URL *url.URL
 	// Header holds the default headers and the request's own.
 	Header http.Header
-	key    string
+	// Body is a POST's body, sent whole on every attempt; nil for a GET.
+	Body []byte
+	key  string
 }
 
 // Key identifies the answer: the method and the full URL (never a
 // credential), for caching and for sharing identical requests in flight.
+// A POST's key does not identify its answer (the body is not in it): a
+// POST is neither cached nor shared.
 func (r *Request) Key() string { return r.key }
+
+// method is the request's method; a Request built by hand without one is
+// a GET.
+func (r *Request) method() string {
+	if r.Method == "" {
+		return http.MethodGet
+	}
+	return r.Method
+}
+
+// retriesAllowed reports whether a failed attempt of the request may be
+// repeated: a GET always; a POST only with an Idempotency-Key header, which
+// makes the server answer a repeat with the first answer instead of acting
+// twice.
+func (r *Request) retriesAllowed() bool {
+	return r.method() == http.MethodGet || strings.TrimSpace(r.Header.Get(IdempotencyKeyHeader)) != ""
+}
+
+// IdempotencyKeyHeader is the header that makes a POST safe to retry.
+const IdempotencyKeyHeader = "Idempotency-Key"
 
 // NewRequest prepares a GET of path (already escaped, appended to the base
 // URL) with query; header adds to and overrides the default headers, and
 // the values of its credential-like headers are scrubbed from errors.
 func (c *Client) NewRequest(path string, query url.Values, header http.Header) (*Request, error) {
+	return c.newRequest(http.MethodGet, path, query, nil, header)
+}
+
+// NewPostRequest prepares a POST of body (JSON) to path (already escaped,
+// appended to the base URL); header adds to and overrides the default
+// headers (Content-Type is application/json unless header sets it), and the
+// values of its credential-like headers are scrubbed from errors (not an
+// Idempotency-Key: it names the record). Do retries the POST only when header carries an
+// Idempotency-Key; without one it gets a single attempt.
+func (c *Client) NewPostRequest(path string, body []byte, header http.Header) (*Request, error) {
+	if body == nil {
+		body = []byte{}
+	}
+	return c.newRequest(http.MethodPost, path, nil, body, header)
+}
+
+func (c *Client) newRequest(method, path string, query url.Values, body []byte, header http.Header) (*Request, error) {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
@@ -192,6 +238,9 @@ func (c *Client) NewRequest(path string, query url.Values, header http.Header) (
 		return nil, fmt.Errorf("building the URL for path %s: %s", path, urlErr(err))
 	}
 	h := c.header.Clone()
+	if method == http.MethodPost {
+		h.Set("Content-Type", "application/json")
+	}
 	for k, vs := range header {
 		h[http.CanonicalHeaderKey(k)] = vs
 		if sensitiveHeader(k) {
@@ -200,13 +249,16 @@ func (c *Client) NewRequest(path string, query url.Values, header http.Header) (
 			}
 		}
 	}
-	return &Request{URL: u, Header: h, key: http.MethodGet + " " + raw}, nil
+	return &Request{Method: method, URL: u, Header: h, Body: body, key: method + " " + raw}, nil
 }
 
-// Response is a successful answer: status 200 with a JSON body.
+// Response is a successful answer: status 200 (a GET), or 200, 201 or 202
+// (a POST), with a JSON body.
 type Response struct {
 	Status int
 	Body   []byte
+	// Header is the answer's headers (Location, Idempotent-Replayed…).
+	Header http.Header
 	// Attempts counts the HTTP attempts made, the first included.
 	Attempts int
 }
@@ -250,12 +302,21 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, opts ..
 
 // Do calls the API, up to Retries.MaxAttempts times for timeouts,
 // connection errors, 429 and 5xx, through the rate limit and the circuit
-// breaker. Only status 200 with a JSON body succeeds; every failure is an
-// *Error.
+// breaker. Only status 200 (a GET) or 200, 201 or 202 (a POST) with a JSON
+// body succeeds; every failure is an *Error.
+//
+// A POST is retried only when the request has an Idempotency-Key header:
+// the server then answers a repeat of a request it already took with its
+// first answer, so a timeout whose request did arrive cannot submit twice.
+// Otherwise a POST gets one attempt (an OAuth token refused with a 401 is
+// still renewed and the POST sent once more: the server refused it unread).
 func (c *Client) Do(ctx context.Context, req *Request, opts ...CallOption) (*Response, error) {
 	co := callOpts{attempts: c.cfg.Retries.MaxAttempts, obs: c.obs}
 	for _, o := range opts {
 		o(&co)
+	}
+	if !req.retriesAllowed() {
+		co.attempts = 1
 	}
 	path := req.URL.EscapedPath()
 	bo := backoff.NewExponentialBackOff(
@@ -271,10 +332,13 @@ func (c *Client) Do(ctx context.Context, req *Request, opts ...CallOption) (*Res
 		attempts++
 		out, retryAfter, retryable := c.attempt(ctx, req, co.obs)
 		if out.err == nil {
-			return &Response{Status: out.status, Body: out.body, Attempts: attempts}, nil
+			return &Response{Status: out.status, Body: out.body, Header: out.header, Attempts: attempts}, nil
 		}
 		e := out.err
 		e.Attempts, e.Path = attempts, path
+		if req.method() != http.MethodGet {
+			e.Method = req.method()
+		}
 
 		// An OAuth token can be revoked before it expires: fetch a new one
 		// once, without counting it as a retry.
@@ -319,6 +383,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 type outcome struct {
 	status int
 	body   []byte
+	header http.Header
 	err    *Error
 }
 
@@ -368,7 +433,12 @@ func (c *Client) call(ctx context.Context, req *Request, obs Observer) (out outc
 
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, req.URL.String(), nil)
+	var reqBody io.Reader
+	if req.Body != nil {
+		// A fresh reader per attempt: every retry sends the whole body.
+		reqBody = bytes.NewReader(req.Body)
+	}
+	hreq, err := http.NewRequestWithContext(actx, req.method(), req.URL.String(), reqBody)
 	if err != nil {
 		return fail(ClassClient, 0, "building request: "+urlErr(err)), 0, false, errBreakerExcluded
 	}
@@ -408,8 +478,12 @@ func (c *Client) call(ctx context.Context, req *Request, obs Observer) (out outc
 		return fail(class, status, reason)
 	}
 
+	success := status == http.StatusOK
+	if req.method() == http.MethodPost {
+		success = success || status == http.StatusCreated || status == http.StatusAccepted
+	}
 	switch {
-	case status == http.StatusOK:
+	case success:
 		if readErr != nil {
 			return failed(ClassTransient, "reading the body: "+urlErr(readErr)), 0, true, errBreakerFailure
 		}
@@ -423,7 +497,7 @@ func (c *Client) call(ctx context.Context, req *Request, obs Observer) (out outc
 		if err := validJSON(body); err != nil {
 			return failed(ClassInvalidResponse, "body is not valid JSON: "+err.Error()), 0, false, nil
 		}
-		return outcome{status: status, body: body}, 0, false, nil
+		return outcome{status: status, body: body, header: resp.Header}, 0, false, nil
 	case status == http.StatusNotFound:
 		return failed(ClassNotFound, "not found"+snippet(body)), 0, false, nil
 	case status == http.StatusUnauthorized:
@@ -546,6 +620,11 @@ func (c *Client) redact(s string) string {
 
 func sensitiveHeader(name string) bool {
 	n := strings.ToLower(name)
+	if n == "idempotency-key" {
+		// Names the record, not a credential: scrubbing it would hide which
+		// record failed, and each one would grow the list of secrets.
+		return false
+	}
 	return n == "authorization" || n == "cookie" || n == "proxy-authorization" ||
 		strings.Contains(n, "key") || strings.Contains(n, "token") || strings.Contains(n, "secret")
 }

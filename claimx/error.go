@@ -41,6 +41,9 @@ type Error struct {
 	// Status is the HTTP status of the last attempt; 0 when the API did not
 	// answer.
 	Status int
+	// Method is the request's method when it is not a GET ("POST"); empty
+	// for a GET.
+	Method string
 	// Path is the escaped URL path of the request.
 	Path     string
 	Attempts int
@@ -114,10 +117,15 @@ func (e *Error) TooBig() bool {
 }
 
 // Error reads "claimx lookup GET <path> failed[ after N attempts]: <class>[:
-// status N]: <reason>", the text the errors topic has always carried.
+// status N]: <reason>", the text the errors topic has always carried; a POST
+// reads "claimx client POST <path> failed…".
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "claimx lookup GET %s", e.Path)
+	if e.Method == "" || e.Method == http.MethodGet {
+		fmt.Fprintf(&b, "claimx lookup GET %s", e.Path)
+	} else {
+		fmt.Fprintf(&b, "claimx client %s %s", e.Method, e.Path)
+	}
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " failed after %d attempts", e.Attempts)
 	} else {
