@@ -292,6 +292,7 @@ func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, a
 		"ITEL_ATTACHMENTS_SCHEMA_FILE="+filepath.Join(schemas, "itel_cabinet_attachments.yaml"),
 		"ITEL_SUBMISSIONS_TABLE_URI="+d.formsPath(devSubmissionsTableDir),
 		"ITEL_SUBMISSIONS_SCHEMA_FILE="+filepath.Join(schemas, "itel_cabinet_submissions.yaml"),
+		"ITEL_SUBMISSION_SCHEMA="+filepath.Join(schemas, "itel_submission.v1.json"),
 		"ITEL_ATTACHMENTS_URI="+d.formsPath(devPhotosDir),
 		"FORMS_BATCH_PERIOD=500ms",
 	)
@@ -620,6 +621,8 @@ func (s *devSummary) print(w io.Writer, table string) {
 var holdDependencies = []struct{ suffix, name string }{
 	{"claimx_api", "ClaimX API"},
 	{"delta_storage", "Delta storage"},
+	{"itel_api", "iTel API"},
+	{"itel_media", "ClaimX media"},
 }
 
 // holdDependency names the dependency of a hold metric (<base>_<what>), or

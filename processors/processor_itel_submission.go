@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/claimx/claimx-connect/claimx"
 	"github.com/claimx/claimx-connect/internal/hold"
+	"github.com/claimx/claimx-connect/internal/jsonschema"
 )
 
 const (
@@ -22,6 +24,7 @@ const (
 	isFieldPath           = "path"
 	isFieldIdempotencyKey = "idempotency_key"
 	isFieldMaxInFlight    = "max_in_flight"
+	isFieldPayloadSchema  = "payload_schema"
 )
 
 // ITelSubmissionMetaStatus is the metadata key the processor sets on every
@@ -124,6 +127,10 @@ backoff, not a hold), `+"`itel_api_calls_total`"+`, `+"`itel_api_retries_total`"
 			service.NewIntField(isFieldMaxInFlight).
 				Description("Most submissions of one batch in flight at once (the connection's `max_concurrency` bounds the whole process). Messages of a batch with the same key are sent one after the other.").
 				Default(4),
+			service.NewStringField(isFieldPayloadSchema).
+				Description("A JSON Schema file (draft 2020-12, the keywords of `internal/jsonschema`) the payload must satisfy, such as `schemas/itel_submission.v1.json`. A payload that does not is `rejected` without a request, its `error` naming every violation, and `http_status` 0. Empty: no check.").
+				Default("").
+				Example("./schemas/itel_submission.v1.json"),
 		).
 		Example("Submit the forms (the forms stream)", `
 The payload is built by the pipeline; the result replaces it.
@@ -160,6 +167,8 @@ type itelSubmissionConfig struct {
 	path        string
 	key         *service.InterpolatedString
 	maxInFlight int
+	schemaFile  string
+	schema      *jsonschema.Schema
 }
 
 func newITelSubmissionFromConfig(conf *service.ParsedConfig, res *service.Resources) (*itelSubmission, error) {
@@ -195,6 +204,18 @@ func parseITelSubmissionConfig(conf *service.ParsedConfig) (c itelSubmissionConf
 	}
 	if c.maxInFlight < 1 {
 		return c, fmt.Errorf("%s must be at least 1, got %d", isFieldMaxInFlight, c.maxInFlight)
+	}
+	if c.schemaFile, err = conf.FieldString(isFieldPayloadSchema); err != nil {
+		return c, err
+	}
+	if c.schemaFile != "" {
+		raw, err := os.ReadFile(c.schemaFile)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", isFieldPayloadSchema, err)
+		}
+		if c.schema, err = jsonschema.Compile(raw); err != nil {
+			return c, fmt.Errorf("%s %s: %w", isFieldPayloadSchema, c.schemaFile, err)
+		}
 	}
 	return c, nil
 }
@@ -307,7 +328,12 @@ func (p *itelSubmission) ProcessBatch(ctx context.Context, batch service.Message
 	var items []*isItem
 	for i, msg := range batch {
 		item, err := p.prepare(keys, i, msg)
-		if err != nil {
+		var invalid *isInvalidPayload
+		switch {
+		case errors.As(err, &invalid):
+			p.rejectInvalid(msg, invalid)
+			continue
+		case err != nil:
 			p.fail(msg, err)
 			continue
 		}
@@ -357,6 +383,15 @@ func (p *itelSubmission) prepare(keys *service.MessageBatchInterpolationExecutor
 	}
 	if key == "" {
 		return nil, fmt.Errorf("%s: %s is empty", record, isFieldIdempotencyKey)
+	}
+	if p.conf.schema != nil {
+		doc, err := jsonschema.Decode(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: the message is not JSON: %w", record, err)
+		}
+		if violations := p.conf.schema.Validate(doc); len(violations) > 0 {
+			return nil, &isInvalidPayload{key: key, schema: p.conf.schemaFile, violations: violations}
+		}
 	}
 	h := http.Header{}
 	h.Set(claimx.IdempotencyKeyHeader, key)
@@ -545,6 +580,33 @@ func (p *itelSubmission) apply(msg *service.Message, key string, r *isResult) {
 	if out.Status == ITelStatusRejected {
 		p.log.With("idempotency_key", key, "http_status", out.HTTPStatus).Warn("itel submission rejected: " + *out.Error)
 	}
+}
+
+// isInvalidPayload is a payload that does not satisfy payload_schema: the
+// record's fault, rejected without asking iTel.
+type isInvalidPayload struct {
+	key, schema string
+	violations  []string
+}
+
+func (e *isInvalidPayload) Error() string {
+	return fmt.Sprintf("itel submission %s: the payload does not satisfy %s: %s", e.key, e.schema, strings.Join(e.violations, "; "))
+}
+
+// rejectInvalid replaces the message with a rejected result naming the
+// payload's violations.
+func (p *itelSubmission) rejectInvalid(msg *service.Message, inv *isInvalidPayload) {
+	reason := inv.Error()
+	out := isOutcome{Status: ITelStatusRejected, IdempotencyKey: inv.key, SubmittedAt: p.now().UTC().Format(itelTimeLayout), Error: &reason}
+	b, err := json.Marshal(out)
+	if err != nil {
+		p.fail(msg, fmt.Errorf("itel submission %s: encoding the result: %w", inv.key, err))
+		return
+	}
+	msg.SetBytes(b)
+	msg.MetaSetMut(ITelSubmissionMetaStatus, out.Status)
+	p.mSubmissions.Incr(1, out.Status)
+	p.log.With("idempotency_key", inv.key).Warn("itel submission rejected before sending: " + reason)
 }
 
 // fail makes the message an error, its content unchanged.

@@ -46,7 +46,7 @@ func itelYAML(baseURL string, over map[string]string) (proc, resources string) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	own := map[string]bool{isFieldConnection: true, isFieldPath: true, isFieldIdempotencyKey: true, isFieldMaxInFlight: true}
+	own := map[string]bool{isFieldConnection: true, isFieldPath: true, isFieldIdempotencyKey: true, isFieldMaxInFlight: true, isFieldPayloadSchema: true}
 	var pb, cb strings.Builder
 	pb.WriteString("itel_submission:\n")
 	cb.WriteString("processor_resources:\n  - label: itel\n    claimx_connection:\n")
@@ -158,7 +158,8 @@ func checkITelOut(t *testing.T, i int, m *service.Message, w itelWant) {
 	if (o.Reference != nil) != w.hasRef {
 		t.Errorf("message %d: reference %v, want one: %v", i, o.Reference, w.hasRef)
 	}
-	if o.Attempts < 1 {
+	// A payload refused before sending (http 0) made no attempt.
+	if (o.Attempts < 1) != (w.http == 0) {
 		t.Errorf("message %d: attempts %d", i, o.Attempts)
 	}
 	if len(w.errHas) == 0 && o.Error != nil {
@@ -220,6 +221,14 @@ func TestITelSubmission(t *testing.T) {
 				{status: "rejected", http: 422, key: "5423724-x", errHas: []string{"5423724-x", "422", "formResponseId"}},
 			},
 			requests: 1,
+		},
+		{
+			name: "a payload outside payload_schema: rejected before sending, every violation named", batches: [][]string{{noForm}},
+			over: map[string]string{isFieldIdempotencyKey: `"${! this.assignmentId }-x"`, isFieldPayloadSchema: "../schemas/itel_submission.v1.json"},
+			want: []itelWant{
+				{status: "rejected", http: 0, key: "5423724-x", errHas: []string{"5423724-x", "does not satisfy ../schemas/itel_submission.v1.json", `missing required "formResponseId"`, `missing required "photos"`}},
+			},
+			requests: 0,
 		},
 		{
 			name: "not JSON, a JSON array, an empty key: message errors, nothing sent",

@@ -3,18 +3,15 @@ package schemas_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"math/big"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/claimx/claimx-connect/forms"
+	"github.com/claimx/claimx-connect/internal/jsonschema"
 )
 
 const (
@@ -22,147 +19,6 @@ const (
 	mappingFile = "../pipelines/forms/itel_cabinet_form.yaml"
 	docFile     = "../docs/ITEL_SUBMISSION.md"
 )
-
-// validator checks a JSON value against the subset of JSON Schema draft
-// 2020-12 that the submission schema uses (knownKeywords); the schema test
-// fails on any other keyword, so none is silently ignored.
-type validator struct{ errs []string }
-
-var knownKeywords = map[string]bool{
-	"$schema": true, "$id": true, "title": true, "description": true,
-	"type": true, "const": true, "enum": true, "required": true, "properties": true,
-	"additionalProperties": true, "items": true, "minimum": true, "minLength": true,
-	"pattern": true, "format": true,
-}
-
-func (v *validator) fail(path, format string, args ...any) {
-	if path == "" {
-		path = "/"
-	}
-	v.errs = append(v.errs, path+": "+fmt.Sprintf(format, args...))
-}
-
-func jsonType(x any) string {
-	switch t := x.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	case json.Number:
-		if _, ok := new(big.Int).SetString(t.String(), 10); ok {
-			return "integer"
-		}
-		return "number"
-	}
-	return fmt.Sprintf("%T", x)
-}
-
-func typeMatches(want, got string) bool {
-	return want == got || (want == "number" && got == "integer")
-}
-
-// equalJSON compares decoded JSON values (numbers by value).
-func equalJSON(a, b any) bool {
-	ab, _ := json.Marshal(a)
-	bb, _ := json.Marshal(b)
-	return bytes.Equal(ab, bb)
-}
-
-func (v *validator) check(path string, schema map[string]any, x any) {
-	if t, ok := schema["type"]; ok {
-		var types []string
-		switch tt := t.(type) {
-		case string:
-			types = []string{tt}
-		case []any:
-			for _, s := range tt {
-				types = append(types, s.(string))
-			}
-		}
-		got := jsonType(x)
-		if !slices.ContainsFunc(types, func(w string) bool { return typeMatches(w, got) }) {
-			v.fail(path, "is %s, want %s", got, strings.Join(types, " or "))
-			return
-		}
-	}
-	if c, ok := schema["const"]; ok && !equalJSON(c, x) {
-		v.fail(path, "is %v, want %v", x, c)
-	}
-	if e, ok := schema["enum"].([]any); ok && !slices.ContainsFunc(e, func(w any) bool { return equalJSON(w, x) }) {
-		v.fail(path, "%v is not one of %v", x, e)
-	}
-	switch t := x.(type) {
-	case map[string]any:
-		for _, r := range asList(schema["required"]) {
-			if _, ok := t[r.(string)]; !ok {
-				v.fail(path, "missing required %q", r)
-			}
-		}
-		props, _ := schema["properties"].(map[string]any)
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if ps, ok := props[k].(map[string]any); ok {
-				v.check(path+"/"+k, ps, t[k])
-				continue
-			}
-			switch ap := schema["additionalProperties"].(type) {
-			case bool:
-				if !ap {
-					v.fail(path, "unknown property %q", k)
-				}
-			case map[string]any:
-				v.check(path+"/"+k, ap, t[k])
-			}
-		}
-	case []any:
-		if items, ok := schema["items"].(map[string]any); ok {
-			for i, it := range t {
-				v.check(fmt.Sprintf("%s/%d", path, i), items, it)
-			}
-		}
-	case json.Number:
-		if m, ok := schema["minimum"].(json.Number); ok {
-			mf, _ := m.Float64()
-			if f, _ := t.Float64(); f < mf {
-				v.fail(path, "%v is below the minimum %v", t, m)
-			}
-		}
-	case string:
-		if m, ok := schema["minLength"].(json.Number); ok {
-			if n, _ := m.Int64(); int64(len([]rune(t))) < n {
-				v.fail(path, "%q is shorter than %d", t, n)
-			}
-		}
-		if p, ok := schema["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(t) {
-			v.fail(path, "%q does not match %s", t, p)
-		}
-		switch schema["format"] {
-		case "date-time":
-			if _, err := time.Parse(time.RFC3339Nano, t); err != nil {
-				v.fail(path, "%q is not an RFC 3339 date-time", t)
-			}
-		case "uri":
-			if u, err := url.Parse(t); err != nil || !u.IsAbs() {
-				v.fail(path, "%q is not an absolute URI", t)
-			}
-		}
-	}
-}
-
-func asList(x any) []any {
-	l, _ := x.([]any)
-	return l
-}
 
 func decode(t *testing.T, b []byte) any {
 	t.Helper()
@@ -185,33 +41,27 @@ func loadSchema(t *testing.T) map[string]any {
 }
 
 func validate(schema map[string]any, x any) []string {
-	v := &validator{}
-	v.check("", schema, x)
-	return v.errs
-}
-
-// walkSchemas calls f for every subschema of s (s included) with its path.
-func walkSchemas(path string, s map[string]any, f func(string, map[string]any)) {
-	f(path, s)
-	if props, ok := s["properties"].(map[string]any); ok {
-		for k, p := range props {
-			walkSchemas(path+"/properties/"+k, p.(map[string]any), f)
-		}
+	raw, err := json.Marshal(schema)
+	if err != nil {
+		return []string{err.Error()}
 	}
-	for _, k := range []string{"items", "additionalProperties"} {
-		if sub, ok := s[k].(map[string]any); ok {
-			walkSchemas(path+"/"+k, sub, f)
-		}
+	c, err := jsonschema.Compile(raw)
+	if err != nil {
+		return []string{err.Error()}
 	}
+	return c.Validate(x)
 }
 
 func TestSchemaUsesOnlyCheckedKeywords(t *testing.T) {
-	walkSchemas("", loadSchema(t), func(path string, s map[string]any) {
-		for k := range s {
-			if !knownKeywords[k] {
-				t.Errorf("%s: keyword %q is not checked by this test's validator", path, k)
-			}
-		}
+	raw, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jsonschema.Compile(raw); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, s map[string]any)
+	walk = func(path string, s map[string]any) {
 		if p, ok := s["pattern"].(string); ok {
 			if _, err := regexp.Compile(p); err != nil {
 				t.Errorf("%s: pattern %q: %v", path, p, err)
@@ -220,7 +70,18 @@ func TestSchemaUsesOnlyCheckedKeywords(t *testing.T) {
 		if s["$schema"] != nil && s["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
 			t.Errorf("%s: $schema %v, want draft 2020-12", path, s["$schema"])
 		}
-	})
+		if props, ok := s["properties"].(map[string]any); ok {
+			for k, p := range props {
+				walk(path+"/properties/"+k, p.(map[string]any))
+			}
+		}
+		for _, k := range []string{"items", "additionalProperties"} {
+			if sub, ok := s[k].(map[string]any); ok {
+				walk(path+"/"+k, sub)
+			}
+		}
+	}
+	walk("", loadSchema(t))
 }
 
 // docSample is the example payload of docs/ITEL_SUBMISSION.md: the first
@@ -352,4 +213,16 @@ func TestAnswersAreTheFormColumns(t *testing.T) {
 	if !slices.Equal(req, cols) {
 		t.Errorf("answers.required %v, want every column %v", req, cols)
 	}
+}
+
+// equalJSON compares decoded JSON values (numbers by value).
+func equalJSON(a, b any) bool {
+	ab, _ := json.Marshal(a)
+	bb, _ := json.Marshal(b)
+	return bytes.Equal(ab, bb)
+}
+
+func asList(x any) []any {
+	l, _ := x.([]any)
+	return l
 }

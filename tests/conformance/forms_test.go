@@ -383,8 +383,9 @@ func TestFormsStreamExactlyOnceAcrossKillsAndITelOutage(t *testing.T) {
 	}
 
 	// 5. The outage held the stream, and what a form cost.
-	if fm["itel_submission_claimx_api_holds_total"]+fm["itel_submission_holds_total"] == 0 {
-		t.Logf("note: no iTel hold counted in the last life's metrics (%s)", harness.FmtMetrics(fm))
+	// The life started in the middle of the outage met it, and held.
+	if fm["itel_api_holds_total"] == 0 {
+		t.Errorf("the forms stream's last life counted no iTel hold (itel_api_holds_total): %s", harness.FmtMetrics(fm))
 	}
 	var cpu time.Duration
 	for _, l := range forms.Lives() {

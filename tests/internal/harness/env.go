@@ -312,6 +312,7 @@ func (e *Env) ChildEnv() []string {
 		"ITEL_ATTACHMENTS_SCHEMA_FILE="+filepath.Join(RepoRoot, "schemas", "itel_cabinet_attachments.yaml"),
 		"ITEL_SUBMISSIONS_TABLE_URI="+filepath.Join(e.FormsDir, "itel_cabinet_submissions"),
 		"ITEL_SUBMISSIONS_SCHEMA_FILE="+filepath.Join(RepoRoot, "schemas", "itel_cabinet_submissions.yaml"),
+		"ITEL_SUBMISSION_SCHEMA="+filepath.Join(RepoRoot, "schemas", "itel_submission.v1.json"),
 		"ITEL_ATTACHMENTS_URI="+filepath.Join(e.FormsDir, "itel_cabinet_attachment_files"),
 		"ITEL_FORMS_SUCCESS_TOPIC="+e.Names.FormsSuccess,
 		"ITEL_FORMS_ERRORS_TOPIC="+e.Names.FormsErrors,
