@@ -449,4 +449,3 @@ func countFiles(t *testing.T, root string) int {
 	}
 	return n
 }
-
