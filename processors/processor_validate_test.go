@@ -207,7 +207,7 @@ func TestValidateConfigErrors(t *testing.T) {
 // TestProcessorsAreRegistered checks what `claimx-connect list processors`
 // lists: the plugins registered by this package's init.
 func TestProcessorsAreRegistered(t *testing.T) {
-	for _, name := range []string{"claimx_connection", "claimx_lookup", "claimx_form", "validate"} {
+	for _, name := range []string{"claimx_connection", "claimx_lookup", "claimx_form", "claimx_media", "itel_submission", "validate"} {
 		found := false
 		service.GlobalEnvironment().WalkProcessors(func(n string, _ *service.ConfigView) {
 			found = found || n == name
