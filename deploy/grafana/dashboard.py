@@ -132,6 +132,8 @@ def panels():
         [
             ("min by (label) (itel_worker_claimx_api_available)", "ClaimX API {{label}}"),
             ("min by (label) (delta_storage_available)", "Delta storage {{label}}"),
+            ("min by (label) (itel_api_available)", "iTel API {{label}}"),
+            ("min by (label) (itel_media_available)", "ClaimX media {{label}}"),
         ], "none", 0, y, w=6)
     avail["fieldConfig"]["defaults"]["max"] = 1
     avail["fieldConfig"]["defaults"]["decimals"] = 0
@@ -142,6 +144,8 @@ def panels():
         [
             ("sum by (label) (itel_worker_claimx_api_records_held)", "ClaimX API {{label}}"),
             ("sum by (label) (delta_storage_records_held)", "Delta storage {{label}}"),
+            ("sum by (label) (itel_api_records_held)", "iTel API {{label}}"),
+            ("sum by (label) (itel_media_records_held)", "ClaimX media {{label}}"),
         ], "short", 6, y, w=6))
     p.append(timeseries(
         "Time held",
@@ -156,6 +160,8 @@ def panels():
         [
             (f"sum by (reason) (increase(itel_worker_claimx_api_holds_total[{RI}]))", "ClaimX API {{reason}}"),
             (f"sum by (reason) (increase(delta_storage_holds_total[{RI}]))", "Delta storage {{reason}}"),
+            (f"sum by (reason) (increase(itel_api_holds_total[{RI}]))", "iTel API {{reason}}"),
+            (f"sum by (reason) (increase(itel_media_holds_total[{RI}]))", "ClaimX media {{reason}}"),
         ], "short", 18, y, w=6, stack=True))
     y += 8
 
@@ -301,6 +307,47 @@ def panels():
             ("sum(increase(delta_log_files_deleted_total[1h]))", "log files"),
             ("sum(increase(delta_retention_files_expired_total[1h]))", "expired by retention"),
         ], "short", 12, y, w=12))
+    y += 8
+
+    # Forms (docs/FORMS.md)
+    p.append(row("Forms: completed forms → itel_cabinet_forms, photos, iTel submissions", y)); y += 1
+    p.append(timeseries(
+        "Forms",
+        "Tracking results the forms stream read (itel_forms_messages_consumed_total; only COMPLETED ones become forms), forms processed (rows written or already there) and records sent to itel.cabinet.forms.errors by stage (form: an answer that does not parse; photos: a rejected photo; submission: a submission iTel refused).",
+        [
+            (f"sum(rate(itel_forms_messages_consumed_total[{RI}]))", "tracking results read"),
+            (f"sum(rate(itel_forms_processed_total[{RI}]))", "forms processed"),
+            (f"sum by (stage) (rate(itel_forms_failed_total[{RI}]))", "failed {{stage}}"),
+        ], "ops", 0, y, w=8))
+    p.append(timeseries(
+        "Form processing latency",
+        "itel_forms_processing_latency_seconds: from reading a tracking result to its result message (answers, photo downloads, three Delta commits, the iTel submission).",
+        latency_targets("itel_forms_processing_latency_seconds"), "s", 8, y, w=8))
+    p.append(timeseries(
+        "iTel submissions by status",
+        "itel_submissions_total: accepted (201), replayed (200: iTel already had the idempotency key — a redelivery, never a second submission), rejected (4xx for the record, or a payload outside schemas/itel_submission.v1.json), error.",
+        [(f"sum by (status) (rate(itel_submissions_total[{RI}]))", "{{status}}")],
+        "ops", 16, y, w=8, stack=True))
+    y += 8
+    p.append(timeseries(
+        "Photos by outcome",
+        "itel_media_downloads_total: stored, already_stored (a redelivery: the object is not written twice), rejected (0 bytes, over max_size, a type not allowed, not in the media list); expired download links fetched again (itel_media_link_refreshes_total).",
+        [
+            (f"sum by (status) (rate(itel_media_downloads_total[{RI}]))", "{{status}}"),
+            (f"sum(rate(itel_media_link_refreshes_total[{RI}]))", "link refreshes"),
+        ], "ops", 0, y, w=8, stack=True))
+    p.append(timeseries(
+        "Photo bytes stored",
+        "itel_media_bytes_stored_total: bytes written to object storage (ITEL_ATTACHMENTS_URI).",
+        [(f"sum(rate(itel_media_bytes_stored_total[{RI}]))", "stored")], "Bps", 8, y, w=8))
+    p.append(timeseries(
+        "iTel API",
+        "itel_api_calls_total (HTTP attempts), itel_api_retries_total, itel_api_errors_total by reason, and the latency of one submission (itel_submission_latency_ns mean, its attempts and backoff, not a hold).",
+        [
+            (f"sum(rate(itel_api_calls_total[{RI}]))", "calls"),
+            (f"sum(rate(itel_api_retries_total[{RI}]))", "retries"),
+            (f"sum by (reason) (rate(itel_api_errors_total[{RI}]))", "errors {{reason}}"),
+        ], "reqps", 16, y, w=8))
     return p
 
 
@@ -320,7 +367,7 @@ def dashboard():
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
         }]},
-        "description": "claimx-connect: iTel Cabinet trigger and worker streams, holds on an unavailable dependency, ClaimX API, Delta table, consumer lag.",
+        "description": "claimx-connect: iTel Cabinet trigger, worker and forms streams, holds on an unavailable dependency, ClaimX API, Delta tables, photos, iTel submissions, consumer lag.",
         "editable": True,
         "graphTooltip": 1,
         "links": [],
