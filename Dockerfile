@@ -10,7 +10,9 @@
 #     --build-arg DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 #     -t claimx-connect:dev .
 #
-# The default command runs both streams (trigger and worker) in one process:
+# The default command runs the three streams (trigger, worker and forms) in
+# one process; every file of pipelines/resources is built, so ITEL_API_TOKEN
+# (or ITEL_API_AUTH_TYPE=none) must be set besides CLAIMX_API_TOKEN:
 #   docker run --rm -p 4195:4195 --env-file .env claimx-connect:dev
 # Run one stream only by overriding the command, for example the worker:
 #   docker run ... claimx-connect:dev streams -r '/etc/claimx-connect/pipelines/resources/*.yaml' \
@@ -67,13 +69,23 @@ COPY schemas/ /etc/claimx-connect/schemas/
 COPY --from=build --chown=65532:65532 /out/data /data
 
 # Relative paths in the pipelines (./schemas/..., ./pipelines/...) resolve
-# from here; the worker's schema file is also given absolutely.
+# from here; the schema and mapping files are also given absolutely, and the
+# four Delta tables and the forms' photos live under /data.
 WORKDIR /etc/claimx-connect
 ENV ITEL_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_tracking.yaml \
-    DELTA_TABLE_URI=/data/itel_cabinet_task_tracking
+    DELTA_TABLE_URI=/data/itel_cabinet_task_tracking \
+    ITEL_FORMS_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_forms.yaml \
+    ITEL_ATTACHMENTS_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_attachments.yaml \
+    ITEL_SUBMISSIONS_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_submissions.yaml \
+    ITEL_SUBMISSION_SCHEMA=/etc/claimx-connect/schemas/itel_submission.v1.json \
+    ITEL_FORM_MAPPING=/etc/claimx-connect/pipelines/forms/itel_cabinet_form.yaml \
+    ITEL_FORMS_TABLE_URI=/data/itel_cabinet_forms \
+    ITEL_ATTACHMENTS_TABLE_URI=/data/itel_cabinet_attachments \
+    ITEL_SUBMISSIONS_TABLE_URI=/data/itel_cabinet_submissions \
+    ITEL_ATTACHMENTS_URI=/data/itel_cabinet_attachment_files
 
 USER 65532:65532
 EXPOSE 4195
 
 ENTRYPOINT ["claimx-connect"]
-CMD ["streams", "-r", "/etc/claimx-connect/pipelines/resources/*.yaml", "/etc/claimx-connect/pipelines/trigger.yaml", "/etc/claimx-connect/pipelines/worker.yaml"]
+CMD ["streams", "-r", "/etc/claimx-connect/pipelines/resources/*.yaml", "/etc/claimx-connect/pipelines/trigger.yaml", "/etc/claimx-connect/pipelines/worker.yaml", "/etc/claimx-connect/pipelines/forms.yaml"]
