@@ -5,7 +5,8 @@
     deploy_checks.py compose REPO         docker-compose.yaml: structure, files it mounts, commands
     deploy_checks.py k8s REPO OUTDIR      kustomization files, cross-checks, and per StatefulSet
                                           a mount layout under OUTDIR plus a JSON line
-                                          {"name", "args"} with paths into that layout
+                                          {"name", "args", "root", "env"} with paths into that
+                                          layout (env: the files the stream reads, by variable)
     deploy_checks.py rendered REPO FILE   the `kustomize build` output: ConfigMap references, files shipped
     deploy_checks.py metrics REPO         every metric the dashboard and the alert rules query is
                                           exported by the Go code or a pipeline `metric` processor
@@ -40,6 +41,43 @@ def env_default(s):
     """The default of a benthos ${VAR:default} (or the text itself)."""
     m = re.fullmatch(r"\$\{\w+:([^}]*)\}", str(s).strip())
     return m.group(1) if m else str(s)
+
+
+# The streams of the image's default command and of the StatefulSets.
+STREAMS = ("trigger", "worker", "forms")
+PATH_VAR = re.compile(r"\$\{(\w+):(\./[^}]*)\}")
+
+
+def stream_paths(repo, stream):
+    """The ${VAR:./default} of a stream file: {VAR: default}. A default under
+    ./data/ is where the stream stores data (a table, photos); any other is a
+    file the stream reads (schema, mapping), relative to the WORKDIR."""
+    return dict(PATH_VAR.findall(open(os.path.join(repo, "pipelines", f"{stream}.yaml")).read()))
+
+
+def resource_labels(paths):
+    """Labels defined by resource files: every item of a *_resources list."""
+    labels = set()
+    for p in paths:
+        for doc in load_all(p):
+            for k, v in (doc or {}).items():
+                if k.endswith("_resources") and isinstance(v, list):
+                    labels |= {i["label"] for i in v if isinstance(i, dict) and "label" in i}
+    return labels
+
+
+def resource_refs(node):
+    """Resource labels a config names: connection: X (claimx_lookup,
+    claimx_media, itel_submission) and resource: X (the resource processor)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("connection", "resource") and isinstance(v, str) and "$" not in v:
+                yield v
+            else:
+                yield from resource_refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from resource_refs(v)
 
 
 # ------------------------------------------------------------------ yaml
@@ -88,6 +126,23 @@ def check_compose(repo):
         fail("compose: DELTA_TABLE_URI should live on the /data volume")
     if "${CLAIMX_API_TOKEN" not in str(env.get("CLAIMX_API_TOKEN", "")):
         fail("compose: CLAIMX_API_TOKEN must come from .env, not be written in the file")
+    # The forms stream: every table and the photos on the /data volume, and the
+    # iTel connection (built with the forms stream: a bearer token is required).
+    for stream in STREAMS:
+        for var, default in stream_paths(repo, stream).items():
+            if default.startswith("./data/") and not str(env.get(var, "")).startswith("/data/"):
+                fail(f"compose: claimx-connect: {var} (pipelines/{stream}.yaml) should be set to a path on the /data volume")
+    if "ITEL_API_BASE_URL" not in env:
+        fail("compose: claimx-connect lacks ITEL_API_BASE_URL")
+    if not str(env.get("ITEL_API_TOKEN", "")).startswith("${ITEL_API_TOKEN:?"):
+        fail("compose: ITEL_API_TOKEN must come from .env and be required (${ITEL_API_TOKEN:?...})")
+    sim_env = services.get("claimx-sim", {}).get("environment", {}) or {}
+    if "${ITEL_API_TOKEN" not in str(sim_env.get("CLAIMX_SIM_ITEL_TOKEN", "")):
+        fail("compose: claimx-sim must accept the iTel token (CLAIMX_SIM_ITEL_TOKEN: ${ITEL_API_TOKEN...})")
+    ex = open(os.path.join(d, ".env.example")).read() if os.path.exists(os.path.join(d, ".env.example")) else ""
+    for k in ("CLAIMX_API_TOKEN", "ITEL_API_TOKEN"):
+        if not re.search(rf"^{k}=", ex, re.M):
+            fail(f"compose: .env.example does not set {k}")
     if not os.path.exists(os.path.join(d, ".env.example")):
         fail("compose: .env.example is missing")
     gi = os.path.join(d, ".gitignore")
@@ -142,20 +197,33 @@ def check_k8s(repo, out):
             if not os.path.exists(os.path.join(d, e)):
                 fail(f"k8s: configMapGenerator {g['name']}: {e} does not exist")
         gens[g["name"]] = files
-    # Every shared resource file is shipped (a missing one fails only at run time).
-    listed = {os.path.basename(p) for p in gens.get("claimx-pipeline-resources", [])}
+    # Every shared resource file is shipped (a missing one fails only at run
+    # time): the shared ConfigMap or the forms pod's iTel one. Each pod holding
+    # what its stream names is checked below, on its mount layout.
+    listed = {os.path.basename(p) for cm in ("claimx-pipeline-resources", "claimx-itel-resources") for p in gens.get(cm, [])}
     for p in sorted(glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml"))):
         if os.path.basename(p) not in listed:
-            fail(f"k8s: pipelines/resources/{os.path.basename(p)} is not in the claimx-pipeline-resources ConfigMap")
+            fail(f"k8s: pipelines/resources/{os.path.basename(p)} is in neither claimx-pipeline-resources nor claimx-itel-resources")
+    # Every form mapping is shipped.
+    listed = {os.path.basename(p) for p in gens.get("claimx-form-mappings", [])}
+    for p in sorted(glob.glob(os.path.join(repo, "pipelines", "forms", "*.yaml"))):
+        if os.path.basename(p) not in listed:
+            fail(f"k8s: pipelines/forms/{os.path.basename(p)} is not in the claimx-form-mappings ConfigMap")
     env = {}
     for line in open(os.path.join(d, "config.env")):
         line = line.strip()
         if line and not line.startswith("#"):
             kk, _, v = line.partition("=")
             env[kk] = v
-    uri = env.get("DELTA_TABLE_URI", "")
-    if not re.match(r"^(s3|s3a|abfss|az|gs)://", uri):
-        fail(f"k8s: DELTA_TABLE_URI={uri!r}: must be object storage (s3://, abfss://, gs://), not a local path")
+    # Every table and the photos (the ${VAR:./data/...} of the streams) on
+    # object storage: replicas on different nodes share them, pods lose local disk.
+    for stream in STREAMS:
+        for var, default in stream_paths(repo, stream).items():
+            if not default.startswith("./data/"):
+                continue
+            uri = env.get(var, "")
+            if not re.match(r"^(s3|s3a|abfss|az|gs)://", uri):
+                fail(f"k8s: {var}={uri!r} (pipelines/{stream}.yaml): must be object storage (s3://, abfss://, gs://), not a local path")
     docs = {}
     for p in glob.glob(os.path.join(d, "*.yaml")):
         for doc in load_all(p):
@@ -174,9 +242,20 @@ def check_k8s(repo, out):
     # static group member id (docs/OPERATIONS.md, restarts and static membership).
     w = docs.get(("StatefulSet", "claimx-worker"))
     t = docs.get(("StatefulSet", "claimx-trigger"))
-    if not w or not t:
-        fail("k8s: StatefulSets claimx-worker and claimx-trigger are required")
+    f = docs.get(("StatefulSet", "claimx-forms"))
+    if not w or not t or not f:
+        fail("k8s: StatefulSets claimx-worker, claimx-trigger and claimx-forms are required")
         return
+    if "forms-statefulset.yaml" not in k.get("resources", []):
+        fail("k8s: kustomization.yaml does not list forms-statefulset.yaml")
+    (forms_cfg,) = load_all(os.path.join(repo, "pipelines", "forms.yaml"))
+    fin = forms_cfg["input"]["kafka_franz"]
+    ftopic = env_default(fin["topics"][0])
+    if env_default(fin["consumer_group"]) != "itel_cabinet_forms_group":
+        fail(f"k8s: forms consumer group is {env_default(fin['consumer_group'])}, docs/FORMS.md says itel_cabinet_forms_group")
+    # More members than partitions idle: the forms stream runs one per partition.
+    if f["spec"]["replicas"] != parts.get(ftopic):
+        fail(f"k8s: claimx-forms has {f['spec']['replicas']} replicas, {ftopic} has {parts.get(ftopic)} partitions")
     if w["spec"]["replicas"] != parts.get(wtopic):
         fail(f"k8s: claimx-worker has {w['spec']['replicas']} replicas, {wtopic} has {parts.get(wtopic)} partitions")
     if t["spec"]["replicas"] != 1:
@@ -204,8 +283,8 @@ def check_k8s(repo, out):
     if not pdb or pdb["spec"]["selector"]["matchLabels"] != w["spec"]["selector"]["matchLabels"]:
         fail("k8s: the worker PodDisruptionBudget does not select the worker pods")
     (trigger_cfg,) = load_all(os.path.join(repo, "pipelines", "trigger.yaml"))
-    inputs = {"worker": kin, "trigger": trigger_cfg["input"]["kafka_franz"]}
-    for dep, stream in ((w, "worker"), (t, "trigger")):
+    inputs = {"worker": kin, "trigger": trigger_cfg["input"]["kafka_franz"], "forms": fin}
+    for dep, stream in ((w, "worker"), (t, "trigger"), (f, "forms")):
         name = dep["metadata"]["name"]
         pod = dep["spec"]["template"]["spec"]
         # The headless Service the StatefulSet names must exist and select its pods.
@@ -276,11 +355,30 @@ def check_k8s(repo, out):
         for a in mapped:
             if a.startswith(root) and not glob.glob(a):
                 fail(f"k8s: {name}: {a[len(root):]} is not in any mount")
-        schema = env.get("ITEL_SCHEMA_FILE", "")
-        if stream == "worker" and schema and not os.path.exists(os.path.join(root, schema.lstrip("/"))):
-            fail(f"k8s: {name}: ITEL_SCHEMA_FILE={schema} is not mounted")
-        print(json.dumps({"name": name, "args": mapped, "root": root,
-                          "schema": os.path.join(root, schema.lstrip("/")) if schema else ""}))
+        # Every file the stream reads (${VAR:./schemas/...}, ${VAR:./pipelines/...})
+        # is in the pod: the config.env or pod value, else the default from the
+        # image's WORKDIR (/etc/claimx-connect, where the mounts replace the image's copy).
+        pod_env = dict(env) if env_names else {}
+        pod_env.update({e["name"]: e["value"] for e in ctr.get("env", []) if "value" in e})
+        files_env = {}
+        for var, default in stream_paths(repo, stream).items():
+            if default.startswith("./data/"):
+                continue
+            val = pod_env.get(var) or os.path.normpath(os.path.join("/etc/claimx-connect", default))
+            if not val.startswith("/"):
+                fail(f"k8s: {name}: {var}={val} should be an absolute path")
+                continue
+            files_env[var] = os.path.join(root, val.lstrip("/"))
+            if not os.path.isfile(files_env[var]):
+                fail(f"k8s: {name}: {var}={val} (pipelines/{stream}.yaml) is not mounted")
+        # Every resource the stream names is defined by a -r file in the pod
+        # (lint does not see a missing one; the stream fails to start).
+        rglobs = [mapped[i + 1] for i, a in enumerate(mapped[:-1]) if a in ("-r", "--resources")]
+        have = resource_labels(sorted(p for g in rglobs for p in glob.glob(g)))
+        (cfg,) = load_all(os.path.join(repo, "pipelines", f"{stream}.yaml"))
+        for ref in sorted(set(resource_refs(cfg)) - have):
+            fail(f"k8s: {name}: pipelines/{stream}.yaml names resource {ref!r}, which no -r file of the pod defines")
+        print(json.dumps({"name": name, "args": mapped, "root": root, "env": files_env}))
     print(f"k8s: {len(docs)} objects cross-checked", file=sys.stderr)
 
 
@@ -306,9 +404,13 @@ def check_rendered(repo, path):
             n += 1
             if r not in cms:
                 fail(f"rendered: {d['metadata']['name']} refers to ConfigMap {r}, which the build does not contain")
-    want = {"trigger.yaml": "pipelines/trigger.yaml", "worker.yaml": "pipelines/worker.yaml",
-            "itel_cabinet_task_tracking.yaml": "schemas/itel_cabinet_task_tracking.yaml"}
-    for f in glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml")):
+    want = {f"{s}.yaml": f"pipelines/{s}.yaml" for s in STREAMS}
+    for s in STREAMS:
+        for var, default in stream_paths(repo, s).items():
+            if not default.startswith("./data/"):
+                want[os.path.basename(default)] = os.path.normpath(default)
+    for f in glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml")) + \
+            glob.glob(os.path.join(repo, "pipelines", "forms", "*.yaml")):
         want[os.path.basename(f)] = os.path.relpath(f, repo)
     have = {k: v for cm in cms.values() for k, v in (cm.get("data") or {}).items()}
     for key, rel in want.items():
