@@ -10,8 +10,10 @@
 #      the build context after .dockerignore holds every COPY source, the build
 #      stage's RUN lines (go mod download, the CGO_ENABLED=0 -trimpath go build
 #      with the version ldflags) succeed, the final stage is distroless/scratch,
-#      non-root, exec-form ENTRYPOINT/CMD, EXPOSE 4195, and the CMD's files and
-#      ITEL_SCHEMA_FILE exist in the image layout. Then the binary: statically
+#      non-root, exec-form ENTRYPOINT/CMD, EXPOSE 4195, the CMD's files exist in
+#      the image layout, the CMD runs every stream (trigger, worker, forms), and
+#      the ENV puts their tables and photos under /data and names the schema and
+#      mapping files absolutely (present in the image). Then the binary: statically
 #      linked (file, ldd), --version carries the build args, and `lint` of the
 #      image's default command, run from the image's WORKDIR layout.
 #   2. YAML of deploy/ parses; compose structure and mounted files;
@@ -22,17 +24,22 @@
 #      1.37 schemas (kubernetes-validate --strict, schemas shipped in the
 #      package, offline); kustomization files exist, every pipelines/resources
 #      file is shipped, replicas vs partitions, KEDA group/topic, probes,
-#      security context, object-storage table URI; the StatefulSets (headless
-#      Service, Parallel, KAFKA_INSTANCE_ID from the pod name) and the HPA/KEDA
-#      targets; each StatefulSet's args lint against its ConfigMap mount layout.
+#      security context, object-storage table and photo URIs; the StatefulSets
+#      (trigger, worker, forms: headless Service, Parallel, KAFKA_INSTANCE_ID
+#      from the pod name) and the HPA/KEDA targets; each StatefulSet's pod holds
+#      every resource its stream names and every file it reads; each
+#      StatefulSet's args lint against its ConfigMap mount layout.
 #   4. Grafana dashboard in sync with dashboard.py; every metric the dashboard
 #      and the alerts query is exported by the Go code or a pipeline.
 #   5. Prometheus rules: promtool check rules and promtool test rules
 #      (deploy/prometheus/alerts_test.yaml); promtool check config of the
 #      compose prometheus.yml.
 #   6. Smoke run: the image's default command from the image layout against
-#      the embedded broker and the ClaimX simulator on loopback, fed the demo
-#      events: /ready, /ping, /streams, rows in the table, metrics exported.
+#      the embedded broker and the ClaimX simulator (which also serves the media
+#      and the iTel API, with its own token) on loopback, fed the demo events:
+#      /ready, /ping, /streams (trigger, worker, forms), rows in the table, the
+#      forms stream caught up on the worker's success topic, rows in the forms
+#      tables when the demo completed an iTel form, metrics exported.
 #      With CLAIMX_DEPLOY_SPARK=1, also docs/queries.sql on that table with
 #      Spark SQL (tests/docker/run_queries.py; needs scripts/setup-conformance.sh).
 #
@@ -171,7 +178,7 @@ EOF
   wd="$(sed -n 1p "$WORK/image.cmd")"
   mapfile -t envs < <(sed -n '2,/^--$/p' "$WORK/image.cmd" | sed '$d')
   mapfile -t largs < <(sed -n '/^--$/,/^--streams$/p' "$WORK/image.cmd" | sed '1d;$d')
-  run "lint of the image's default command (both streams, image layout)" \
+  run "lint of the image's default command (every stream, image layout)" \
     env -C "$wd" "${envs[@]}" "$BIN" "${largs[@]}"
   run "lint deploy/compose/demo-events.yaml" "$BIN" lint deploy/compose/demo-events.yaml
 else
@@ -198,34 +205,41 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
   "$BIN" broker --addr "127.0.0.1:$KP" --partitions 3 --topic claimx.events.raw >"$S/broker.log" 2>&1 &
   PIDS+=("$!")
-  "$BIN" claimx-sim --addr "127.0.0.1:$SP" --seed 1 --assignments 200 --token smoke-token >"$S/sim.log" 2>&1 &
+  "$BIN" claimx-sim --addr "127.0.0.1:$SP" --seed 1 --assignments 200 --token smoke-token --itel-token smoke-itel-token >"$S/sim.log" 2>&1 &
   PIDS+=("$!")
   printf 'http:\n  address: 127.0.0.1:%s\n' "$HP" >"$S/observability.yaml"
   rootfs="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rootfs"])' "$WORK/image.json")"
   for _ in $(seq 50); do "$BIN" topics apply --brokers "127.0.0.1:$KP" --dry-run "$rootfs/etc/claimx-connect/pipelines/topics.yaml" >/dev/null 2>&1 && break; sleep 0.2; done
   run "topics apply pipelines/topics.yaml (image copy) on the embedded broker" \
     "$BIN" topics apply --brokers "127.0.0.1:$KP" --cap-replication "$rootfs/etc/claimx-connect/pipelines/topics.yaml"
-  # The default CMD with the HTTP address moved to a free port and the table in $S.
+  # The default CMD with the HTTP address moved to a free port and what the
+  # image's ENV puts under /data (tables, photos) moved into $S. The ClaimX
+  # and iTel APIs are the simulator, each with its own token (the forms
+  # stream's iTel connection needs one: bearer auth with an empty token fails).
   mapfile -t cmd < <(sed -n '/^--streams$/,$p' "$WORK/image.cmd" | sed 1d)
-  env -C "$wd" "${envs[@]}" KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KP" CLAIMX_API_BASE_URL="http://127.0.0.1:$SP" \
+  mapfile -t dataenvs < <(printf '%s\n' "${envs[@]}" | sed -n "s|^\([A-Za-z_][A-Za-z0-9_]*\)=/data/\(.*\)\$|\1=$S/\2|p")
+  env -C "$wd" "${envs[@]}" "${dataenvs[@]}" KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KP" CLAIMX_API_BASE_URL="http://127.0.0.1:$SP" \
     CLAIMX_API_TOKEN=smoke-token DELTA_TABLE_URI="$S/itel_cabinet_task_tracking" \
+    ITEL_API_BASE_URL="http://127.0.0.1:$SP" ITEL_API_TOKEN=smoke-itel-token \
     "$BIN" streams -o "$S/observability.yaml" "${cmd[@]}" >"$S/streams.log" 2>&1 &
   PIDS+=("$!")
-  # /ready can answer 200 before the streams are registered: wait for both first.
+  # /ready can answer 200 before the streams are registered: wait for all first.
   ready=""
   for _ in $(seq 100); do
     streams="$(curl -s "http://127.0.0.1:$HP/streams" || true)"
-    if [[ "$streams" == *'"trigger"'* && "$streams" == *'"worker"'* ]] &&
+    if [[ "$streams" == *'"trigger"'* && "$streams" == *'"worker"'* && "$streams" == *'"forms"'* ]] &&
       [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HP/ready")" = "200" ]; then ready=1; break; fi
     sleep 0.2
   done
-  if [ -n "$ready" ]; then ok "/streams lists trigger and worker, GET /ready is 200"; else bad "streams not up and ready: /streams $streams"; tail -20 "$S/streams.log" | sed 's/^/        /' >&2; fi
+  if [ -n "$ready" ]; then ok "/streams lists trigger, worker and forms, GET /ready is 200"; else bad "streams not up and ready: /streams $streams"; tail -20 "$S/streams.log" | sed 's/^/        /' >&2; fi
   if [ "$(curl -s "http://127.0.0.1:$HP/ping")" = "pong" ]; then ok "GET /ping answers pong"; else bad "GET /ping"; fi
   run "demo-events.yaml publishes 200 generated ClaimX events" \
     env PATH="$(dirname "$BIN"):$PATH" KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KP" timeout 60 "$BIN" run deploy/compose/demo-events.yaml
-  # Wait until the worker has caught up with what the trigger published and
-  # the lag gauge (refreshed every 5s) is out.
-  for _ in $(seq 100); do
+  # Wait until the worker has caught up with what the trigger published, the
+  # forms stream with what the worker sent to the success topic (its group's
+  # lag gauge, refreshed every 5s, out and 0: every record acknowledged, which
+  # takes the photos, three tables and the iTel submissions).
+  for _ in $(seq 200); do
     curl -s "http://127.0.0.1:$HP/metrics" >"$S/metrics.txt" || true
     if "$PY" - "$S/metrics.txt" <<'EOF2'
 import re, sys
@@ -234,15 +248,40 @@ def tot(n):
     return sum(float(v) for v in re.findall(r"^" + n + r"(?:\{[^}]*\})?\s+(\S+)$", t, re.M))
 pub, done = tot("itel_plugin_events_published_total"), tot("itel_worker_messages_processed_total") + tot("itel_worker_messages_failed_total")
 lag = re.search(r'^kafka_lag\{(?=[^}]*consumer_group="itel_cabinet_tracking_worker_group")[^}]*topic="itel\.cabinet\.task\.tracking"', t, re.M)
-sys.exit(0 if pub > 0 and done >= pub and lag else 1)
+sent = tot(r'output_sent\{(?=[^}]*label="worker_success")[^}]*\}')
+forms_in = tot("itel_forms_messages_consumed_total")
+flag = re.findall(r'^kafka_lag\{(?=[^}]*consumer_group="itel_cabinet_forms_group")[^}]*\}\s+(\S+)$', t, re.M)
+forms_done = sent > 0 and forms_in >= sent and flag and sum(float(v) for v in flag) == 0
+sys.exit(0 if pub > 0 and done >= pub and lag and forms_done else 1)
 EOF2
     then break; fi
     sleep 0.3
   done
-  run "metrics after the demo: trigger, worker, ClaimX API, Delta, lag (tests/docker/smoke_metrics.py)" \
+  run "metrics after the demo: trigger, worker, forms, ClaimX and iTel APIs, Delta, lag (tests/docker/smoke_metrics.py)" \
     "$PY" tests/docker/smoke_metrics.py "$S/metrics.txt" "$REPO"
   run "the Delta table holds the rows (claimx-connect delta describe)" \
     "$BIN" delta describe "$S/itel_cabinet_task_tracking"
+  # The forms tables exist once a completed iTel form went through; with
+  # none in the demo events only the forms metrics are checked (above).
+  forms_done="$("$PY" -c 'import sys; sys.path.insert(0, "tests/docker"); import smoke_metrics as m
+print(int(m.total(m.parse(sys.argv[1]), "itel_forms_processed_total")))' "$S/metrics.txt" 2>/dev/null || echo 0)"
+  if [ "${forms_done:-0}" -gt 0 ]; then
+    # A form without photos has no attachment row: that table need only exist.
+    for t in itel_cabinet_forms:1 itel_cabinet_submissions:1 itel_cabinet_attachments:0; do
+      run "forms: $forms_done iTel forms processed; table ${t%:*} $([ "${t#*:}" = 1 ] && echo holds rows || echo exists) (delta describe)" \
+        "$PY" - "$BIN" "$S/${t%:*}" "${t#*:}" <<'EOF2'
+import json, subprocess, sys
+out = subprocess.run([sys.argv[1], "delta", "describe", "--json", sys.argv[2]], capture_output=True, text=True)
+print(out.stdout, out.stderr)
+if out.returncode != 0:
+    sys.exit(1)
+rows = json.loads(out.stdout)["num_rows"]
+sys.exit(0 if sys.argv[3] == "0" or rows > 0 else 1)
+EOF2
+    done
+  else
+    printf '  note  no completed iTel form in the demo events: the forms tables are not checked\n'
+  fi
   # Opt-in (minutes on 2 cores): every statement of docs/queries.sql on a copy of
   # the table just written, with the conformance suite's pyspark + delta-spark
   # (scripts/setup-conformance.sh installs them; this script does not).

@@ -14,7 +14,9 @@
 4. Lays out the final stage's file system under WORKDIR/rootfs (COPY from the
    context and COPY --from=<stage>), and checks: non-root USER, exec-form
    ENTRYPOINT and CMD, EXPOSE 4195, CMD file arguments and absolute paths of
-   ENV values present in the image.
+   ENV values present in the image, the CMD runs every stream of pipelines/,
+   and the ENV puts each stream's tables and photos under /data and names
+   each file it reads (schemas, mappings) by an absolute path in the image.
 5. Prints a JSON summary (rootfs, env, workdir, user, entrypoint, cmd) for the
    shell checks that run the binary.
 
@@ -190,6 +192,42 @@ def copy_into(src, dst_container, root, workdir):
         shutil.copy2(src, dst)
 
 
+# ${VAR:./default} in a stream: a default under ./data/ is where the stream
+# stores data, any other a file it reads (relative to the WORKDIR).
+PATH_VAR = re.compile(r"\$\{(\w+):(\./[^}]*)\}")
+
+
+def check_streams(repo, root, cmd, env):
+    """The default CMD runs every stream of pipelines/ (a top-level file with
+    an input), and for each of them the ENV puts every table and the photos
+    on /data (the writable volume; the WORKDIR is read-only for 65532) and
+    names every file the stream reads absolutely, present in the image."""
+    streams = []
+    for p in sorted(glob.glob(os.path.join(repo, "pipelines", "*.yaml"))):
+        if p.endswith("_benthos_test.yaml"):
+            continue
+        if re.search(r"^input:", open(p).read(), re.M):
+            streams.append(os.path.basename(p))
+    run = [os.path.basename(a) for a in cmd if a.startswith("/etc/claimx-connect/pipelines/") and "*" not in a]
+    for st in streams:
+        if st not in run:
+            fail(f"CMD does not run pipelines/{st} (the default command runs every stream)")
+    if "/data" in {v.rstrip("/") for v in env.values()} or any(v.startswith("/data/") for v in env.values()):
+        d = os.path.join(root, "data")
+        if not os.path.isdir(d):
+            fail("ENV puts data under /data, which the image does not have")
+    for st in streams:
+        for var, default in PATH_VAR.findall(open(os.path.join(repo, "pipelines", st)).read()):
+            v = env.get(var)
+            if default.startswith("./data/"):
+                if not v or not v.startswith("/data/"):
+                    fail(f"ENV {var} (pipelines/{st}, default {default}) should be set under /data, got {v!r}")
+            elif not v or not v.startswith("/"):
+                fail(f"ENV {var} (pipelines/{st}, default {default}) should be set to an absolute path, got {v!r}")
+            elif not os.path.isfile(os.path.join(root, v.lstrip("/"))):
+                fail(f"ENV {var}={v} (pipelines/{st}): not a file in the image")
+
+
 def main():
     repo, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     build_args = {}
@@ -338,6 +376,7 @@ def main():
                 if v.startswith("/etc/"):
                     if not os.path.exists(os.path.join(root, v.lstrip("/"))):
                         fail(f"ENV {k}={v}: not in the image")
+            check_streams(repo, root, cm, env)
             summary.update({"rootfs": root, "env": env, "workdir": workdir, "user": user,
                             "entrypoint": ep, "cmd": cm, "expose": expose, "base": base})
     print(json.dumps(summary))

@@ -56,7 +56,21 @@ def main():
         ("itel_worker_processing_latency_seconds_count", {}),
         ("input_received", {"label": "claimx_events"}),
         ("input_received", {"label": "tracking_events"}),
+        # The forms stream reads the worker's success topic.
+        ("itel_forms_messages_consumed_total", {}),
+        ("input_received", {"label": "tracking_results"}),
     ]
+    # When the demo completed an iTel form, the forms stream went all the way:
+    # photos, the tables, the submission to the simulator's iTel endpoint.
+    if total(series, "itel_forms_processed_total") > 0:
+        positive += [
+            ("itel_forms_processing_latency_seconds_count", {}),
+            ("itel_submissions_total", {}),
+            ("itel_api_calls_total", {}),
+            ("output_sent", {"label": "forms_success"}),
+        ]
+    else:
+        print("info: no completed iTel form in the demo events (itel_forms_processed_total is 0)")
     for name, want in positive:
         v = total(series, name, **want)
         if v <= 0:
@@ -64,12 +78,13 @@ def main():
     # kafka_lag carries the consumer group: two groups on one topic stay apart.
     for name, want in [("kafka_lag", {"consumer_group": "itel_cabinet_tracking_worker_group", "topic": "itel.cabinet.task.tracking"}),
                        ("kafka_lag", {"consumer_group": "itel_cabinet_trigger_group", "topic": "claimx.events.raw"}),
+                       ("kafka_lag", {"consumer_group": "itel_cabinet_forms_group", "topic": "itel.cabinet.task.tracking.success"}),
                        ("output_sent", {"label": "trigger_errors"})]:
         if not present(series, name, **want):
             errors.append(f"no {name}{want} series (the dashboard and alerts query it)")
     # Every stream reports under its own id.
     streams = {l.get("stream") for n, l, v in series if n == "input_received"}
-    for s in ("trigger", "worker"):
+    for s in ("trigger", "worker", "forms"):
         if s not in streams:
             errors.append(f"no series with stream={s!r}")
     # Which dashboard/alert metrics have no series yet (information only).
@@ -85,7 +100,8 @@ def main():
         print(f"info: no series yet (appear at their first increment): {', '.join(absent)}")
     for e in errors:
         print(f"FAIL: {e}", file=sys.stderr)
-    print(f"smoke metrics: {len(series)} series, {len(positive) + 3 - len(errors)} of {len(positive) + 3} expectations met")
+    n = len(positive) + 4 + 3
+    print(f"smoke metrics: {len(series)} series, {n - len(errors)} of {n} expectations met")
     sys.exit(1 if errors else 0)
 
 
