@@ -40,7 +40,7 @@ type Config struct {
 	MaxRefreshes int
 	// ExpiryMargin: a link expiring within this margin is refreshed before
 	// it is used, so a download does not start on a link about to die
-	// (default 5s).
+	// (default 1s).
 	ExpiryMargin time.Duration
 	// TempDir holds the spooled downloads (default os.TempDir()).
 	TempDir string
@@ -72,7 +72,7 @@ func (c Config) withDefaults() Config {
 		c.MaxRefreshes = 3
 	}
 	if c.ExpiryMargin <= 0 {
-		c.ExpiryMargin = 5 * time.Second
+		c.ExpiryMargin = time.Second
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Transport: &http.Transport{
