@@ -195,6 +195,8 @@ func TestClaimxMediaRejections(t *testing.T) {
 		faults func(f mediaForm) claimxsim.Faults
 		over   map[string]string
 		extra  []int64
+		// project replaces the record's project id when not zero.
+		project int64
 		// want maps an index of photo_ids to a substring of its reason;
 		// other photos are stored.
 		want func(f mediaForm) map[int]string
@@ -225,6 +227,17 @@ func TestClaimxMediaRejections(t *testing.T) {
 			},
 		},
 		{
+			name:    "project unknown to ClaimX",
+			project: 777_777_777,
+			want: func(f mediaForm) map[int]string {
+				m := map[int]string{}
+				for i, id := range f.ids {
+					m[i] = fmt.Sprintf("media %d: media list: ", id)
+				}
+				return m
+			},
+		},
+		{
 			name:  "not in the project's list",
 			extra: []int64{missing},
 			want: func(f mediaForm) map[int]string {
@@ -245,6 +258,9 @@ func TestClaimxMediaRejections(t *testing.T) {
 			}
 			proc, res := mediaYAML(hs.URL, t.TempDir(), tc.over)
 			p := startPipe(t, proc, res)
+			if tc.project != 0 {
+				form.project = tc.project
+			}
 			atts := attachments(t, p.process(form.doc(tc.extra...))[0])
 			want := tc.want(form)
 			if len(atts) != len(form.ids)+len(tc.extra) {
@@ -379,5 +395,50 @@ func TestClaimxMediaOutageAsError(t *testing.T) {
 	err := out[0].GetError()
 	if err == nil || !strings.Contains(err.Error(), "expired") || !strings.Contains(err.Error(), fmt.Sprint(form.assignment)) {
 		t.Fatalf("error %v, want one naming the expired links and the record", err)
+	}
+}
+
+// TestClaimxMediaStorageOutageHolds: object storage failing (here the
+// store's directory replaced by a file) holds the batch; once it is back
+// every photo is stored.
+func TestClaimxMediaStorageOutageHolds(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Seed: 11, Assignments: 40})
+	form := findMediaForm(t, sim, 2)
+	dir := filepath.Join(t.TempDir(), "store")
+	proc, res := mediaYAML(hs.URL, dir, nil)
+	p := startPipe(t, proc, res)
+	// A record without photos: the processor is built (and its store
+	// opened) before the directory goes.
+	p.process(`{"project_id": 1, "photo_ids": []}`)
+	must(t, os.RemoveAll(dir))
+	must(t, os.WriteFile(dir, []byte("not a directory"), 0o644))
+
+	done := make(chan []*service.Message, 1)
+	go func() { done <- p.process(form.doc()) }()
+	defer func() {
+		if t.Failed() {
+			t.Log(p.logs.String())
+		}
+	}()
+	waitFor(t, "a storage hold", func() bool { return p.metrics.counter("itel_media_holds_total{reason=storage}") >= 1 })
+	select {
+	case out := <-done:
+		t.Fatalf("the batch came out while storage failed: %v", out)
+	case <-time.After(300 * time.Millisecond):
+	}
+	must(t, os.Remove(dir))
+	must(t, os.MkdirAll(dir, 0o755))
+	var out []*service.Message
+	select {
+	case out = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the batch did not resume after storage came back")
+	}
+	for i, a := range attachments(t, out[0]) {
+		exp, err := sim.ExpectedMedia(form.ids[i])
+		must(t, err)
+		if a["status"] != "stored" || fileSHA256(t, filepath.Join(dir, a["object_key"].(string))) != exp.SHA256 {
+			t.Errorf("attachment %d = %v, want stored with sha %s", i, a, exp.SHA256)
+		}
 	}
 }
