@@ -367,12 +367,28 @@ type cmRecord struct {
 	listed  bool
 	listErr string
 	// results per distinct id; unavail is the last dependency failure.
+	// mu guards both: the downloads of one record run concurrently.
+	mu      sync.Mutex
 	results map[int64]*media.Result
 	unavail error
 }
 
+func (r *cmRecord) setResult(id int64, res *media.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results[id] = res
+}
+
+func (r *cmRecord) setUnavailable(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unavail = err
+}
+
 // pending lists the distinct ids without a result.
 func (r *cmRecord) pending() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var out []int64
 	seen := map[int64]bool{}
 	for _, id := range r.ids {
@@ -719,7 +735,7 @@ func (p *claimxMedia) downloadAll(ctx context.Context, recs []*cmRecord, probe b
 		if err == nil {
 			continue
 		}
-		items[k].r.unavail = err
+		items[k].r.setUnavailable(err)
 		if first == nil {
 			first = err
 		}
@@ -755,7 +771,7 @@ func (p *claimxMedia) download(ctx context.Context, it cmItem) error {
 		return hold.Unavailable("internal", 0, err)
 	}
 	p.account(&res, time.Since(start))
-	r.results[it.id] = &res
+	r.setResult(it.id, &res)
 	return nil
 }
 

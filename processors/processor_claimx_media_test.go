@@ -442,3 +442,34 @@ func TestClaimxMediaStorageOutageHolds(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimxMediaAPIOutageHolds: the media list failing (ClaimX API down)
+// holds the batch under the connection's hold settings; it then completes.
+func TestClaimxMediaAPIOutageHolds(t *testing.T) {
+	sim, hs := newSim(t, claimxsim.Config{Seed: 11, Assignments: 40})
+	form := findMediaForm(t, sim, 2)
+	proc, res := mediaYAML(hs.URL, t.TempDir(), nil)
+	p := startPipe(t, proc, res)
+	must(t, sim.SetFaults(claimxsim.Faults{Outage: true}))
+
+	done := make(chan []*service.Message, 1)
+	go func() { done <- p.process(form.doc()) }()
+	waitFor(t, "an API hold", func() bool { return p.metrics.counter("itel_media_claimx_api_holds_total{reason=503}") >= 1 })
+	select {
+	case out := <-done:
+		t.Fatalf("the batch came out during the API outage: %v", out)
+	case <-time.After(300 * time.Millisecond):
+	}
+	must(t, sim.SetFaults(claimxsim.Faults{}))
+	var out []*service.Message
+	select {
+	case out = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the batch did not resume after the API outage")
+	}
+	for i, a := range attachments(t, out[0]) {
+		if a["status"] != "stored" {
+			t.Errorf("attachment %d = %v, want stored after the API outage", i, a)
+		}
+	}
+}
