@@ -382,7 +382,10 @@ func TestFormsStreamExactlyOnceAcrossKillsAndITelOutage(t *testing.T) {
 		}
 	}
 
-	// 5. The outage held the stream, and what a form cost.
+	// 5. Spark, delta-rs and DuckDB read the three tables as our engine does.
+	checkFormsReaders(t, e.FormsDir)
+
+	// 6. The outage held the stream, and what a form cost.
 	// The life started in the middle of the outage met it, and held.
 	if fm["itel_api_holds_total"] == 0 {
 		t.Errorf("the forms stream's last life counted no iTel hold (itel_api_holds_total): %s", harness.FmtMetrics(fm))
