@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/claimx/claimx-connect/claimxsim"
@@ -140,6 +141,13 @@ func (d *devRun) summariseForms(ctx context.Context, sim *claimxsim.Server) (for
 			m.Error, m.Stage = "(unreadable error message)", "?"
 		}
 		s.ErrorsByStage[m.Stage]++
+		// "form 5423001:6962d0…: photo 9 rejected: media 9: 0 bytes" is one
+		// kind whatever the form: drop the form's key before classifying.
+		if rest, ok := strings.CutPrefix(m.Error, "form "); ok {
+			if _, after, found := strings.Cut(rest, ": "); found {
+				m.Error = after
+			}
+		}
 		s.ErrorsByReason[m.Stage+": "+reasons.Class(m.Error)]++
 	}
 	return s, nil
@@ -156,6 +164,7 @@ func (s *formsSummary) verifyObject(sim *claimxsim.Server, r map[string]any) {
 		return
 	}
 	path, _ := r["object_uri"].(string)
+	path = strings.TrimPrefix(path, "file://")
 	f, err := os.Open(path)
 	if err != nil {
 		bad(err.Error())
@@ -219,6 +228,8 @@ func (s formsSummary) problem() string {
 		return fmt.Sprintf("iTel accepted %d form responses twice", s.ITel.DuplicateForms)
 	case s.SubAccepted != s.ITel.Accepted:
 		return fmt.Sprintf("the submissions table holds %d accepted submissions, iTel accepted %d", s.SubAccepted, s.ITel.Accepted)
+	case s.SubRejected > 0:
+		return fmt.Sprintf("iTel rejected %d submissions of valid forms", s.SubRejected)
 	case s.Submissions != s.FormKeys:
 		return fmt.Sprintf("the submissions table holds %d rows for %d form responses", s.Submissions, s.FormKeys)
 	}

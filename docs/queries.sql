@@ -199,3 +199,214 @@ VACUUM itel_cabinet_task_tracking RETAIN 168 HOURS DRY RUN;
 
 -- Delete them (time travel to versions older than the retention stops working).
 VACUUM itel_cabinet_task_tracking RETAIN 168 HOURS;
+
+-- ============================================================================
+-- iTel Cabinet forms (issue 16): the three tables of the forms stream
+-- (pipelines/forms.yaml), Spark SQL with delta-spark as above.
+--   itel_cabinet_forms        one row per completed iTel Cabinet Repair Form
+--                             response (schemas/itel_cabinet_forms.yaml): the
+--                             typed answers, photo media ids as array<bigint>,
+--                             unmapped answers in other_answers map<string,string>.
+--                             A re-completed form keeps every response, one row
+--                             each (same assignment_id, another form_response_id).
+--   itel_cabinet_attachments  one row per photo of a response: stored,
+--                             already_stored (an earlier delivery stored it) or
+--                             rejected with its reason (schemas/itel_cabinet_attachments.yaml).
+--   itel_cabinet_submissions  one row per response submitted to iTel: accepted
+--                             (replayed when iTel answered an earlier acceptance)
+--                             or rejected (schemas/itel_cabinet_submissions.yaml).
+-- The three join on form_key = assignment_id:form_response_id. Linear feet are
+-- in feet, sizes in bytes (each number's unit is its column's metadata). Not
+-- partitioned. Weeks are ISO weeks: date_trunc('week', ...) is the Monday
+-- 00:00 UTC that starts the week (session time zone UTC, set above).
+-- Checked: every statement below runs on Spark 4.0.1 + delta-spark 4.0.1
+-- against tables the project's Delta writer wrote
+-- (tests/conformance/forms_readers_test.go, TestFormsTablesReaders).
+
+-- Register the tables once, like the tracking table.
+CREATE TABLE IF NOT EXISTS itel_cabinet_forms
+USING DELTA
+LOCATION 's3://claimx-lake/itel_cabinet_forms';
+
+CREATE TABLE IF NOT EXISTS itel_cabinet_attachments
+USING DELTA
+LOCATION 's3://claimx-lake/itel_cabinet_attachments';
+
+CREATE TABLE IF NOT EXISTS itel_cabinet_submissions
+USING DELTA
+LOCATION 's3://claimx-lake/itel_cabinet_submissions';
+
+-- Latest form response per assignment: a re-completion adds a row, so the current answers are the newest response (ROW_NUMBER); responses says how many there are.
+WITH ranked AS (
+  SELECT assignment_id, project_id, form_response_id, form_key, date_completed, processed_timestamp,
+         lower_cabinets_damaged, upper_cabinets_damaged, full_height_cabinets_damaged, island_cabinets_damaged,
+         countertop_linear_feet, photo_count,
+         COUNT(*) OVER (PARTITION BY assignment_id) AS responses,
+         ROW_NUMBER() OVER (PARTITION BY assignment_id
+                            ORDER BY date_completed DESC, processed_timestamp DESC) AS rn
+  FROM itel_cabinet_forms
+)
+SELECT assignment_id, project_id, form_response_id, form_key, date_completed, responses,
+       lower_cabinets_damaged, upper_cabinets_damaged, full_height_cabinets_damaged, island_cabinets_damaged,
+       countertop_linear_feet, photo_count
+FROM ranked
+WHERE rn = 1
+ORDER BY date_completed DESC;
+
+-- Damaged linear feet by cabinet type and ISO week: the four cabinet groups unpivoted (stack), summing a group's linear feet where it is damaged; latest response per assignment, so a re-completion is not counted twice.
+WITH latest AS (
+  SELECT *
+  FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY assignment_id
+                                     ORDER BY date_completed DESC, processed_timestamp DESC) AS rn
+        FROM itel_cabinet_forms) r
+  WHERE rn = 1
+), cabinets AS (
+  SELECT date_trunc('week', date_completed) AS week,
+         stack(4,
+           'lower',       lower_cabinets_damaged,       lower_cabinets_linear_feet,
+           'upper',       upper_cabinets_damaged,       upper_cabinets_linear_feet,
+           'full_height', full_height_cabinets_damaged, full_height_cabinets_linear_feet,
+           'island',      island_cabinets_damaged,      island_cabinets_linear_feet
+         ) AS (cabinet_type, damaged, linear_feet)
+  FROM latest
+)
+SELECT CAST(week AS DATE) AS week_start, cabinet_type,
+       COUNT(*) AS damaged_forms,
+       ROUND(SUM(linear_feet), 2) AS damaged_linear_feet,
+       ROUND(AVG(linear_feet), 2) AS avg_linear_feet
+FROM cabinets
+WHERE damaged
+GROUP BY week, cabinet_type
+ORDER BY week_start, cabinet_type;
+
+-- Damaged linear feet by counter type and ISO week: lower and island cabinets carry a counter type (lower_counter_type, island_counter_type); unpivoted with UNION ALL, latest response per assignment.
+WITH latest AS (
+  SELECT *
+  FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY assignment_id
+                                     ORDER BY date_completed DESC, processed_timestamp DESC) AS rn
+        FROM itel_cabinet_forms) r
+  WHERE rn = 1
+), counters AS (
+  SELECT date_trunc('week', date_completed) AS week, 'lower' AS cabinet_type,
+         lower_counter_type AS counter_type, lower_cabinets_linear_feet AS linear_feet
+  FROM latest
+  WHERE lower_cabinets_damaged
+  UNION ALL
+  SELECT date_trunc('week', date_completed), 'island',
+         island_counter_type, island_cabinets_linear_feet
+  FROM latest
+  WHERE island_cabinets_damaged
+)
+SELECT CAST(week AS DATE) AS week_start,
+       coalesce(counter_type, '(not answered)') AS counter_type,
+       COUNT(*) AS damaged_cabinet_groups,
+       ROUND(SUM(linear_feet), 2) AS damaged_linear_feet,
+       ROUND(SUM(linear_feet) FILTER (WHERE cabinet_type = 'lower'), 2)  AS lower_linear_feet,
+       ROUND(SUM(linear_feet) FILTER (WHERE cabinet_type = 'island'), 2) AS island_linear_feet
+FROM counters
+GROUP BY week, counter_type
+ORDER BY week_start, damaged_linear_feet DESC;
+
+-- Share of form responses with photos per ISO week (photo_count > 0: the form named at least one photo, stored or not).
+SELECT CAST(date_trunc('week', date_completed) AS DATE) AS week_start,
+       COUNT(*) AS responses,
+       COUNT_IF(photo_count > 0) AS with_photos,
+       ROUND(100.0 * COUNT_IF(photo_count > 0) / COUNT(*), 1) AS pct_with_photos,
+       SUM(photo_count) AS photos
+FROM itel_cabinet_forms
+GROUP BY date_trunc('week', date_completed)
+ORDER BY week_start;
+
+-- Time to complete per ISO week: date_completed - task_created_at of each response, in hours (median and p90 with percentile_approx).
+WITH durations AS (
+  SELECT date_trunc('week', date_completed) AS week,
+         (unix_micros(date_completed) - unix_micros(task_created_at)) / 3.6e9 AS hours
+  FROM itel_cabinet_forms
+  WHERE date_completed IS NOT NULL AND task_created_at IS NOT NULL
+)
+SELECT CAST(week AS DATE) AS week_start,
+       COUNT(*)                      AS responses,
+       ROUND(AVG(hours), 2)          AS avg_hours,
+       percentile_approx(hours, 0.5) AS median_hours,
+       percentile_approx(hours, 0.9) AS p90_hours,
+       ROUND(MAX(hours), 2)          AS max_hours
+FROM durations
+GROUP BY week
+ORDER BY week_start;
+
+-- Photos stored vs rejected and bytes per ISO week of processing (attachments): already_stored counts as stored (an earlier delivery wrote the object).
+SELECT CAST(date_trunc('week', processed_timestamp) AS DATE) AS week_start,
+       COUNT(*) AS photos,
+       COUNT_IF(status IN ('stored', 'already_stored')) AS stored,
+       COUNT_IF(status = 'rejected') AS rejected,
+       ROUND(100.0 * COUNT_IF(status = 'rejected') / COUNT(*), 1) AS pct_rejected,
+       SUM(size_bytes) FILTER (WHERE status IN ('stored', 'already_stored')) AS stored_bytes,
+       ROUND(SUM(size_bytes) FILTER (WHERE status IN ('stored', 'already_stored')) / 1048576.0, 1) AS stored_mib,
+       COUNT(DISTINCT form_key) AS forms
+FROM itel_cabinet_attachments
+GROUP BY date_trunc('week', processed_timestamp)
+ORDER BY week_start;
+
+-- Why photos were rejected: count per reason (0-byte, oversize, not an image…).
+SELECT reason, COUNT(*) AS photos, COUNT(DISTINCT form_key) AS forms, MAX(processed_timestamp) AS last_seen
+FROM itel_cabinet_attachments
+WHERE status = 'rejected'
+GROUP BY reason
+ORDER BY photos DESC;
+
+-- Submissions to iTel by status: accepted (replayed = iTel answered an earlier acceptance of the same idempotency key) or rejected, with HTTP status and attempts.
+SELECT status, replayed, http_status,
+       COUNT(*) AS submissions,
+       COUNT(DISTINCT assignment_id) AS assignments,
+       ROUND(AVG(attempts), 2) AS avg_attempts,
+       MAX(attempts) AS max_attempts,
+       MIN(submitted_at) AS first_submitted_at,
+       MAX(submitted_at) AS last_submitted_at
+FROM itel_cabinet_submissions
+GROUP BY status, replayed, http_status
+ORDER BY submissions DESC;
+
+-- Form responses not (yet) accepted by iTel: no accepted submission (LEFT ANTI JOIN), with the rejection when there is one (no submission row: not submitted yet, e.g. the stream holds during an iTel outage).
+SELECT f.form_key, f.assignment_id, f.project_id, f.form_response_id, f.date_completed,
+       f.processed_timestamp,
+       s.status AS submission_status, s.http_status, s.error, s.submitted_at
+FROM itel_cabinet_forms f
+LEFT ANTI JOIN (SELECT form_key FROM itel_cabinet_submissions WHERE status = 'accepted') a
+  ON a.form_key = f.form_key
+LEFT JOIN itel_cabinet_submissions s
+  ON s.form_key = f.form_key
+ORDER BY f.processed_timestamp;
+
+-- Data quality: exactly one forms row per form response (expect no rows; the stream de-duplicates on form_key).
+SELECT form_key, COUNT(*) AS copies
+FROM itel_cabinet_forms
+GROUP BY form_key
+HAVING COUNT(*) > 1;
+
+-- Data quality: photo_count of each response against its attachments rows (expect no rows once the stream has caught up).
+SELECT f.form_key, f.photo_count, COUNT(a.attachment_key) AS attachment_rows
+FROM itel_cabinet_forms f
+LEFT JOIN itel_cabinet_attachments a ON a.form_key = f.form_key
+GROUP BY f.form_key, f.photo_count
+HAVING COUNT(a.attachment_key) <> f.photo_count;
+
+-- Unmapped answers (other_answers map): which questions the mapping does not name yet, and how often (explode the map).
+SELECT question, COUNT(*) AS responses, MIN(answer) AS example_answer
+FROM itel_cabinet_forms
+LATERAL VIEW explode(other_answers) o AS question, answer
+GROUP BY question
+ORDER BY responses DESC;
+
+-- Photos of one response from the array columns, with their attachment row (explode the array<bigint> media ids).
+SELECT f.form_key, p.question_column, p.media_id, a.status, a.size_bytes, a.object_uri
+FROM (
+  SELECT form_key, 'overview_photo_media_ids' AS question_column, explode(overview_photo_media_ids) AS media_id FROM itel_cabinet_forms
+  UNION ALL
+  SELECT form_key, 'cabinet_damage_photo_media_ids', explode(cabinet_damage_photo_media_ids) FROM itel_cabinet_forms
+  UNION ALL
+  SELECT form_key, 'countertop_photo_media_ids', explode(countertop_photo_media_ids) FROM itel_cabinet_forms
+) p
+JOIN itel_cabinet_forms f ON f.form_key = p.form_key
+LEFT JOIN itel_cabinet_attachments a ON a.form_key = p.form_key AND a.media_id = p.media_id
+WHERE f.assignment_id = 5423723
+ORDER BY p.question_column, p.media_id;

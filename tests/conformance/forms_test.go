@@ -382,18 +382,23 @@ func TestFormsStreamExactlyOnceAcrossKillsAndITelOutage(t *testing.T) {
 		}
 	}
 
-	// 5. The outage held the stream, and what a form cost.
+	// 5. Spark, delta-rs and DuckDB read the three tables as our engine does.
+	checkFormsReaders(t, e.FormsDir)
+
+	// 6. The outage held the stream, and what a form cost.
 	// The life started in the middle of the outage met it, and held.
 	if fm["itel_api_holds_total"] == 0 {
 		t.Errorf("the forms stream's last life counted no iTel hold (itel_api_holds_total): %s", harness.FmtMetrics(fm))
 	}
+	// SIGKILL records the last life's CPU too.
+	forms.KillQuietly()
 	var cpu time.Duration
 	for _, l := range forms.Lives() {
 		cpu += l.CPU
 	}
 	st := e.Sim.Stats()
 	reqs := st.ByEndpoint["media"] + st.ByEndpoint["media_download"] + st.ByEndpoint["itel"]
-	t.Logf("FIGURES forms: %d forms, %d photos stored (%d bytes), %d rejected; iTel %+v; %d forms-stream lives in %s; per completed form: CPU %.1f ms (lives ended so far), %.1f requests (media lists %d, downloads %d, iTel %d), %.0f bytes stored",
+	t.Logf("FIGURES forms: %d forms, %d photos stored (%d bytes), %d rejected; iTel %+v; %d forms-stream lives in %s; per completed form: CPU %.1f ms, %.1f requests (media lists %d, downloads %d, iTel %d), %.0f bytes stored",
 		len(expected), len(stored), bytesStored, wantAtt-len(stored)-countAlready(attRows), counts, len(forms.Lives()), time.Since(began).Round(time.Second),
 		float64(cpu.Milliseconds())/float64(len(expected)), float64(reqs)/float64(len(expected)),
 		st.ByEndpoint["media"], st.ByEndpoint["media_download"], st.ByEndpoint["itel"], float64(bytesStored)/float64(len(expected)))

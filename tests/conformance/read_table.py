@@ -38,7 +38,10 @@ RESULT is {"error": "..."} or:
 
   --queries QUERIES_SQL TABLE_DIR WORK_DIR (spark): after the tables, every
   statement of QUERIES_SQL through tests/docker/run_queries.py in the same
-  Spark session; "queries": {exit_code, output} in the result.
+  Spark session; "queries": {exit_code, output} in the result. With
+  --table NAME=DIR (repeatable) the statements on that table of the file run
+  too (its s3://claimx-lake/NAME location replaced); without, they are
+  skipped.
 """
 import argparse
 import datetime
@@ -231,7 +234,7 @@ class Spark:
         except Exception as e:  # noqa: BLE001 - reported, the Go test decides
             return {"error": f"{type(e).__name__}: {str(e)[:500]}"}
 
-    def run_queries(self, sql, table, work):
+    def run_queries(self, sql, table, work, extra_tables=()):
         """Runs tests/docker/run_queries.py (docs/queries.sql) in this Spark
         session: its SparkSession.builder.getOrCreate() returns this session.
         It stops the session at its end, so this runs last."""
@@ -244,7 +247,7 @@ class Spark:
         spec.loader.exec_module(mod)
         buf = io.StringIO()
         argv, cwd, code = sys.argv, os.getcwd(), None
-        sys.argv = ["run_queries.py", sql, table, work]
+        sys.argv = ["run_queries.py", sql, table, work] + [a for t in extra_tables for a in ("--table", t)]
         # Its prints are captured; whatever the JVM writes to fd 1 goes to
         # stderr, so stdout stays one JSON document.
         sys.stdout.flush()
@@ -431,6 +434,8 @@ def main():
     ap.add_argument("--create-deltars", nargs=2, metavar=("TABLE_DIR", "ROWS_JSON"))
     ap.add_argument("--queries", nargs=3, metavar=("QUERIES_SQL", "TABLE_DIR", "WORK_DIR"),
                     help="(spark) after the tables, run tests/docker/run_queries.py in the same session")
+    ap.add_argument("--table", action="append", default=[], metavar="NAME=DIR",
+                    help="(with --queries) another table of QUERIES_SQL by the NAME of its s3://claimx-lake/NAME location")
     ap.add_argument("spec", nargs="?")
     args = ap.parse_args()
     if args.create_deltars:
@@ -454,7 +459,7 @@ def main():
         if args.reader != "spark":
             ap.error("--queries needs --reader spark")
         t1 = time.time()
-        res["queries"] = reader.run_queries(*args.queries)
+        res["queries"] = reader.run_queries(*args.queries, extra_tables=args.table)
         res["queries"]["seconds"] = round(time.time() - t1, 1)
     json.dump(res, sys.stdout, default=str)
 
