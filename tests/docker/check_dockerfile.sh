@@ -263,11 +263,13 @@ EOF2
     "$BIN" delta describe "$S/itel_cabinet_task_tracking"
   # The forms tables exist once a completed iTel form went through; with
   # none in the demo events only the forms metrics are checked (above).
-  forms_done="$("$PY" -c 'import sys; sys.path.insert(0, "tests/docker"); import smoke_metrics as m
-print(int(m.total(m.parse(sys.argv[1]), "itel_forms_processed_total")))' "$S/metrics.txt" 2>/dev/null || echo 0)"
+  read -r forms_done photos < <("$PY" -c 'import sys; sys.path.insert(0, "tests/docker"); import smoke_metrics as m
+s = m.parse(sys.argv[1])
+print(int(m.total(s, "itel_forms_processed_total")), int(m.total(s, "itel_media_downloads_total")))' "$S/metrics.txt" 2>/dev/null || echo 0 0)
   if [ "${forms_done:-0}" -gt 0 ]; then
-    # A form without photos has no attachment row: that table need only exist.
-    for t in itel_cabinet_forms:1 itel_cabinet_submissions:1 itel_cabinet_attachments:0; do
+    # Every photo the forms named has a row, stored or rejected; forms
+    # without photos have none, and then that table need only exist.
+    for t in itel_cabinet_forms:1 itel_cabinet_submissions:1 itel_cabinet_attachments:$([ "${photos:-0}" -gt 0 ] && echo 1 || echo 0); do
       run "forms: $forms_done iTel forms processed; table ${t%:*} $([ "${t#*:}" = 1 ] && echo holds rows || echo exists) (delta describe)" \
         "$PY" - "$BIN" "$S/${t%:*}" "${t#*:}" <<'EOF2'
 import json, subprocess, sys
@@ -322,7 +324,7 @@ if [ -x "$KUSTOMIZE" ]; then
     if "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
       run "kubernetes-validate --strict of the rendered manifests" "$PY" -m kubernetes_validate --strict --quiet "$WORK/rendered.yaml"
     fi
-    run "rendered: ConfigMap references resolve, pipelines/resources/schema shipped byte for byte" \
+    run "rendered: ConfigMap references resolve, streams, resources, form mappings and schemas shipped byte for byte" \
       "$PY" tests/docker/deploy_checks.py rendered "$REPO" "$WORK/rendered.yaml"
   else
     bad "kustomize build deploy/k8s"
@@ -332,7 +334,7 @@ else
   skip "kustomize-build not built (CLAIMX_INSTALL_TOOLS=1 builds it into .tools/bin): kustomization only cross-checked"
 fi
 if "$PY" tests/docker/deploy_checks.py k8s "$REPO" "$WORK/k8s" >"$WORK/k8s.json" 2>"$WORK/k8s.log"; then
-  ok "kustomization, replicas vs partitions, KEDA, PDB, probes, security, object-storage table URI"
+  ok "kustomization, replicas vs partitions (worker, forms), KEDA, PDB, probes, security, resources and files per pod, object-storage tables and photos"
 else
   bad "k8s cross-checks"
   sed 's/^/        /' "$WORK/k8s.log" >&2

@@ -187,13 +187,13 @@ def check_k8s(repo, out):
     gens = {}
     for g in k.get("configMapGenerator", []):
         files = []
-        for f in g.get("files", []):
+        for f in g.get("files") or []:
             src = f.split("=", 1)[-1]
             p = os.path.normpath(os.path.join(d, src))
             if not os.path.exists(p):
                 fail(f"k8s: configMapGenerator {g['name']}: {src} does not exist")
             files.append(p)
-        for e in g.get("envs", []):
+        for e in g.get("envs") or []:
             if not os.path.exists(os.path.join(d, e)):
                 fail(f"k8s: configMapGenerator {g['name']}: {e} does not exist")
         gens[g["name"]] = files
