@@ -174,6 +174,33 @@ func TestLint(t *testing.T) {
 			notWant:  []string{"claimx_lookup.connection"},
 		},
 		{
+			name: "claimx_media and itel_submission name connections too",
+			conn: "itel_typo",
+			files: map[string]string{
+				"resources/claimx.yaml": lintConnection,
+				"pipelines/forms.yaml": `input:
+  generate: { mapping: 'root = {"project_id": "1"}', count: 1 }
+pipeline:
+  processors:
+    - claimx_media:
+        connection: claimx
+        project_id: ${! this.project_id }
+        media_ids: 'root = []'
+        store_uri: ./photos
+        key_prefix: p
+    - itel_submission:
+        connection: %s
+        idempotency_key: k
+output:
+  drop: {}
+`,
+			},
+			args:     []string{"-r", "resources/claimx.yaml", "pipelines/forms.yaml"},
+			wantCode: 1,
+			want:     []string{`pipelines/forms.yaml(12,21) itel_submission.connection "itel_typo" names no claimx_connection processor resource in the linted files`},
+			notWant:  []string{"claimx_media.connection"},
+		},
+		{
 			name: "an unknown flag is benthos's to refuse",
 			conn: "claimx", files: files,
 			args:     []string{"--no-such-flag", "pipelines/stream.yaml"},

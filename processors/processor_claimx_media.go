@@ -43,7 +43,8 @@ const (
 	cmFieldMaxInterval     = "max_interval"
 )
 
-// cmMetricPrefix starts the names of the processor's metrics.
+// cmMetricPrefix starts the names of the processor's metrics (written out
+// where they are made, so that the deployment checks find each name).
 const cmMetricPrefix = "itel_media_"
 
 func claimxMediaConfigSpec() *service.ConfigSpec {
@@ -330,16 +331,16 @@ func newClaimxMedia(c claimxMediaConfig, conn *claimxConnection, st storage.Stor
 		dl:         media.NewDownloader(c.download),
 		log:        res.Logger(),
 		sem:        make(chan struct{}, c.concurrency),
-		mDownloads: m.NewCounter(cmMetricPrefix+"downloads_total", "status"),
-		mBytes:     m.NewCounter(cmMetricPrefix + "bytes_stored_total"),
-		mRefreshes: m.NewCounter(cmMetricPrefix + "link_refreshes_total"),
-		mLatency:   m.NewTimer(cmMetricPrefix + "download_latency_ns"),
+		mDownloads: m.NewCounter("itel_media_downloads_total", "status"),
+		mBytes:     m.NewCounter("itel_media_bytes_stored_total"),
+		mRefreshes: m.NewCounter("itel_media_link_refreshes_total"),
+		mLatency:   m.NewTimer("itel_media_download_latency_ns"),
 	}
 	mediaHold := c.hold
 	mediaHold.cfg.Dependency = "claimx media " + st.URI()
 	// newHoldGate adds "_available" and so on to the prefix.
-	p.gate = newHoldGate(res, mediaHold, "ClaimX media server and object storage", strings.TrimSuffix(cmMetricPrefix, "_"))
-	p.listGate = newHoldGate(res, conn.hold, "ClaimX API", cmMetricPrefix+"claimx_api")
+	p.gate = newHoldGate(res, mediaHold, "ClaimX media server and object storage", "itel_media")
+	p.listGate = newHoldGate(res, conn.hold, "ClaimX API", "itel_media_claimx_api")
 	p.listObs = &cmListObserver{gate: p.listGate}
 	return p
 }
