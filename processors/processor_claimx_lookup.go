@@ -291,7 +291,7 @@ type claimxLookup struct {
 	conn *claimxConnection
 	log  *service.Logger
 	gate *hold.Gate
-	obs  *clObserver
+	obs  *apiObserver
 
 	mCacheHits *service.MetricCounter
 }
@@ -306,7 +306,8 @@ func newClaimxLookup(c claimxLookupConfig, conn *claimxConnection, res *service.
 		mCacheHits: m.NewCounter(prefix + "claimx_api_cache_hits_total"),
 	}
 	p.gate = newHoldGate(res, conn.hold, "ClaimX API", prefix+"claimx_api")
-	p.obs = &clObserver{
+	p.obs = &apiObserver{
+		what:    "claimx lookup",
 		log:     p.log,
 		gate:    p.gate,
 		calls:   m.NewCounter(prefix + "claimx_api_calls_total"),
@@ -317,32 +318,40 @@ func newClaimxLookup(c claimxLookupConfig, conn *claimxConnection, res *service.
 	return p
 }
 
-// clObserver turns what the client does for one lookup into its metrics,
-// logs and hold wake-ups.
-type clObserver struct {
+// apiObserver turns what the client does for one component (a lookup, the
+// submissions) into its metrics (<base>_calls_total, _errors_total{reason},
+// _retries_total, optionally _latency_seconds), debug logs and hold wake-ups.
+type apiObserver struct {
 	claimx.NopObserver
+	what    string // "claimx lookup", "itel submission": for the logs
 	log     *service.Logger
 	gate    *hold.Gate
 	calls   *service.MetricCounter
 	errors  *service.MetricCounter
 	retries *service.MetricCounter
-	latency *service.MetricTimer
+	latency *service.MetricTimer // nil: not measured
 }
 
-func (o *clObserver) Attempted(d time.Duration) {
+func (o *apiObserver) Attempted(d time.Duration) {
 	o.calls.Incr(1)
-	o.latency.Timing(d.Nanoseconds())
+	if o.latency != nil {
+		o.latency.Timing(d.Nanoseconds())
+	}
 }
 
-func (o *clObserver) Failed(class claimx.Class, _ int) { o.errors.Incr(1, string(class)) }
+func (o *apiObserver) Failed(class claimx.Class, _ int) { o.errors.Incr(1, string(class)) }
 
-func (o *clObserver) Retrying(attempt int, wait time.Duration, err *claimx.Error) {
+func (o *apiObserver) Retrying(attempt int, wait time.Duration, err *claimx.Error) {
 	o.retries.Incr(1)
-	o.log.Debugf("claimx lookup GET %s: attempt %d failed (%s), retrying in %v", err.Path, attempt, err.Reason, wait)
+	method := err.Method
+	if method == "" {
+		method = "GET"
+	}
+	o.log.Debugf("%s %s %s: attempt %d failed (%s), retrying in %v", o.what, method, err.Path, attempt, err.Reason, wait)
 }
 
 // Answered: the API answered, so streams held on it probe now.
-func (o *clObserver) Answered() { o.gate.Answered() }
+func (o *apiObserver) Answered() { o.gate.Answered() }
 
 // clResult is the outcome of a lookup.
 type clResult struct {

@@ -598,23 +598,7 @@ func (p *claimxMedia) listAll(ctx context.Context, recs []*cmRecord, probe bool)
 		}
 		todo = todo[1:]
 	}
-	errs := make([]error, len(todo))
-	var wg sync.WaitGroup
-	for k, r := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case p.sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[k] = hold.Unavailable("interrupted", 0, ctx.Err())
-				return
-			}
-			defer func() { <-p.sem }()
-			errs[k] = p.list(ctx, r)
-		}()
-	}
-	wg.Wait()
+	errs := p.bounded(ctx, len(todo), func(k int) error { return p.list(ctx, todo[k]) })
 	for k, err := range errs {
 		if err != nil {
 			todo[k].unavail = err
@@ -712,23 +696,7 @@ func (p *claimxMedia) downloadAll(ctx context.Context, recs []*cmRecord, probe b
 		}
 		items = items[1:]
 	}
-	errs := make([]error, len(items))
-	var wg sync.WaitGroup
-	for k, it := range items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case p.sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[k] = hold.Unavailable("interrupted", 0, ctx.Err())
-				return
-			}
-			defer func() { <-p.sem }()
-			errs[k] = p.download(ctx, it)
-		}()
-	}
-	wg.Wait()
+	errs := p.bounded(ctx, len(items), func(k int) error { return p.download(ctx, items[k]) })
 	// Report the media server's or storage's own failure rather than an
 	// interruption.
 	var first error
@@ -808,4 +776,28 @@ func resultMap(r *media.Result) map[string]any {
 		"link_refreshes": int64(r.LinkRefreshes),
 		"download_ms":    r.DownloadMs,
 	}
+}
+
+// bounded runs do(0..n-1) at once, at most max_concurrency at a time, and
+// returns their errors by index; a task that cannot start before ctx ends
+// is an interruption.
+func (p *claimxMedia) bounded(ctx context.Context, n int, do func(k int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[k] = hold.Unavailable("interrupted", 0, ctx.Err())
+				return
+			}
+			defer func() { <-p.sem }()
+			errs[k] = do(k)
+		}()
+	}
+	wg.Wait()
+	return errs
 }

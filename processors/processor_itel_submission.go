@@ -226,7 +226,7 @@ type itelSubmission struct {
 	conn *claimxConnection
 	log  *service.Logger
 	gate *hold.Gate
-	obs  *isObserver
+	obs  *apiObserver
 
 	mSubmissions *service.MetricCounter
 	mLatency     *service.MetricTimer
@@ -245,7 +245,8 @@ func newITelSubmission(c itelSubmissionConfig, conn *claimxConnection, res *serv
 		now:          time.Now,
 	}
 	p.gate = newHoldGate(res, conn.hold, "iTel API", prefix+"itel_api")
-	p.obs = &isObserver{
+	p.obs = &apiObserver{
+		what:    "itel submission",
 		log:     p.log,
 		gate:    p.gate,
 		calls:   m.NewCounter(prefix + "itel_api_calls_total"),
@@ -254,28 +255,6 @@ func newITelSubmission(c itelSubmissionConfig, conn *claimxConnection, res *serv
 	}
 	return p
 }
-
-// isObserver turns what the client does for the submissions into metrics,
-// logs and hold wake-ups.
-type isObserver struct {
-	claimx.NopObserver
-	log     *service.Logger
-	gate    *hold.Gate
-	calls   *service.MetricCounter
-	errors  *service.MetricCounter
-	retries *service.MetricCounter
-}
-
-func (o *isObserver) Attempted(time.Duration)          { o.calls.Incr(1) }
-func (o *isObserver) Failed(class claimx.Class, _ int) { o.errors.Incr(1, string(class)) }
-
-func (o *isObserver) Retrying(attempt int, wait time.Duration, err *claimx.Error) {
-	o.retries.Incr(1)
-	o.log.Debugf("itel submission POST %s: attempt %d failed (%s), retrying in %v", err.Path, attempt, err.Reason, wait)
-}
-
-// Answered: iTel answered, so streams held on it probe now.
-func (o *isObserver) Answered() { o.gate.Answered() }
 
 // isResult is the outcome of one submission so far.
 type isResult struct {
