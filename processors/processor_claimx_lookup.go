@@ -201,12 +201,19 @@ func newClaimxLookupFromConfig(conf *service.ParsedConfig, res *service.Resource
 	return newClaimxLookup(c, conn, res), nil
 }
 
-func parseClaimxLookupConfig(conf *service.ParsedConfig) (c claimxLookupConfig, err error) {
-	if c.connection, err = conf.FieldString(clFieldConnection); err != nil {
-		return c, err
+// connectionField reads the label of the claimx_connection a component
+// names; it may not be empty.
+func connectionField(conf *service.ParsedConfig, field string) (string, error) {
+	name, err := conf.FieldString(field)
+	if err == nil && name == "" {
+		err = fmt.Errorf("%s must name a claimx_connection processor resource", field)
 	}
-	if c.connection == "" {
-		return c, errors.New("connection must name a claimx_connection processor resource")
+	return name, err
+}
+
+func parseClaimxLookupConfig(conf *service.ParsedConfig) (c claimxLookupConfig, err error) {
+	if c.connection, err = connectionField(conf, clFieldConnection); err != nil {
+		return c, err
 	}
 	if c.pathTemplate, err = conf.FieldString(clFieldPath); err != nil {
 		return c, err

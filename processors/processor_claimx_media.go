@@ -200,11 +200,8 @@ type claimxMediaConfig struct {
 }
 
 func parseClaimxMediaConfig(conf *service.ParsedConfig) (c claimxMediaConfig, err error) {
-	if c.connection, err = conf.FieldString(cmFieldConnection); err != nil {
+	if c.connection, err = connectionField(conf, cmFieldConnection); err != nil {
 		return c, err
-	}
-	if c.connection == "" {
-		return c, errors.New("connection must name a claimx_connection processor resource")
 	}
 	if c.projectID, err = conf.FieldInterpolatedString(cmFieldProjectID); err != nil {
 		return c, err

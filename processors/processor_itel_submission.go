@@ -184,11 +184,8 @@ func newITelSubmissionFromConfig(conf *service.ParsedConfig, res *service.Resour
 }
 
 func parseITelSubmissionConfig(conf *service.ParsedConfig) (c itelSubmissionConfig, err error) {
-	if c.connection, err = conf.FieldString(isFieldConnection); err != nil {
+	if c.connection, err = connectionField(conf, isFieldConnection); err != nil {
 		return c, err
-	}
-	if c.connection == "" {
-		return c, errors.New("connection must name a claimx_connection processor resource")
 	}
 	if c.path, err = conf.FieldString(isFieldPath); err != nil {
 		return c, err
