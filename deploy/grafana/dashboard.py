@@ -117,10 +117,10 @@ def panels():
     p.append(row("Overview", y)); y += 1
     p.append(stat("Worker consumer lag", "Records of itel.cabinet.task.tracking not yet processed by itel_cabinet_tracking_worker_group (kafka_lag of the worker's input; alert above 1000).", LAG, "short", 0, y, red=1000))
     p.append(stat("Events tracked (24h)", "Tracking messages the trigger built in the last 24 hours.", "sum(increase(itel_plugin_events_triggered_total[24h]))", "short", 4, y))
-    p.append(stat("Rows written (24h)", "Rows the worker appended to itel_cabinet_task_tracking in the last 24 hours.", "sum(increase(delta_rows_written_total[24h]))", "short", 8, y))
+    p.append(stat("Rows written (24h)", "Rows the worker appended to itel_cabinet_task_tracking in the last 24 hours.", 'sum(increase(delta_rows_written_total{label="delta_append"}[24h]))', "short", 8, y))
     p.append(stat("Failed records (1h)", "Records the worker sent to the errors topic in the last hour, all stages.", "sum(increase(itel_worker_messages_failed_total[1h]))", "short", 12, y, red=1))
     p.append(stat("ClaimX API errors (5m)", "Failed ClaimX API attempts in 5 minutes, 404 excluded (alert above 20).", 'sum(increase(itel_worker_claimx_api_errors_total{reason!="not_found"}[5m]))', "short", 16, y, red=20))
-    p.append(stat("Delta table version", "Latest committed version of itel_cabinet_task_tracking seen by a worker.", "max(delta_table_version)", "none", 20, y))
+    p.append(stat("Delta table version", "Latest committed version of itel_cabinet_task_tracking seen by a worker.", 'max(delta_table_version{label="delta_append"})', "none", 20, y))
     y += 4
 
     # Held on a dependency (docs/FAILURES.md): the ClaimX lookups (resources shared by
@@ -237,22 +237,22 @@ def panels():
     y += 8
 
     # Delta
-    p.append(row("Delta table itel_cabinet_task_tracking", y)); y += 1
+    p.append(row("Delta tables (by writer label: delta_append = itel_cabinet_task_tracking; forms_table, attachments_table, submissions_table)", y)); y += 1
     p.append(timeseries(
         "Delta write rate",
         "Rows appended and commits (delta_rows_written_total, delta_commits_total); rows the worker counted as written (itel_worker_delta_writes_total).",
         [
-            (f"sum(rate(delta_rows_written_total[{RI}]))", "rows written"),
-            (f"sum(rate(delta_commits_total[{RI}]))", "commits"),
+            (f"sum by (label) (rate(delta_rows_written_total[{RI}]))", "rows written {{label}}"),
+            (f"sum by (label) (rate(delta_commits_total[{RI}]))", "commits {{label}}"),
             (f"sum(rate(itel_worker_delta_writes_total[{RI}]))", "worker rows written"),
         ], "ops", 0, y, w=8))
     p.append(timeseries(
         "Delta rows skipped and failed",
         "Replayed Kafka offsets and duplicate event_ids not written again (exactly-once), rows rejected by the schema, and worker records failed at the delta stage.",
         [
-            (f"sum(rate(delta_rows_skipped_replayed_total[{RI}]))", "replayed (skipped)"),
-            (f"sum(rate(delta_rows_skipped_duplicate_total[{RI}]))", "duplicate event_id (skipped)"),
-            (f"sum(rate(delta_rows_rejected_total[{RI}]))", "rejected"),
+            (f"sum by (label) (rate(delta_rows_skipped_replayed_total[{RI}]))", "replayed (skipped) {{label}}"),
+            (f"sum by (label) (rate(delta_rows_skipped_duplicate_total[{RI}]))", "duplicate key (skipped) {{label}}"),
+            (f"sum by (label) (rate(delta_rows_rejected_total[{RI}]))", "rejected {{label}}"),
             (f"sum(rate(itel_worker_delta_write_errors_total[{RI}]))", "delta write errors"),
         ], "ops", 8, y, w=8))
     p.append(timeseries(
@@ -263,7 +263,7 @@ def panels():
     p.append(timeseries(
         "Delta table version",
         "delta_table_version per worker replica: versions grow by one per commit of any writer.",
-        [("max by (instance) (delta_table_version)", "{{instance}}")],
+        [("max by (label, instance) (delta_table_version)", "{{label}} {{instance}}")],
         "none", 0, y, w=24, h=6))
     y += 6
 

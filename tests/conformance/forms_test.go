@@ -8,7 +8,7 @@ package conformance
 // and exactly one accepted iTel submission per form response — across
 // SIGKILLs of the forms stream and the worker and a 60 s iTel outage — while
 // a corpus of bad forms (a missing group, an unknown question, a wrong
-// answer type, 0-byte and oversize photos) ends as documented: NULL columns,
+// answer type, 0-byte and oversize photos, expired download links) ends as documented: NULL columns,
 // other_answers, a record error naming the question, rejected attachments
 // with their reasons on the forms errors topic.
 
@@ -176,14 +176,25 @@ func TestFormsStreamExactlyOnceAcrossKillsAndITelOutage(t *testing.T) {
 	kills = append(kills, e.KillRepeatedly(worker, 1, rng, pub1, e.Names.WorkerGroup, e.Names.Tracking, e.TopicsGrowth(e.Names.Success, e.Names.Errors))...)
 	pub1.Wait(t)
 
-	// Phase 2: iTel is down for 60 s while the rest arrives; the forms
-	// stream is killed in the middle of the hold.
-	if err := e.Sim.SetFaults(claimxsim.Faults{MediaEmpty: []int64{emptyPhoto}, MediaOversize: []int64{oversizePhoto}, ITelOutageFor: claimxsim.Duration(60 * time.Second)}); err != nil {
+	// Phase 2: the rest arrives while, for 5 s, every download link ClaimX
+	// hands out has already expired (the stream refreshes them and holds,
+	// never rejects a photo for it); then iTel is down for 60 s, and the
+	// forms stream is killed in the middle of that hold.
+	bad := claimxsim.Faults{MediaEmpty: []int64{emptyPhoto}, MediaOversize: []int64{oversizePhoto}}
+	expired := bad
+	expired.MediaLinksExpired = true
+	if err := e.Sim.SetFaults(expired); err != nil {
+		t.Fatal(err)
+	}
+	pub2 := e.PublishFrom(events, half, 60, 20)
+	keepAlive(e, 5*time.Second)
+	outage := bad
+	outage.ITelOutageFor = claimxsim.Duration(60 * time.Second)
+	if err := e.Sim.SetFaults(outage); err != nil {
 		t.Fatal(err)
 	}
 	outageFrom := time.Now()
 	accepted0 := e.Sim.ITelCounts().Accepted
-	pub2 := e.PublishFrom(events, half, 60, 20)
 	keepAlive(e, 25*time.Second)
 	forms.Kill()
 	forms.Start()
@@ -316,6 +327,11 @@ func TestFormsStreamExactlyOnceAcrossKillsAndITelOutage(t *testing.T) {
 	if len(attRows) != wantAtt {
 		t.Errorf("%d attachment rows for %d photos of the forms", len(attRows), wantAtt)
 	}
+	refreshes := int64(0)
+	for _, r := range attRows {
+		refreshes += int64(asInt(r["link_refreshes"]))
+	}
+	t.Logf("expired links: %d refreshes recorded in the attachment rows (the links expired for 5 s; none rejected for it)", refreshes)
 	objects := countFiles(t, filepath.Join(e.FormsDir, "itel_cabinet_attachment_files"))
 	if objects != len(stored) {
 		t.Errorf("%d objects in storage for %d stored photos: a redelivery stored one twice, or a partial file was left", objects, len(stored))
