@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/claimx/claimx-connect/kafka/kafkatest"
+	"github.com/claimx/claimx-connect/tests/internal/harness"
+)
+
+// standIn is a local webhook endpoint that counts what it accepts; it
+// answers 503 to its first failFirst requests (an endpoint that is down).
+type standIn struct {
+	mu        sync.Mutex
+	failFirst int
+	requests  int
+	bodies    []map[string]any
+}
+
+func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	if s.requests <= s.failFirst {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		http.Error(w, "not JSON", http.StatusBadRequest)
+		return
+	}
+	s.bodies = append(s.bodies, v)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *standIn) accepted() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.bodies...)
+}
+
+// trackingEvent is a message of the tracking topic (DOMAIN.md §4).
+func trackingEvent(assignment int, eventID string, at time.Time, status string, assignee int) *kgo.Record {
+	v, _ := json.Marshal(map[string]any{
+		"event_id":      eventID,
+		"event_type":    "CUSTOM_TASK_" + status,
+		"timestamp":     at.Format(time.RFC3339Nano),
+		"task_id":       32513,
+		"assignment_id": assignment,
+		"project_id":    "4895140",
+		"task_status":   status,
+		"task_name":     "iTel Cabinet Repair Form",
+		"task":          map[string]any{"assignment_id": assignment, "assignee_id": assignee, "assignor_id": 1},
+	})
+	return &kgo.Record{Topic: "itel.cabinet.task.tracking", Key: []byte(strconv.Itoa(assignment)), Value: v}
+}
+
+// TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages runs the
+// status and alerts streams (pipelines/status.yaml, alerts.yaml) as
+// processes: the status stream is killed between two events of the same
+// assignments and later re-reads the whole tracking topic (its group
+// deleted), events arrive twice and out of order, and the Slack stand-in is
+// down for its first requests. Every configured change alerts exactly once
+// on the alerts topic, in Slack and in PagerDuty (with its dedup key).
+func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) {
+	harness.RequireBinary(t)
+	slack := &standIn{failFirst: 3}
+	pagerduty := &standIn{}
+	slackSrv := httptest.NewServer(slack)
+	defer slackSrv.Close()
+	pdSrv := httptest.NewServer(pagerduty)
+	defer pdSrv.Close()
+	e := harness.NewWith(t, harness.Options{ChildEnv: []string{
+		"SLACK_WEBHOOK_URL=" + slackSrv.URL + "/hooks/T0/B0/x",
+		"PAGERDUTY_ROUTING_KEY=e2e-routing-key",
+		"PAGERDUTY_EVENTS_URL=" + pdSrv.URL + "/v2/enqueue",
+		"ALERTS_NOTIFY_PER_SECOND=20",
+		"STATUS_BATCH_PERIOD=100ms",
+	}})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	produce := func(recs ...*kgo.Record) {
+		t.Helper()
+		if err := e.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	const statusTopic = "itel.cabinet.task.status"
+
+	// Phase 1: the first events, one of them twice.
+	phase1 := []*kgo.Record{
+		trackingEvent(101, "a1", at(0), "ASSIGNED", 7),
+		trackingEvent(101, "a2", at(1), "IN_PROGRESS", 7),
+		trackingEvent(102, "b1", at(0), "ASSIGNED", 7),
+		trackingEvent(103, "c1", at(0), "COMPLETED", 7),
+		trackingEvent(104, "d1", at(0), "ASSIGNED", 7),
+		trackingEvent(105, "f1", at(0), "ASSIGNED", 7),
+		trackingEvent(105, "f1", at(0), "ASSIGNED", 7),
+	}
+	produce(phase1...)
+	status := e.NewProc("status", filepath.Join(harness.RepoRoot, "pipelines", "status.yaml"))
+	status.Start()
+	waitCount(t, e, statusTopic, 6)
+	status.Kill()
+
+	// Phase 2, while the status stream is down: the rest, duplicates of
+	// phase 1, and a late event older than its assignment's last change.
+	produce(
+		trackingEvent(101, "a3", at(2), "COMPLETED", 7),
+		trackingEvent(101, "a0", at(-1), "ASSIGNED", 7),
+		trackingEvent(102, "b2", at(3), "CANCELLED", 7),
+		trackingEvent(103, "c2", at(4), "IN_PROGRESS", 7),
+		trackingEvent(103, "c3", at(5), "COMPLETED", 7),
+		trackingEvent(104, "d2", at(1), "ASSIGNED", 8),
+		trackingEvent(105, "f2", at(2), "ASSIGNED", 7),
+	)
+	produce(phase1...)
+	status.Start()
+	waitCount(t, e, statusTopic, 11)
+	status.Kill()
+	// A full replay: the group's offsets gone, the stream reads the tracking
+	// topic from its start again.
+	// The killed member holds the group until its session times out.
+	kafkatest.WaitFor(t, 30*time.Second, "the status group deleted", func() bool {
+		r, err := e.Adm.DeleteGroups(ctx, "itel_cabinet_status_group")
+		return err == nil && r.Error() == nil
+	})
+	status.Start()
+	// The replay judges all 21 tracking records again and changes nothing.
+	kafkatest.WaitFor(t, time.Minute, "the replay judged", func() bool {
+		m, err := status.Scrape(ctx)
+		return err == nil && m["state_changes_total"] >= 21
+	})
+	if n, _ := e.TopicCount(ctx, statusTopic); n != 11 {
+		t.Fatalf("status topic after a full replay: %d records, want 11", n)
+	}
+
+	alerts := e.NewProc("alerts", filepath.Join(harness.RepoRoot, "pipelines", "alerts.yaml"))
+	alerts.Start()
+	waitCount(t, e, "itel.cabinet.alerts", 6)
+	kafkatest.WaitFor(t, time.Minute, "Slack and PagerDuty deliveries", func() bool {
+		return len(slack.accepted()) >= 6 && len(pagerduty.accepted()) >= 5
+	})
+	time.Sleep(2 * time.Second) // anything twice would arrive now
+
+	var ids []string
+	for _, r := range e.ConsumeAll("itel.cabinet.alerts") {
+		var a map[string]any
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != a["alert_id"] {
+			t.Fatalf("alert key %s, alert_id %v", r.Key, a["alert_id"])
+		}
+		ids = append(ids, fmt.Sprintf("%v %v→%v", a["alert_id"], a["from_status"], a["to_status"]))
+	}
+	sort.Strings(ids)
+	want := []string{
+		"101:a3:completed IN_PROGRESS→COMPLETED", // the restart came between a2 and a3
+		"102:b2:cancelled ASSIGNED→CANCELLED",
+		"103:c1:completed <nil>→COMPLETED",
+		"103:c2:reopened COMPLETED→IN_PROGRESS",
+		"103:c3:completed IN_PROGRESS→COMPLETED",
+		"104:d2:reassigned ASSIGNED→ASSIGNED",
+	}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("alerts topic:\n got %q\nwant %q", ids, want)
+	}
+	if got := slack.accepted(); len(got) != 6 {
+		t.Fatalf("Slack accepted %d messages, want 6: %v", len(got), got)
+	}
+	var pd []string
+	for _, b := range pagerduty.accepted() {
+		if b["routing_key"] != "e2e-routing-key" {
+			t.Fatalf("PagerDuty event without the routing key: %v", b)
+		}
+		pd = append(pd, fmt.Sprintf("%v %v", b["event_action"], b["dedup_key"]))
+	}
+	sort.Strings(pd)
+	wantPD := []string{
+		"resolve itel-cabinet-assignment-101",
+		"resolve itel-cabinet-assignment-103",
+		"resolve itel-cabinet-assignment-103",
+		"trigger itel-cabinet-assignment-102",
+		"trigger itel-cabinet-assignment-103",
+	}
+	if fmt.Sprint(pd) != fmt.Sprint(wantPD) {
+		t.Fatalf("PagerDuty events:\n got %q\nwant %q", pd, wantPD)
+	}
+	if slack.requests < 9 {
+		t.Fatalf("Slack saw %d requests: the first 3 (down) were not retried", slack.requests)
+	}
+	if n, _ := e.TopicCount(ctx, "itel.cabinet.alerts.errors"); n != 0 {
+		t.Fatalf("%d records on the alerts errors topic", n)
+	}
+}
+
+func waitCount(t *testing.T, e *harness.Env, topic string, n int64) {
+	t.Helper()
+	kafkatest.WaitFor(t, 90*time.Second, fmt.Sprintf("%d records on %s", n, topic), func() bool {
+		got, err := e.TopicCount(t.Context(), topic)
+		if got > n {
+			t.Fatalf("%s has %d records, want %d", topic, got, n)
+		}
+		return err == nil && got == n
+	})
+}
