@@ -57,14 +57,14 @@ const (
 func DevCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX and iTel simulator, the trigger, worker and forms streams, local Delta tables",
+		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX and iTel simulator, the trigger, worker, forms, status and alerts streams, local Delta tables",
 		Description: `Starts an embedded Kafka-protocol broker, creates the topics, starts the
 ClaimX API simulator, publishes a realistic stream of ClaimX events (many
-assignments, every event type, some malformed), runs the trigger, worker and
-forms streams in streams mode (a child process of this binary), shows
-progress, and ends with a summary: the tracking table, and for completed
-forms the forms table, the photos stored and the submissions the simulated
-iTel API accepted. The tables and photos are left in --data (recreated each
+assignments, every event type, some malformed), runs the trigger, worker,
+forms, status and alerts streams in streams mode (a child process of this
+binary), shows progress, and ends with a summary: the tracking table; for
+completed forms the forms table, the photos stored and the submissions the
+simulated iTel API accepted; the status changes and the alerts by rule. The tables and photos are left in --data (recreated each
 run unless --keep-data). Kafka clients such as kcat can connect to --broker-addr while it
 runs; the streams' HTTP server (/ready, /metrics) is on --http-addr.
 
@@ -117,7 +117,7 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
+	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"), filepath.Join(pipelines, "status.yaml"), filepath.Join(pipelines, "alerts.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
 		if _, err := os.Stat(f); err != nil {
 			return cli.Exit(fmt.Sprintf("dev needs %s (run it from the repository root, or set --pipelines and --schema): %v", f, err), 1)
 		}
@@ -179,7 +179,7 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer streams.stop()
-	fmt.Fprintf(out, "▶ streams trigger, worker and forms running (logs: %s)\n", streams.logPath)
+	fmt.Fprintf(out, "▶ streams trigger, worker, forms, status and alerts running (logs: %s)\n", streams.logPath)
 
 	// 4. Publish the events.
 	opts := claimxsim.DefaultEventOptions(c.Int64("seed"), c.Int("events"), sim.Assignments())
@@ -217,6 +217,9 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("%d trigger errors on %s, but %d events were malformed or for unknown assignments", summary.ErrorsByStage["trigger"], devErrorsTopic, want), 1)
 	}
 	if problem := summary.Forms.problem(); problem != "" {
+		return cli.Exit(problem, 1)
+	}
+	if problem := summary.Alerts.problem(); problem != "" {
 		return cli.Exit(problem, 1)
 	}
 	return nil
@@ -270,7 +273,8 @@ func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, a
 	}
 	cmd := exec.Command(self, "streams", "-o", obs,
 		"-r", filepath.Join(pipelines, "resources", "*.yaml"),
-		filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"))
+		filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"),
+		filepath.Join(pipelines, "status.yaml"), filepath.Join(pipelines, "alerts.yaml"))
 	schemas := filepath.Dir(schema)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(),
@@ -406,7 +410,9 @@ func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, 
 		p := d.progress(ctx)
 		d.printProgress(pub, total, p, true)
 		done := pubDone && p.tLag == 0 && (p.wLag == 0 || (p.tracked == 0 && p.wLag == -1)) &&
-			(p.fLag == 0 || (p.ok == 0 && p.fLag == -1))
+			(p.fLag == 0 || (p.ok == 0 && p.fLag == -1)) &&
+			(p.sLag == 0 || (p.tracked == 0 && p.sLag == -1)) &&
+			(p.aLag == 0 || (p.changes == 0 && p.aLag == -1))
 		if !done {
 			stableSince = time.Time{}
 			continue
@@ -441,7 +447,9 @@ func (d *devRun) watch(ctx context.Context, streams *streamsProc, total int) err
 type devProgress struct {
 	tracked, ok, bad int64
 	forms, formsBad  int64
+	changes, alerts  int64
 	tLag, wLag, fLag int64
+	sLag, aLag       int64
 	held             string // holdWatch.observe: "" unless a dependency holds
 }
 
@@ -455,6 +463,10 @@ func (d *devRun) progress(ctx context.Context) devProgress {
 	p.fLag, _ = d.groupLag(ctx, devFormsGroup)
 	p.forms, _ = d.topicCount(ctx, devFormsSuccessTopic)
 	p.formsBad, _ = d.topicCount(ctx, devFormsErrorsTopic)
+	p.sLag, _ = d.groupLag(ctx, devStatusGroup)
+	p.aLag, _ = d.groupLag(ctx, devAlertsGroup)
+	p.changes, _ = d.topicCount(ctx, devStatusTopic)
+	p.alerts, _ = d.topicCount(ctx, devAlertsTopic)
 	if samples, err := scrapeMetrics(ctx, "http://"+d.c.String("http-addr")+"/metrics"); err == nil {
 		p.held = d.holds.observe(time.Now(), samples)
 	}
@@ -464,8 +476,8 @@ func (d *devRun) progress(ctx context.Context) devProgress {
 // printProgress prints the progress line; with always false, only when it
 // differs from the one printed last.
 func (d *devRun) printProgress(pub, total int, p devProgress, always bool) {
-	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · forms %d (errors %d) · lag trigger %s worker %s forms %s",
-		pub, total, p.tracked, p.ok, p.bad, p.forms, p.formsBad, lagText(p.tLag), lagText(p.wLag), lagText(p.fLag))
+	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · forms %d (errors %d) · changes %d · alerts %d · lag trigger %s worker %s forms %s status %s alerts %s",
+		pub, total, p.tracked, p.ok, p.bad, p.forms, p.formsBad, p.changes, p.alerts, lagText(p.tLag), lagText(p.wLag), lagText(p.fLag), lagText(p.sLag), lagText(p.aLag))
 	if p.held != "" {
 		line += " · " + p.held
 	}
@@ -492,6 +504,7 @@ type devSummary struct {
 	ErrorsByStage                         map[string]int
 	Partitions                            int
 	Forms                                 formsSummary
+	Alerts                                alertsSummary
 }
 
 func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event, sim *claimxsim.Server) (*devSummary, error) {
@@ -526,6 +539,9 @@ func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event, sim *c
 	desc := tbl.Describe()
 	s.Rows, s.Version, s.Partitions = desc.NumRows, desc.Version, desc.NumPartitions
 	if s.Forms, err = d.summariseForms(ctx, sim); err != nil {
+		return nil, err
+	}
+	if s.Alerts, err = d.summariseAlerts(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -610,6 +626,7 @@ func (s *devSummary) print(w io.Writer, table string) {
 		fmt.Fprintf(w, "✘ %d trigger errors for %d malformed events and unknown assignments\n", s.ErrorsByStage["trigger"], want)
 	}
 	s.Forms.print(w)
+	s.Alerts.print(w)
 }
 
 // ── holds, as the streams' /metrics show them ─────────────────────────────

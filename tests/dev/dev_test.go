@@ -71,6 +71,16 @@ func TestDevRunsTheWholeFlow(t *testing.T) {
 	if num(`photos\s+\d+\s+\((\d+) stored`) == 0 {
 		t.Fatal("no photo was stored")
 	}
+	// The status and alerts streams: every change once, every alert once.
+	if changes := num(`status changes\s+(\d+)`); changes == 0 {
+		t.Fatal("no status change reached the status topic")
+	}
+	if !regexp.MustCompile(`alerts\s+\d+\s+\([^)]*completed \d+`).MatchString(text) {
+		t.Fatal("the summary shows no completed alert")
+	}
+	if !regexp.MustCompile(`✔ every status change recorded once \(\d+\) and every alert sent once \(\d+\)`).MatchString(text) {
+		t.Fatal("the alerts summary reports a problem")
+	}
 	if !regexp.MustCompile(`✔ one forms row per form response \(\d+\), every stored photo byte-equal to ClaimX's \(\d+\), one accepted iTel submission per form \(\d+\)`).MatchString(text) {
 		t.Fatal("the forms summary reports a problem")
 	}

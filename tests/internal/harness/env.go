@@ -335,6 +335,7 @@ func (e *Env) NewProc(name, stream string) *Proc {
 		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "claimx.yaml"),
 		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "errors.yaml"),
 		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "itel.yaml"),
+		"-r", filepath.Join(RepoRoot, "pipelines", "resources", "alerts.yaml"),
 		"-s", "http.address=" + p.HTTPAddr,
 		"-s", "metrics.prometheus.add_go_metrics=false",
 	}
