@@ -410,3 +410,20 @@ JOIN itel_cabinet_forms f ON f.form_key = p.form_key
 LEFT JOIN itel_cabinet_attachments a ON a.form_key = p.form_key AND a.media_id = p.media_id
 WHERE f.assignment_id = 5423723
 ORDER BY p.question_column, p.media_id;
+
+-- ── SLA (issue 17: itel_cabinet_task_sla, one row per status change) ──────
+
+-- The current view: each assignment's latest status, hours since assigned, SLA.
+SELECT * FROM (
+  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY assignment_id ORDER BY event_time DESC, event_id DESC) AS rn
+  FROM itel_cabinet_task_sla s
+) WHERE rn = 1;
+
+-- Time to complete by week: median, p90, and the share within the target.
+SELECT date_trunc('week', event_time) AS week,
+       percentile_approx(hours_since_assigned, 0.5) AS p50_hours,
+       percentile_approx(hours_since_assigned, 0.9) AS p90_hours,
+       avg(CASE WHEN within_sla THEN 1.0 ELSE 0.0 END) AS share_within_sla
+FROM itel_cabinet_task_sla
+WHERE to_status = 'COMPLETED'
+GROUP BY 1 ORDER BY 1;
