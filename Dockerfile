@@ -70,7 +70,7 @@ COPY --from=build --chown=65532:65532 /out/data /data
 
 # Relative paths in the pipelines (./schemas/..., ./pipelines/...) resolve
 # from here; the schema and mapping files are also given absolutely, and the
-# four Delta tables and the forms' photos live under /data.
+# five Delta tables and the forms' photos live under /data.
 WORKDIR /etc/claimx-connect
 ENV ITEL_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_tracking.yaml \
     DELTA_TABLE_URI=/data/itel_cabinet_task_tracking \
@@ -82,10 +82,12 @@ ENV ITEL_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_tracking.yaml
     ITEL_FORMS_TABLE_URI=/data/itel_cabinet_forms \
     ITEL_ATTACHMENTS_TABLE_URI=/data/itel_cabinet_attachments \
     ITEL_SUBMISSIONS_TABLE_URI=/data/itel_cabinet_submissions \
-    ITEL_ATTACHMENTS_URI=/data/itel_cabinet_attachment_files
+    ITEL_ATTACHMENTS_URI=/data/itel_cabinet_attachment_files \
+    ITEL_SLA_TABLE_URI=/data/itel_cabinet_task_sla \
+    ITEL_SLA_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_sla.yaml
 
 USER 65532:65532
 EXPOSE 4195
 
 ENTRYPOINT ["claimx-connect"]
-CMD ["streams", "-r", "/etc/claimx-connect/pipelines/resources/*.yaml", "/etc/claimx-connect/pipelines/trigger.yaml", "/etc/claimx-connect/pipelines/worker.yaml", "/etc/claimx-connect/pipelines/forms.yaml"]
+CMD ["streams", "-r", "/etc/claimx-connect/pipelines/resources/*.yaml", "/etc/claimx-connect/pipelines/trigger.yaml", "/etc/claimx-connect/pipelines/worker.yaml", "/etc/claimx-connect/pipelines/forms.yaml", "/etc/claimx-connect/pipelines/status.yaml", "/etc/claimx-connect/pipelines/alerts.yaml", "/etc/claimx-connect/pipelines/sla.yaml"]
