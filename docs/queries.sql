@@ -413,6 +413,10 @@ ORDER BY p.question_column, p.media_id;
 
 -- ── SLA (issue 17: itel_cabinet_task_sla, one row per status change) ──────
 
+CREATE TABLE IF NOT EXISTS itel_cabinet_task_sla
+USING DELTA
+LOCATION 's3://claimx-lake/itel_cabinet_task_sla';
+
 -- The current view: each assignment's latest status, hours since assigned, SLA.
 SELECT * FROM (
   SELECT s.*, ROW_NUMBER() OVER (PARTITION BY assignment_id ORDER BY event_time DESC, event_id DESC) AS rn

@@ -66,7 +66,7 @@ func trackingEvent(assignment int, eventID string, at time.Time, status string, 
 		"task_name":     "iTel Cabinet Repair Form",
 		"task":          map[string]any{"assignment_id": assignment, "assignee_id": assignee, "assignor_id": 1},
 	})
-	return &kgo.Record{Topic: "itel.cabinet.task.tracking", Key: []byte(strconv.Itoa(assignment)), Value: v}
+	return &kgo.Record{Key: []byte(strconv.Itoa(assignment)), Value: v}
 }
 
 // TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages runs the
@@ -95,13 +95,16 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 	defer cancel()
 	produce := func(recs ...*kgo.Record) {
 		t.Helper()
+		for _, r := range recs {
+			r.Topic = e.Names.Tracking
+		}
 		if err := e.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	const statusTopic = "itel.cabinet.task.status"
+	statusTopic := e.Names.Status
 
 	// Phase 1: the first events, one of them twice.
 	phase1 := []*kgo.Record{
@@ -138,7 +141,7 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 	// topic from its start again.
 	// The killed member holds the group until its session times out.
 	kafkatest.WaitFor(t, 30*time.Second, "the status group deleted", func() bool {
-		r, err := e.Adm.DeleteGroups(ctx, "itel_cabinet_status_group")
+		r, err := e.Adm.DeleteGroups(ctx, e.Names.StatusGroup)
 		return err == nil && r.Error() == nil
 	})
 	status.Start()
@@ -153,14 +156,14 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 
 	alerts := e.NewProc("alerts", filepath.Join(harness.RepoRoot, "pipelines", "alerts.yaml"))
 	alerts.Start()
-	waitCount(t, e, "itel.cabinet.alerts", 6)
+	waitCount(t, e, e.Names.Alerts, 6)
 	kafkatest.WaitFor(t, time.Minute, "Slack and PagerDuty deliveries", func() bool {
 		return len(slack.accepted()) >= 6 && len(pagerduty.accepted()) >= 5
 	})
 	time.Sleep(2 * time.Second) // anything twice would arrive now
 
 	var ids []string
-	for _, r := range e.ConsumeAll("itel.cabinet.alerts") {
+	for _, r := range e.ConsumeAll(e.Names.Alerts) {
 		var a map[string]any
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			t.Fatal(err)
@@ -206,7 +209,7 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 	if slack.requests < 9 {
 		t.Fatalf("Slack saw %d requests: the first 3 (down) were not retried", slack.requests)
 	}
-	if n, _ := e.TopicCount(ctx, "itel.cabinet.alerts.errors"); n != 0 {
+	if n, _ := e.TopicCount(ctx, e.Names.AlertsErrors); n != 0 {
 		t.Fatalf("%d records on the alerts errors topic", n)
 	}
 }

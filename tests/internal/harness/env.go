@@ -33,6 +33,11 @@ type Names struct {
 	// The forms stream's result topics and group (ITEL_FORMS_*_TOPIC,
 	// FORMS_CONSUMER_GROUP).
 	FormsSuccess, FormsErrors, FormsGroup string
+	// The status, alerts and SLA streams' topics and groups
+	// (ITEL_STATUS_TOPIC, ITEL_ALERTS_TOPIC, ITEL_ALERTS_ERRORS_TOPIC,
+	// STATUS_/ALERTS_/SLA_CONSUMER_GROUP).
+	Status, Alerts, AlertsErrors       string
+	StatusGroup, AlertsGroup, SLAGroup string
 }
 
 // DefaultNames are the production names (DOMAIN.md §1, §7).
@@ -47,6 +52,12 @@ func DefaultNames() Names {
 		FormsSuccess: "itel.cabinet.forms.success",
 		FormsErrors:  "itel.cabinet.forms.errors",
 		FormsGroup:   "itel_cabinet_forms_group",
+		Status:       "itel.cabinet.task.status",
+		Alerts:       "itel.cabinet.alerts",
+		AlertsErrors: "itel.cabinet.alerts.errors",
+		StatusGroup:  "itel_cabinet_status_group",
+		AlertsGroup:  "itel_cabinet_alerts_group",
+		SLAGroup:     "itel_cabinet_sla_group",
 	}
 }
 
@@ -63,6 +74,12 @@ func UniqueNames(prefix string) Names {
 		FormsSuccess: p + ".forms.success",
 		FormsErrors:  p + ".forms.errors",
 		FormsGroup:   p + ".forms",
+		Status:       p + ".status",
+		Alerts:       p + ".alerts",
+		AlertsErrors: p + ".alerts.errors",
+		StatusGroup:  p + ".status.group",
+		AlertsGroup:  p + ".alerts.group",
+		SLAGroup:     p + ".sla.group",
 	}
 }
 
@@ -215,6 +232,17 @@ func NewWith(t *testing.T, opts Options) *Env {
 			specs[i].Name = e.Names.FormsSuccess
 		case def.FormsErrors:
 			specs[i].Name = e.Names.FormsErrors
+		case def.Status:
+			specs[i].Name = e.Names.Status
+		case def.Alerts:
+			specs[i].Name = e.Names.Alerts
+		case def.AlertsErrors:
+			specs[i].Name = e.Names.AlertsErrors
+		default:
+			// A topic the harness does not rename would be shared by tests
+			// running side by side on one broker: creating and deleting it
+			// races (TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION).
+			t.Fatalf("topics.yaml topic %q has no per-test name in harness.Names", specs[i].Name)
 		}
 	}
 	specs = append(specs, topics.Spec{Name: e.Names.Events, Partitions: 3, ReplicationFactor: 1})
@@ -227,7 +255,8 @@ func NewWith(t *testing.T, opts Options) *Env {
 				names[i] = s.Name
 			}
 			_, _ = e.Adm.DeleteTopics(ctx, names...)
-			_, _ = e.Adm.DeleteGroups(ctx, e.Names.TriggerGroup, e.Names.WorkerGroup, e.Names.FormsGroup)
+			_, _ = e.Adm.DeleteGroups(ctx, e.Names.TriggerGroup, e.Names.WorkerGroup, e.Names.FormsGroup,
+				e.Names.StatusGroup, e.Names.AlertsGroup, e.Names.SLAGroup)
 		})
 	}
 	if _, err := topics.Apply(t.Context(), e.Adm, specs, topics.Options{CapReplication: true}); err != nil {
@@ -317,6 +346,12 @@ func (e *Env) ChildEnv() []string {
 		"ITEL_FORMS_SUCCESS_TOPIC="+e.Names.FormsSuccess,
 		"ITEL_FORMS_ERRORS_TOPIC="+e.Names.FormsErrors,
 		"FORMS_CONSUMER_GROUP="+e.Names.FormsGroup,
+		"ITEL_STATUS_TOPIC="+e.Names.Status,
+		"ITEL_ALERTS_TOPIC="+e.Names.Alerts,
+		"ITEL_ALERTS_ERRORS_TOPIC="+e.Names.AlertsErrors,
+		"STATUS_CONSUMER_GROUP="+e.Names.StatusGroup,
+		"ALERTS_CONSUMER_GROUP="+e.Names.AlertsGroup,
+		"SLA_CONSUMER_GROUP="+e.Names.SLAGroup,
 		"FORMS_BATCH_COUNT=20",
 		"FORMS_BATCH_PERIOD=100ms",
 	), s3...), e.Opts.ChildEnv...)
