@@ -131,6 +131,7 @@ func (r *franzReader) Connect(ctx context.Context) error {
 	opts := append([]kgo.Opt{}, r.conf.clientOpts...)
 	if r.conf.group != "" {
 		opts = append(opts,
+			kgo.OnPartitionsAssigned(r.onAssigned),
 			kgo.OnPartitionsRevoked(r.onRevoked),
 			kgo.OnPartitionsLost(r.onLost),
 		)
@@ -167,6 +168,7 @@ func (r *franzReader) Connect(ctx context.Context) error {
 // teardownLocked forgets a client whose poll loop has exited. Its partition
 // states are marked revoked so late acknowledgements cannot commit.
 func (r *franzReader) teardownLocked() {
+	groupOwners.release(r.conf.group, r, nil)
 	r.stop()
 	cl := r.client
 	go cl.Close()
@@ -586,6 +588,11 @@ func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64, boxe
 	return msg
 }
 
+// onAssigned records the partitions as this replica's (partitionOwners).
+func (r *franzReader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	groupOwners.assign(r.conf.group, r, assigned)
+}
+
 // onRevoked runs in the group's goroutine before the revoke completes. It
 // stops delivering the revoked partitions (batches not yet read are dropped),
 // waits up to revoke_ack_timeout for the acknowledgements of the batches
@@ -594,6 +601,9 @@ func (r *franzReader) recordToMessage(rec *kgo.Record, highWatermark int64, boxe
 // re-reads as little as possible. The client polls nothing meanwhile
 // (BlockRebalanceOnPoll).
 func (r *franzReader) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	// First, so that no timer of this replica acts on the partitions while
+	// their acknowledgements are awaited.
+	groupOwners.release(r.conf.group, r, revoked)
 	states := r.forget(ctx, cl, revoked, true)
 	if len(states) == 0 {
 		return
@@ -671,6 +681,7 @@ func (r *franzReader) awaitAcks(ctx context.Context, states []*partitionState) (
 // member is out of the group, so its commits would be refused and waiting
 // for acknowledgements gains nothing.
 func (r *franzReader) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	groupOwners.release(r.conf.group, r, lost)
 	_ = r.forget(ctx, cl, lost, false)
 }
 
@@ -828,6 +839,7 @@ func (r *franzReader) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, franzReaderCloseTimeout)
 	defer cancel()
 	r.closeOnce.Do(func() { close(r.closing) })
+	groupOwners.release(r.conf.group, r, nil)
 
 	r.mu.Lock()
 	cl, stop, loopDone := r.client, r.stop, r.loopDone

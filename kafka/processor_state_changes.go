@@ -24,6 +24,12 @@ const (
 	scFieldContext      = "context"
 	scFieldBackoffMax   = "backoff_max"
 	scFieldCatchUpLimit = "catch_up_timeout"
+
+	scFieldDeadline         = "deadline"
+	scFieldDeadlineAt       = "at"
+	scFieldDeadlineInterval = "check_interval"
+	scFieldDeadlineOwnGroup = "owner_group"
+	scFieldDeadlineOwnTopic = "owner_topic"
 )
 
 // What the processor says of a message, in the metadata `state_change`.
@@ -33,6 +39,9 @@ const (
 	stateChangeUnchanged  = "unchanged"    // the same state as the key's last
 	stateChangeReplay     = "replay"       // the event that set the key's last state, again
 	stateChangeOutOfOrder = "out_of_order" // older than the key's last change
+	// Written by the deadline timer, not for a message: the key's state is
+	// still the same when its deadline passed.
+	stateChangeOverdue = "overdue"
 )
 
 func stateChangesSpec() *service.ConfigSpec {
@@ -59,7 +68,22 @@ replica by a rebalance is judged against what the previous owner wrote. Run the 
 
 The Kafka cluster being unavailable holds the batch: the processor retries with capped exponential
 backoff and never fails a record for it. A record whose key, event id, time or state cannot be read fails
-with the reason.`).
+with the reason.
+
+### Deadlines
+
+With ` + "`deadline`" + `, each change record also carries the key's next deadline, from the ` + "`deadline.at`" + `
+mapping (for example: completed within 72 hours of being assigned). A timer checks every
+` + "`check_interval`" + ` whether a key's deadline has passed with no change since, and then writes one
+` + "`overdue`" + ` change for it (same state and event; ` + "`overdue`" + ` set; change_id
+key:overdue:NAME:TIME): the alert fires although no event arrives, and exactly once, because the mark is
+in the topic and is carried forward by the key's later records while the same deadline applies. The first
+record whose deadline differs (completed, cancelled, reassigned) carries ` + "`resolves`" + `: the overdue mark it
+ends, so a PagerDuty incident can be resolved with the same dedup key.
+
+Only the replica that owns the key acts: the one whose ` + "`kafka_franz`" + ` input in ` + "`owner_group`" + ` is
+assigned the partition of ` + "`owner_topic`" + ` the key hashes to (murmur2, the producers' default; the
+input topic must be keyed by the same key). With no ` + "`owner_group`" + `, this replica owns every key: run one.`).
 		Fields(append([]*service.ConfigField{
 			service.NewStringField(scFieldTopic).Description("The compacted topic holding each key's last state and every change."),
 			service.NewInterpolatedStringField(scFieldKey).Description("The entity a message belongs to.").Example(`${! json("assignment_id") }`),
@@ -69,6 +93,13 @@ with the reason.`).
 			service.NewBloblangField(scFieldContext).Description("What a change record carries for its readers (templates) besides the state; not compared.").Optional(),
 			service.NewDurationField(scFieldBackoffMax).Description("The longest wait between two tries while Kafka is unavailable.").Default("30s").Advanced(),
 			service.NewDurationField(scFieldCatchUpLimit).Description("How long one catch-up of the topic may take before it is tried again.").Default("30s").Advanced(),
+			service.NewObjectField(scFieldDeadline,
+				service.NewBloblangField(scFieldDeadlineAt).Description("Maps a change record (key, state, context, event_time) to its deadline, `{\"name\": ..., \"at\": RFC 3339 time}`, or null when none applies.").
+					Example(`root = if this.state.status == "ASSIGNED" { {"name": "completed", "at": this.context.date_assigned.ts_parse("2006-01-02T15:04:05Z07:00").ts_add_iso8601("PT72H").ts_format("2006-01-02T15:04:05Z07:00")} } else { null }`),
+				service.NewDurationField(scFieldDeadlineInterval).Description("How often the keys' deadlines are checked.").Default("1m"),
+				service.NewStringField(scFieldDeadlineOwnGroup).Description("The consumer group of the stream's kafka_franz input: a key's deadline is checked by the replica owning its partition. Empty: by this replica, for every key.").Default(""),
+				service.NewStringField(scFieldDeadlineOwnTopic).Description("The input topic whose partitions decide which replica owns a key (required with owner_group).").Default(""),
+			).Description("Deadlines per key, checked by a timer: an overdue key gets one `overdue` change with no event after it.").Optional(),
 		}, franzConnectionFields()...)...)
 }
 
@@ -90,6 +121,30 @@ type stateChangeRecord struct {
 	Context    json.RawMessage `json:"context,omitempty"`
 	Previous   *stateSnapshot  `json:"previous"`
 	DetectedAt string          `json:"detected_at"`
+	// With deadlines: the key's next deadline, the overdue mark of the
+	// deadline that passed (carried forward while it applies), and the mark
+	// this record ends.
+	Deadline *deadlineMark `json:"deadline,omitempty"`
+	Overdue  *overdueMark  `json:"overdue,omitempty"`
+	Resolves *overdueMark  `json:"resolves,omitempty"`
+}
+
+// deadlineMark is a named deadline of a key.
+type deadlineMark struct {
+	Name string `json:"name"`
+	At   string `json:"at"`
+}
+
+// overdueMark says a deadline passed, and which change recorded it.
+type overdueMark struct {
+	Name       string `json:"name"`
+	At         string `json:"at"`
+	ChangeID   string `json:"change_id"`
+	DetectedAt string `json:"detected_at"`
+}
+
+func (o *overdueMark) of(d *deadlineMark) bool {
+	return o != nil && d != nil && o.Name == d.Name && o.At == d.At
 }
 
 // stateSnapshot is the state a change replaced.
@@ -112,6 +167,16 @@ type stateChanges struct {
 	keys    *service.MetricGauge
 	held    *service.MetricCounter
 	avail   *service.MetricGauge
+
+	deadlineAt    *bloblang.Executor
+	deadlineEvery time.Duration
+	ownerGroup    string
+	ownerTopic    string
+	owns          func(group, topic string, partition int32) bool
+	now           func() time.Time
+	overdue       *service.MetricCounter
+	stopTimer     context.CancelFunc
+	timerDone     chan struct{}
 }
 
 func newStateChanges(conf *service.ParsedConfig, res *service.Resources) (*stateChanges, error) {
@@ -155,6 +220,33 @@ func newStateChanges(conf *service.ParsedConfig, res *service.Resources) (*state
 	s.held = m.NewCounter("state_changelog_holds_total")
 	s.avail = m.NewGauge("state_changelog_available")
 	s.avail.Set(1)
+	s.now = time.Now
+	s.owns = groupOwners.owns
+	if conf.Contains(scFieldDeadline) {
+		dc := conf.Namespace(scFieldDeadline)
+		if s.deadlineAt, err = dc.FieldBloblang(scFieldDeadlineAt); err != nil {
+			return nil, err
+		}
+		if s.deadlineEvery, err = dc.FieldDuration(scFieldDeadlineInterval); err != nil {
+			return nil, err
+		}
+		if s.deadlineEvery <= 0 {
+			return nil, fmt.Errorf("%s.%s must be positive", scFieldDeadline, scFieldDeadlineInterval)
+		}
+		if s.ownerGroup, err = dc.FieldString(scFieldDeadlineOwnGroup); err != nil {
+			return nil, err
+		}
+		if s.ownerTopic, err = dc.FieldString(scFieldDeadlineOwnTopic); err != nil {
+			return nil, err
+		}
+		if s.ownerGroup != "" && s.ownerTopic == "" {
+			return nil, fmt.Errorf("%s.%s is required with %s", scFieldDeadline, scFieldDeadlineOwnTopic, scFieldDeadlineOwnGroup)
+		}
+		s.overdue = m.NewCounter("state_deadlines_overdue_total")
+		ctx, stop := context.WithCancel(context.Background())
+		s.stopTimer, s.timerDone = stop, make(chan struct{})
+		go s.deadlineLoop(ctx)
+	}
 	return s, nil
 }
 
@@ -169,16 +261,9 @@ func (s *stateChanges) ProcessBatch(ctx context.Context, batch service.MessageBa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.hold(ctx, "catching up on the state topic", func(ctx context.Context) error {
-		if s.table == nil {
-			t, err := s.open()
-			if err != nil {
-				return err
-			}
-			s.table = t
-		}
 		cctx, cancel := context.WithTimeout(ctx, s.catchUpMax)
 		defer cancel()
-		return s.table.CatchUp(cctx)
+		return s.ensureTable(cctx)
 	}); err != nil {
 		return nil, err
 	}
@@ -206,6 +291,18 @@ func (s *stateChanges) ProcessBatch(ctx context.Context, batch service.MessageBa
 	}
 	s.keys.Set(int64(s.table.Len()))
 	return []service.MessageBatch{batch}, nil
+}
+
+// ensureTable opens the state table once and catches up on it. Call with mu held.
+func (s *stateChanges) ensureTable(ctx context.Context) error {
+	if s.table == nil {
+		t, err := s.open()
+		if err != nil {
+			return err
+		}
+		s.table = t
+	}
+	return s.table.CatchUp(ctx)
 }
 
 // read evaluates the fields of message i; an error is the record's.
@@ -292,6 +389,20 @@ func (s *stateChanges) judge(j judged) (string, []byte, error) {
 	if prev != nil {
 		rec.Previous = &stateSnapshot{EventID: prev.EventID, EventTime: prev.EventTime, State: prev.State}
 	}
+	if s.deadlineAt != nil {
+		d, err := s.deadlineOf(&rec)
+		if err != nil {
+			return "", nil, fmt.Errorf("state_changes: event %s: %w", j.eventID, err)
+		}
+		rec.Deadline = d
+		if prev != nil && prev.Overdue != nil {
+			if prev.Overdue.of(d) {
+				rec.Overdue = prev.Overdue
+			} else {
+				rec.Resolves = prev.Overdue
+			}
+		}
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", nil, fmt.Errorf("state_changes: event %s: encoding the change: %w", j.eventID, err)
@@ -329,6 +440,12 @@ func (s *stateChanges) hold(ctx context.Context, what string, f func(context.Con
 }
 
 func (s *stateChanges) Close(context.Context) error {
+	if s.stopTimer != nil {
+		s.stopTimer()
+		<-s.timerDone
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.table != nil {
 		s.table.Close()
 	}

@@ -138,3 +138,30 @@ func (t *Table) Put(ctx context.Context, key string, value []byte) error {
 	t.mu.Unlock()
 	return nil
 }
+
+// Range calls f with every key's latest value, under the table's lock: f
+// must not call the table.
+func (t *Table) Range(f func(key string, value []byte)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, v := range t.rows {
+		f(k, v)
+	}
+}
+
+// Partitions returns how many partitions topic has (any topic of the
+// cluster, not only the table's).
+func (t *Table) Partitions(ctx context.Context, topic string) (int, error) {
+	md, err := t.adm.Metadata(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("reading the metadata of %s: %w", topic, err)
+	}
+	td, ok := md.Topics[topic]
+	if !ok {
+		return 0, fmt.Errorf("topic %s is not in the metadata", topic)
+	}
+	if td.Err != nil {
+		return 0, fmt.Errorf("topic %s: %w", topic, td.Err)
+	}
+	return len(td.Partitions), nil
+}

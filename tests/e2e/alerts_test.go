@@ -64,7 +64,7 @@ func trackingEvent(assignment int, eventID string, at time.Time, status string, 
 		"project_id":    "4895140",
 		"task_status":   status,
 		"task_name":     "iTel Cabinet Repair Form",
-		"task":          map[string]any{"assignment_id": assignment, "assignee_id": assignee, "assignor_id": 1},
+		"task":          map[string]any{"assignment_id": assignment, "assignee_id": assignee, "assignor_id": 1, "date_assigned": at.Format(time.RFC3339Nano)},
 	})
 	return &kgo.Record{Key: []byte(strconv.Itoa(assignment)), Value: v}
 }
@@ -90,6 +90,10 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 		"PAGERDUTY_EVENTS_URL=" + pdSrv.URL + "/v2/enqueue",
 		"ALERTS_NOTIFY_PER_SECOND=20",
 		"STATUS_BATCH_PERIOD=100ms",
+		// Its events are days old: no SLA deadline may pass here
+		// (TestSLABreachAlertsOnceWithNoEventAfterIt tests them).
+		"SLA_TARGET_HOURS_IN_PROGRESS=1000000",
+		"SLA_TARGET_HOURS_COMPLETED=1000000",
 	}})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -211,6 +215,103 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 	}
 	if n, _ := e.TopicCount(ctx, e.Names.AlertsErrors); n != 0 {
 		t.Fatalf("%d records on the alerts errors topic", n)
+	}
+}
+
+// TestSLABreachAlertsOnceWithNoEventAfterIt: an assignment left ASSIGNED past
+// its SLA target (7s here) raises one sla_breach with no event after it —
+// from a status stream restarted while the deadline passed, and not again on
+// later checks or after another restart — and the event that starts it
+// resolves the breach's PagerDuty incident. An assignment started in time
+// raises nothing.
+func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
+	harness.RequireBinary(t)
+	slack, pagerduty := &standIn{}, &standIn{}
+	slackSrv := httptest.NewServer(slack)
+	defer slackSrv.Close()
+	pdSrv := httptest.NewServer(pagerduty)
+	defer pdSrv.Close()
+	e := harness.NewWith(t, harness.Options{ChildEnv: []string{
+		"SLACK_WEBHOOK_URL=" + slackSrv.URL + "/hooks/T0/B0/x",
+		"PAGERDUTY_ROUTING_KEY=e2e-routing-key",
+		"PAGERDUTY_EVENTS_URL=" + pdSrv.URL + "/v2/enqueue",
+		"STATUS_BATCH_PERIOD=100ms",
+		"SLA_TARGET_HOURS_IN_PROGRESS=0.002", // 7.2s, rounded to 7s
+		"SLA_TARGET_HOURS_COMPLETED=1000",
+		"SLA_CHECK_INTERVAL=1s",
+	}})
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	produce := func(recs ...*kgo.Record) {
+		t.Helper()
+		for _, r := range recs {
+			r.Topic = e.Names.Tracking
+		}
+		if err := e.Cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now().UTC().Truncate(time.Second)
+	produce(
+		trackingEvent(201, "s1", t0, "ASSIGNED", 7),
+		trackingEvent(202, "t1", t0, "ASSIGNED", 7),
+		trackingEvent(202, "t2", t0.Add(time.Second), "IN_PROGRESS", 7),
+	)
+	status := e.NewProc("status", filepath.Join(harness.RepoRoot, "pipelines", "status.yaml"))
+	status.Start()
+	waitCount(t, e, e.Names.Status, 3)
+	// Down while the deadline passes: the restarted stream's timer finds it.
+	status.Kill()
+	time.Sleep(time.Until(t0.Add(8 * time.Second)))
+	status.Start()
+	waitCount(t, e, e.Names.Status, 4)
+	time.Sleep(4 * time.Second) // four more checks
+	status.Kill()
+	status.Start()
+	kafkatest.WaitFor(t, 2*time.Minute, "the restarted status stream checking deadlines", func() bool {
+		m, err := status.Scrape(ctx)
+		return err == nil && m["state_changelog_keys"] == 2
+	})
+	time.Sleep(4 * time.Second)
+	if n, _ := e.TopicCount(ctx, e.Names.Status); n != 4 {
+		t.Fatalf("status topic after more checks and a restart: %d records, want 4 (one overdue change)", n)
+	}
+	produce(trackingEvent(201, "s2", time.Now().UTC(), "IN_PROGRESS", 7))
+	waitCount(t, e, e.Names.Status, 5)
+
+	alerts := e.NewProc("alerts", filepath.Join(harness.RepoRoot, "pipelines", "alerts.yaml"))
+	alerts.Start()
+	waitCount(t, e, e.Names.Alerts, 2)
+	kafkatest.WaitFor(t, time.Minute, "Slack and PagerDuty deliveries", func() bool {
+		return len(slack.accepted()) >= 2 && len(pagerduty.accepted()) >= 2
+	})
+	time.Sleep(2 * time.Second)
+	var ids []string
+	for _, r := range e.ConsumeAll(e.Names.Alerts) {
+		var a map[string]any
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, fmt.Sprintf("%v %v", a["rule"], a["dedup_key"]))
+	}
+	sort.Strings(ids)
+	incident := "itel-cabinet-sla-201:overdue:started:" + t0.Add(7*time.Second).Format(time.RFC3339Nano)
+	if want := []string{"sla_breach " + incident, "sla_resolved " + incident}; fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("alerts:\n got %q\nwant %q", ids, want)
+	}
+	var pd []string
+	for _, b := range pagerduty.accepted() {
+		pd = append(pd, fmt.Sprintf("%v %v", b["event_action"], b["dedup_key"]))
+	}
+	sort.Strings(pd)
+	if want := []string{"resolve " + incident, "trigger " + incident}; fmt.Sprint(pd) != fmt.Sprint(want) {
+		t.Fatalf("PagerDuty events:\n got %q\nwant %q", pd, want)
+	}
+	if got := slack.accepted(); len(got) != 2 {
+		t.Fatalf("Slack accepted %d messages, want 2: %v", len(got), got)
+	}
+	if m, err := status.Scrape(ctx); err != nil || m["state_deadlines_overdue_total"] != 0 {
+		t.Fatalf("the last status process wrote overdue changes (%v, %v): the breach was written twice", m["state_deadlines_overdue_total"], err)
 	}
 }
 
