@@ -57,14 +57,16 @@ const (
 func DevCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX and iTel simulator, the trigger, worker, forms, status and alerts streams, local Delta tables",
+		Usage: "Run the whole iTel Cabinet flow locally: embedded broker, ClaimX and iTel simulator, the trigger, worker, forms, status, alerts and sla streams, local Delta tables",
 		Description: `Starts an embedded Kafka-protocol broker, creates the topics, starts the
 ClaimX API simulator, publishes a realistic stream of ClaimX events (many
 assignments, every event type, some malformed), runs the trigger, worker,
-forms, status and alerts streams in streams mode (a child process of this
+forms, status, alerts and sla streams in streams mode (a child process of this
 binary), shows progress, and ends with a summary: the tracking table; for
 completed forms the forms table, the photos stored and the submissions the
-simulated iTel API accepted; the status changes and the alerts by rule. The tables and photos are left in --data (recreated each
+simulated iTel API accepted; the status changes and the alerts by rule; the SLA
+figures (hours from assigned to each status, the share within target, the
+breaches of assignments left open). The tables and photos are left in --data (recreated each
 run unless --keep-data). Kafka clients such as kcat can connect to --broker-addr while it
 runs; the streams' HTTP server (/ready, /metrics) is on --http-addr.
 
@@ -117,7 +119,7 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"), filepath.Join(pipelines, "status.yaml"), filepath.Join(pipelines, "alerts.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
+	for _, f := range []string{filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"), filepath.Join(pipelines, "status.yaml"), filepath.Join(pipelines, "alerts.yaml"), filepath.Join(pipelines, "sla.yaml"), filepath.Join(pipelines, "topics.yaml"), schema} {
 		if _, err := os.Stat(f); err != nil {
 			return cli.Exit(fmt.Sprintf("dev needs %s (run it from the repository root, or set --pipelines and --schema): %v", f, err), 1)
 		}
@@ -129,7 +131,7 @@ func runDev(c *cli.Context) error {
 	if !c.Bool("keep-data") {
 		// dev owns its data directory: each run starts from an empty table and broker.
 		for _, p := range []string{d.tableDir, filepath.Join(d.dataDir, "kafka"), filepath.Join(d.dataDir, "logs"),
-			d.formsPath(devFormsTableDir), d.formsPath(devAttachmentsTableDir), d.formsPath(devSubmissionsTableDir), d.formsPath(devPhotosDir)} {
+			d.formsPath(devFormsTableDir), d.formsPath(devAttachmentsTableDir), d.formsPath(devSubmissionsTableDir), d.formsPath(devPhotosDir), d.formsPath(devSLATableDir)} {
 			if err := os.RemoveAll(p); err != nil {
 				return cli.Exit(fmt.Sprintf("clearing %s: %v", p, err), 1)
 			}
@@ -179,7 +181,7 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer streams.stop()
-	fmt.Fprintf(out, "▶ streams trigger, worker, forms, status and alerts running (logs: %s)\n", streams.logPath)
+	fmt.Fprintf(out, "▶ streams trigger, worker, forms, status, alerts and sla running (logs: %s)\n", streams.logPath)
 
 	// 4. Publish the events.
 	opts := claimxsim.DefaultEventOptions(c.Int64("seed"), c.Int("events"), sim.Assignments())
@@ -220,6 +222,9 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(problem, 1)
 	}
 	if problem := summary.Alerts.problem(); problem != "" {
+		return cli.Exit(problem, 1)
+	}
+	if problem := summary.SLA.problem(); problem != "" {
 		return cli.Exit(problem, 1)
 	}
 	return nil
@@ -274,7 +279,7 @@ func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, a
 	cmd := exec.Command(self, "streams", "-o", obs,
 		"-r", filepath.Join(pipelines, "resources", "*.yaml"),
 		filepath.Join(pipelines, "trigger.yaml"), filepath.Join(pipelines, "worker.yaml"), filepath.Join(pipelines, "forms.yaml"),
-		filepath.Join(pipelines, "status.yaml"), filepath.Join(pipelines, "alerts.yaml"))
+		filepath.Join(pipelines, "status.yaml"), filepath.Join(pipelines, "alerts.yaml"), filepath.Join(pipelines, "sla.yaml"))
 	schemas := filepath.Dir(schema)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(),
@@ -299,6 +304,12 @@ func (d *devRun) startStreams(ctx context.Context, pipelines, schema, brokers, a
 		"ITEL_SUBMISSION_SCHEMA="+filepath.Join(schemas, "itel_submission.v1.json"),
 		"ITEL_ATTACHMENTS_URI="+d.formsPath(devPhotosDir),
 		"FORMS_BATCH_PERIOD=500ms",
+		"ITEL_SLA_TABLE_URI="+d.formsPath(devSLATableDir),
+		"ITEL_SLA_SCHEMA_FILE="+filepath.Join(schemas, "itel_cabinet_task_sla.yaml"),
+		// The simulated events are months old: every assignment still open
+		// is past its SLA, and a short check interval shows the breaches
+		// before the summary.
+		"SLA_CHECK_INTERVAL="+devSLACheckInterval.String(),
 	)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -385,6 +396,7 @@ func (d *devRun) groupLag(ctx context.Context, group string) (int64, error) {
 
 func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, published <-chan int, pubErr <-chan error, deadline time.Time) error {
 	pub, stableSince := 0, time.Time{}
+	var stable devProgress
 	pubDone := false
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -412,14 +424,17 @@ func (d *devRun) waitDone(ctx context.Context, streams *streamsProc, total int, 
 		done := pubDone && p.tLag == 0 && (p.wLag == 0 || (p.tracked == 0 && p.wLag == -1)) &&
 			(p.fLag == 0 || (p.ok == 0 && p.fLag == -1)) &&
 			(p.sLag == 0 || (p.tracked == 0 && p.sLag == -1)) &&
-			(p.aLag == 0 || (p.changes == 0 && p.aLag == -1))
-		if !done {
-			stableSince = time.Time{}
+			(p.aLag == 0 || (p.changes == 0 && p.aLag == -1)) &&
+			(p.lLag == 0 || (p.changes == 0 && p.lLag == -1))
+		// Done when nothing moved for longer than two SLA checks: the
+		// status stream's timer writes breaches with no event before them.
+		if !done || p.changes != stable.changes || p.alerts != stable.alerts {
+			stableSince, stable = time.Time{}, p
 			continue
 		}
 		if stableSince.IsZero() {
 			stableSince = time.Now()
-		} else if time.Since(stableSince) >= 2*time.Second {
+		} else if time.Since(stableSince) >= 2*devSLACheckInterval+time.Second {
 			return nil
 		}
 	}
@@ -449,7 +464,7 @@ type devProgress struct {
 	forms, formsBad  int64
 	changes, alerts  int64
 	tLag, wLag, fLag int64
-	sLag, aLag       int64
+	sLag, aLag, lLag int64
 	held             string // holdWatch.observe: "" unless a dependency holds
 }
 
@@ -465,6 +480,7 @@ func (d *devRun) progress(ctx context.Context) devProgress {
 	p.formsBad, _ = d.topicCount(ctx, devFormsErrorsTopic)
 	p.sLag, _ = d.groupLag(ctx, devStatusGroup)
 	p.aLag, _ = d.groupLag(ctx, devAlertsGroup)
+	p.lLag, _ = d.groupLag(ctx, devSLAGroup)
 	p.changes, _ = d.topicCount(ctx, devStatusTopic)
 	p.alerts, _ = d.topicCount(ctx, devAlertsTopic)
 	if samples, err := scrapeMetrics(ctx, "http://"+d.c.String("http-addr")+"/metrics"); err == nil {
@@ -476,8 +492,8 @@ func (d *devRun) progress(ctx context.Context) devProgress {
 // printProgress prints the progress line; with always false, only when it
 // differs from the one printed last.
 func (d *devRun) printProgress(pub, total int, p devProgress, always bool) {
-	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · forms %d (errors %d) · changes %d · alerts %d · lag trigger %s worker %s forms %s status %s alerts %s",
-		pub, total, p.tracked, p.ok, p.bad, p.forms, p.formsBad, p.changes, p.alerts, lagText(p.tLag), lagText(p.wLag), lagText(p.fLag), lagText(p.sLag), lagText(p.aLag))
+	line := fmt.Sprintf("  published %d/%d · tracked %d · written %d · errors %d · forms %d (errors %d) · changes %d · alerts %d · lag trigger %s worker %s forms %s status %s alerts %s sla %s",
+		pub, total, p.tracked, p.ok, p.bad, p.forms, p.formsBad, p.changes, p.alerts, lagText(p.tLag), lagText(p.wLag), lagText(p.fLag), lagText(p.sLag), lagText(p.aLag), lagText(p.lLag))
 	if p.held != "" {
 		line += " · " + p.held
 	}
@@ -505,6 +521,7 @@ type devSummary struct {
 	Partitions                            int
 	Forms                                 formsSummary
 	Alerts                                alertsSummary
+	SLA                                   slaSummary
 }
 
 func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event, sim *claimxsim.Server) (*devSummary, error) {
@@ -542,6 +559,9 @@ func (d *devRun) summarise(ctx context.Context, events []claimxsim.Event, sim *c
 		return nil, err
 	}
 	if s.Alerts, err = d.summariseAlerts(ctx); err != nil {
+		return nil, err
+	}
+	if s.SLA, err = d.summariseSLA(ctx, s.Alerts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -627,6 +647,7 @@ func (s *devSummary) print(w io.Writer, table string) {
 	}
 	s.Forms.print(w)
 	s.Alerts.print(w)
+	s.SLA.print(w)
 }
 
 // ── holds, as the streams' /metrics show them ─────────────────────────────

@@ -202,3 +202,22 @@ func TestDevFormsSummaryProblems(t *testing.T) {
 		}
 	}
 }
+
+func TestDevSLASummaryProblems(t *testing.T) {
+	for _, c := range []struct {
+		s    slaSummary
+		want string
+	}{
+		{slaSummary{Rows: 10, Changes: 10, Breaches: 3, Open: 3, Alerted: 3}, ""},
+		{slaSummary{Rows: 9, Changes: 10, Breaches: 3, Open: 3, Alerted: 3}, "the SLA table holds 9 rows for 10 status change records"},
+		{slaSummary{Rows: 10, Changes: 10, Breaches: 2, Open: 3, Alerted: 2}, "2 SLA breaches for 3 assignments open past their target"},
+		{slaSummary{Rows: 10, Changes: 10, Breaches: 3, Open: 3, Alerted: 4}, "4 sla_breach alerts for 3 breaches"},
+	} {
+		if got := c.s.problem(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.s, got, c.want)
+		}
+	}
+	if q := quantile([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0.9); q != 9 {
+		t.Errorf("p90 of 1..10 = %v, want 9", q)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +36,16 @@ const (
 	pmFieldPushUsername       = "username"
 	pmFieldPushPassword       = "password"
 	pmFieldFileOutputPath     = "file_output_path"
+	// This distribution's own: histograms with buckets of their own.
+	pmFieldTimerBuckets     = "timer_buckets"
+	pmFieldTimerBucketsName = "name"
+	pmFieldTimerBucketsList = "buckets"
 )
+
+// slaBucketsSeconds are the default buckets of itel_task_sla_seconds (the SLA
+// stream's time from assigned to each status): 1h … 4 weeks, around the
+// targets (24h started, 72h completed).
+var slaBucketsSeconds = []float64{3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600, 36 * 3600, 48 * 3600, 72 * 3600, 96 * 3600, 120 * 3600, 168 * 3600, 336 * 3600, 672 * 3600}
 
 func prometheusSpec() *service.ConfigSpec {
 	return service.NewConfigSpec().
@@ -49,6 +59,12 @@ func prometheusSpec() *service.ConfigSpec {
 			service.NewFloatListField(pmFieldHistogramBuckets).
 				Description("Histogram buckets in seconds; empty means Prometheus's default buckets.").
 				Advanced().Default([]any{}),
+			service.NewObjectListField(pmFieldTimerBuckets,
+				service.NewStringField(pmFieldTimerBucketsName).Description("The timer's metric name."),
+				service.NewFloatListField(pmFieldTimerBucketsList).Description("Its histogram buckets, in seconds."),
+			).Description("Timers exported as histograms with buckets of their own, whatever `use_histogram_timing` says: durations far from the defaults' (an SLA in hours) need them. The default gives `itel_task_sla_seconds` buckets from 1 hour to 4 weeks.").
+				Default([]any{map[string]any{pmFieldTimerBucketsName: "itel_task_sla_seconds", pmFieldTimerBucketsList: toAny(slaBucketsSeconds)}}).
+				Advanced(),
 			service.NewObjectListField(pmFieldSummaryObjectives,
 				service.NewFloatField(pmFieldObjQuantile).Description("The quantile.").Default(0.5),
 				service.NewFloatField(pmFieldObjError).Description("The permitted error.").Default(0.05),
@@ -98,6 +114,7 @@ type Prometheus struct {
 	log        *service.Logger
 	histograms bool
 	buckets    []float64
+	ownBuckets map[string][]float64 // timer name → its buckets (timer_buckets)
 	objectives map[float64]float64
 
 	pusher       *push.Pusher
@@ -134,6 +151,25 @@ func newPrometheusFromConfig(conf *service.ParsedConfig, log *service.Logger) (*
 	}
 	if len(p.buckets) == 0 {
 		p.buckets = prometheus.DefBuckets
+	}
+	tbs, err := conf.FieldObjectList(pmFieldTimerBuckets)
+	if err != nil {
+		return nil, err
+	}
+	p.ownBuckets = map[string][]float64{}
+	for i, tb := range tbs {
+		name, err := tb.FieldString(pmFieldTimerBucketsName)
+		if err != nil {
+			return nil, err
+		}
+		bs, err := tb.FieldFloatList(pmFieldTimerBucketsList)
+		if err != nil {
+			return nil, err
+		}
+		if len(bs) == 0 || !sort.Float64sAreSorted(bs) {
+			return nil, fmt.Errorf("%s[%d] (%s): buckets must be given in increasing order", pmFieldTimerBuckets, i, name)
+		}
+		p.ownBuckets[promName(name)] = bs
 	}
 	objs, err := conf.FieldObjectList(pmFieldSummaryObjectives)
 	if err != nil {
@@ -194,6 +230,7 @@ func NewPrometheus() *Prometheus {
 	return &Prometheus{
 		reg:        prometheus.NewRegistry(),
 		buckets:    prometheus.DefBuckets,
+		ownBuckets: map[string][]float64{"itel_task_sla_seconds": slaBucketsSeconds},
 		objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001},
 		stop:       make(chan struct{}),
 		counters:   map[string]*prometheus.CounterVec{},
@@ -313,10 +350,14 @@ func (p *Prometheus) NewTimerCtor(name string, keys ...string) service.MetricsEx
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.histograms {
+	own, hasOwn := p.ownBuckets[name]
+	if p.histograms || hasOwn {
 		vec, ok := p.histVecs[name]
 		if !ok {
 			buckets := p.buckets
+			if hasOwn {
+				buckets = own
+			}
 			if scale == 1 {
 				buckets = scaled(buckets, 1e9)
 			}
@@ -406,6 +447,14 @@ func scaled(b []float64, f float64) []float64 {
 	out := make([]float64, len(b))
 	for i, v := range b {
 		out[i] = v * f
+	}
+	return out
+}
+
+func toAny(fs []float64) []any {
+	out := make([]any, len(fs))
+	for i, f := range fs {
+		out[i] = f
 	}
 	return out
 }

@@ -89,3 +89,68 @@ output:
 		}
 	}
 }
+
+// TestExporterTimerBuckets: a timer named in timer_buckets is a histogram with
+// its own buckets (the SLA's hours by default) even when timers are
+// summaries; buckets out of order are refused.
+func TestExporterTimerBuckets(t *testing.T) {
+	for _, c := range []struct {
+		name, metricsYAML string
+		want              []string
+	}{
+		{"default: the SLA histogram", `prometheus: {}`, []string{
+			`(?m)^itel_task_sla_seconds_bucket\{label="",path="root.pipeline.processors.0",status="COMPLETED",le="86400"\} 1$`,
+			`(?m)^itel_task_sla_seconds_bucket\{label="",path="root.pipeline.processors.0",status="COMPLETED",le="259200"\} 2$`,
+			`(?m)^itel_task_sla_seconds_sum\{label="",path="root.pipeline.processors.0",status="COMPLETED"\} 943200$`,
+			`(?m)^output_latency_ns\{label="sink",path="root.output",quantile="0.5"\}`,
+		}},
+		{"configured", `prometheus: {timer_buckets: [{name: itel_task_sla_seconds, buckets: [100000, 300000]}]}`, []string{
+			`(?m)^itel_task_sla_seconds_bucket\{label="",path="root.pipeline.processors.0",status="COMPLETED",le="100000"\} 1$`,
+			`(?m)^itel_task_sla_seconds_bucket\{label="",path="root.pipeline.processors.0",status="COMPLETED",le="300000"\} 2$`,
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := service.NewStreamBuilder()
+			mux := http.NewServeMux()
+			b.SetHTTPMux(mux)
+			// 20h, 50h and 8 days, as the SLA stream times them (nanoseconds).
+			if err := b.SetYAML(`
+input:
+  generate: {count: 3, interval: "", mapping: 'root = {"h": [20, 50, 8].index(counter() - 1) * if counter() == 3 { 24 } else { 1 }}'}
+pipeline:
+  processors:
+    - metric: {type: timing, name: itel_task_sla_seconds, labels: {status: COMPLETED}, value: '${! (json("h") * 3600000000000).int64() }'}
+output:
+  label: sink
+  drop: {}
+`); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetMetricsYAML(c.metricsYAML); err != nil {
+				t.Fatal(err)
+			}
+			s, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			if err := s.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			body := scrape(t, mux)
+			for _, re := range c.want {
+				if !regexp.MustCompile(re).MatchString(body) {
+					t.Errorf("no line matching %s in:\n%s", re, body)
+				}
+			}
+		})
+	}
+	conf, err := prometheusSpec().ParseYAML(`timer_buckets: [{name: x, buckets: [3, 1]}]`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newPrometheusFromConfig(conf, nil); err == nil || !strings.Contains(err.Error(), "timer_buckets[0] (x): buckets must be given in increasing order") {
+		t.Fatalf("buckets out of order: %v", err)
+	}
+}

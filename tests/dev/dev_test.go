@@ -84,6 +84,17 @@ func TestDevRunsTheWholeFlow(t *testing.T) {
 	if !regexp.MustCompile(`✔ one forms row per form response \(\d+\), every stored photo byte-equal to ClaimX's \(\d+\), one accepted iTel submission per form \(\d+\)`).MatchString(text) {
 		t.Fatal("the forms summary reports a problem")
 	}
+	// The SLA stream and the status stream's deadline timer: a row per
+	// change, the hours per status, one breach per assignment left open.
+	if !regexp.MustCompile(`(?m)^COMPLETED\s+\d+\s+[\d.]+\s+[\d.]+\s+\d+/\d+`).MatchString(text) {
+		t.Fatal("the SLA summary shows no COMPLETED hours")
+	}
+	if breaches := num(`breaches (\d+) \(`); breaches == 0 {
+		t.Fatal("no SLA breach for the assignments left open (the events are months old)")
+	}
+	if !regexp.MustCompile(`✔ one SLA row per status change \(\d+\) and one breach per open assignment past its target \(\d+\)`).MatchString(text) {
+		t.Fatal("the SLA summary reports a problem")
+	}
 	if _, err := os.Stat(filepath.Join(data, "itel_cabinet_task_tracking", "_delta_log", "00000000000000000000.json")); err != nil {
 		t.Fatalf("no table left in the data directory: %v", err)
 	}
