@@ -1,5 +1,3 @@
-// Package outputs holds the project's benthos outputs: thin adapters from
-// benthos batches to the engines that do the work.
 package outputs
 
 import (
