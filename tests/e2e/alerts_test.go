@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,6 +228,7 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 	harness.RequireBinary(t)
 	slack, pagerduty := &standIn{}, &standIn{}
+	mail := newSMTPStandIn(t)
 	slackSrv := httptest.NewServer(slack)
 	defer slackSrv.Close()
 	pdSrv := httptest.NewServer(pagerduty)
@@ -239,6 +241,9 @@ func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 		"SLA_TARGET_HOURS_IN_PROGRESS=0.002", // 7.2s, rounded to 7s
 		"SLA_TARGET_HOURS_COMPLETED=1000",
 		"SLA_CHECK_INTERVAL=1s",
+		"ALERTS_EMAIL_TO=cabinet-ops@example.com",
+		"SMTP_ADDRESS=" + mail.addr(),
+		"SMTP_TLS=none",
 	}})
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -309,6 +314,22 @@ func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 	}
 	if got := slack.accepted(); len(got) != 2 {
 		t.Fatalf("Slack accepted %d messages, want 2: %v", len(got), got)
+	}
+	kafkatest.WaitFor(t, 30*time.Second, "two e-mails", func() bool { return len(mail.messages()) >= 2 })
+	var subjects []string
+	for _, m := range mail.messages() {
+		for _, line := range strings.Split(m, "\n") {
+			if s, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "Subject: "); ok {
+				subjects = append(subjects, s)
+			}
+		}
+		if !strings.Contains(m, "To: <cabinet-ops@example.com>") || !strings.Contains(m, "Assignment:  201 (project 4895140") {
+			t.Fatalf("e-mail (%d of %d):\n%q", len(m), len(mail.messages()), m)
+		}
+	}
+	sort.Strings(subjects)
+	if want := []string{"[iTel Cabinet sla_breach] assignment 201", "[iTel Cabinet sla_resolved] assignment 201"}; fmt.Sprint(subjects) != fmt.Sprint(want) {
+		t.Fatalf("e-mail subjects %q, want %q", subjects, want)
 	}
 	if m, err := status.Scrape(ctx); err != nil || m["state_deadlines_overdue_total"] != 0 {
 		t.Fatalf("the last status process wrote overdue changes (%v, %v): the breach was written twice", m["state_deadlines_overdue_total"], err)
