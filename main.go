@@ -16,6 +16,7 @@ import (
 
 	"github.com/claimx/claimx-connect/claimxsim"
 	"github.com/claimx/claimx-connect/cli"
+	_ "github.com/claimx/claimx-connect/inputs"
 	"github.com/claimx/claimx-connect/internal/hold"
 	_ "github.com/claimx/claimx-connect/kafka"
 	_ "github.com/claimx/claimx-connect/metrics"

@@ -132,7 +132,8 @@ func tableFlag() cli.Flag {
 }
 
 // DeltaCommand is `claimx-connect delta …`: create, describe, history,
-// checkpoint, optimize, vacuum, expire, restore and clone.
+// checkpoint, optimize, vacuum, expire, restore, clone and check (data
+// quality).
 func DeltaCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "delta",
@@ -149,6 +150,7 @@ az://container/path, gs://bucket/prefix. Credentials come from the environment.`
 			deltaExpireCommand(),
 			deltaRestoreCommand(),
 			deltaCloneCommand(),
+			deltaCheckCommand(),
 		},
 	}
 }

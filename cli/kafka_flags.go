@@ -52,8 +52,23 @@ func kafkaClient(c *cli.Context) (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("no brokers given (--brokers or %s)", envBootstrap)
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID("claimx-connect-admin")}
-	if c.Bool("tls") {
+	opts, err := kafkaAuthOpts(c.Bool("tls"))
+	if err != nil {
+		return nil, err
+	}
+	opts = append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID("claimx-connect-admin")}, opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka client for %s: %w", strings.Join(seeds, ","), err)
+	}
+	return cl, nil
+}
+
+// kafkaAuthOpts are the client options for TLS (system root CAs) and the
+// SASL mechanism the environment names.
+func kafkaAuthOpts(useTLS bool) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if useTLS {
 		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
 	}
 	user, pass := os.Getenv(envSASLUsername), os.Getenv(envSASLPassword)
@@ -68,11 +83,7 @@ func kafkaClient(c *cli.Context) (*kgo.Client, error) {
 	default:
 		return nil, fmt.Errorf("%s=%q is not supported by admin commands (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", envSASLMechanism, mech)
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("creating Kafka client for %s: %w", strings.Join(seeds, ","), err)
-	}
-	return cl, nil
+	return opts, nil
 }
 
 // connectKafka builds the client from the Kafka flags and fails fast, with a
