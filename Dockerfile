@@ -10,8 +10,8 @@
 #     --build-arg DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 #     -t claimx-connect:dev .
 #
-# The default command runs the three streams (trigger, worker and forms) in
-# one process; every file of pipelines/resources is built, so ITEL_API_TOKEN
+# The default command runs every stream (trigger, worker, forms, status, alerts,
+# sla and quality) in one process; every file of pipelines/resources is built, so ITEL_API_TOKEN
 # (or ITEL_API_AUTH_TYPE=none) must be set besides CLAIMX_API_TOKEN:
 #   docker run --rm -p 4195:4195 --env-file .env claimx-connect:dev
 # Run one stream only by overriding the command, for example the worker:
@@ -70,7 +70,8 @@ COPY --from=build --chown=65532:65532 /out/data /data
 
 # Relative paths in the pipelines (./schemas/..., ./pipelines/...) resolve
 # from here; the schema and mapping files are also given absolutely, and the
-# five Delta tables and the forms' photos live under /data.
+# Delta tables (tracking, forms, attachments, submissions, SLA, quality
+# results) and the forms' photos live under /data.
 WORKDIR /etc/claimx-connect
 ENV ITEL_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_tracking.yaml \
     DELTA_TABLE_URI=/data/itel_cabinet_task_tracking \
@@ -84,10 +85,13 @@ ENV ITEL_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_tracking.yaml
     ITEL_SUBMISSIONS_TABLE_URI=/data/itel_cabinet_submissions \
     ITEL_ATTACHMENTS_URI=/data/itel_cabinet_attachment_files \
     ITEL_SLA_TABLE_URI=/data/itel_cabinet_task_sla \
-    ITEL_SLA_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_sla.yaml
+    ITEL_SLA_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_sla.yaml \
+    QUALITY_EXPECTATIONS_FILE=/etc/claimx-connect/pipelines/quality/expectations.yaml \
+    QUALITY_RESULTS_TABLE_URI=/data/_quality_results \
+    QUALITY_RESULTS_SCHEMA_FILE=/etc/claimx-connect/schemas/quality_results.yaml
 
 USER 65532:65532
 EXPOSE 4195
 
 ENTRYPOINT ["claimx-connect"]
-CMD ["streams", "-r", "/etc/claimx-connect/pipelines/resources/*.yaml", "/etc/claimx-connect/pipelines/trigger.yaml", "/etc/claimx-connect/pipelines/worker.yaml", "/etc/claimx-connect/pipelines/forms.yaml", "/etc/claimx-connect/pipelines/status.yaml", "/etc/claimx-connect/pipelines/alerts.yaml", "/etc/claimx-connect/pipelines/sla.yaml"]
+CMD ["streams", "-r", "/etc/claimx-connect/pipelines/resources/*.yaml", "/etc/claimx-connect/pipelines/trigger.yaml", "/etc/claimx-connect/pipelines/worker.yaml", "/etc/claimx-connect/pipelines/forms.yaml", "/etc/claimx-connect/pipelines/status.yaml", "/etc/claimx-connect/pipelines/alerts.yaml", "/etc/claimx-connect/pipelines/sla.yaml", "/etc/claimx-connect/pipelines/quality.yaml"]

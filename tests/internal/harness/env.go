@@ -37,27 +37,29 @@ type Names struct {
 	// (ITEL_STATUS_TOPIC, ITEL_ALERTS_TOPIC, ITEL_ALERTS_ERRORS_TOPIC,
 	// STATUS_/ALERTS_/SLA_CONSUMER_GROUP).
 	Status, Alerts, AlertsErrors       string
+	QualityStatus                      string // ITEL_QUALITY_STATUS_TOPIC
 	StatusGroup, AlertsGroup, SLAGroup string
 }
 
 // DefaultNames are the production names (DOMAIN.md §1, §7).
 func DefaultNames() Names {
 	return Names{
-		Events:       "claimx.events.raw",
-		Tracking:     "itel.cabinet.task.tracking",
-		Success:      "itel.cabinet.task.tracking.success",
-		Errors:       "itel.cabinet.task.tracking.errors",
-		TriggerGroup: "itel_cabinet_trigger_group",
-		WorkerGroup:  "itel_cabinet_tracking_worker_group",
-		FormsSuccess: "itel.cabinet.forms.success",
-		FormsErrors:  "itel.cabinet.forms.errors",
-		FormsGroup:   "itel_cabinet_forms_group",
-		Status:       "itel.cabinet.task.status",
-		Alerts:       "itel.cabinet.alerts",
-		AlertsErrors: "itel.cabinet.alerts.errors",
-		StatusGroup:  "itel_cabinet_status_group",
-		AlertsGroup:  "itel_cabinet_alerts_group",
-		SLAGroup:     "itel_cabinet_sla_group",
+		Events:        "claimx.events.raw",
+		Tracking:      "itel.cabinet.task.tracking",
+		Success:       "itel.cabinet.task.tracking.success",
+		Errors:        "itel.cabinet.task.tracking.errors",
+		TriggerGroup:  "itel_cabinet_trigger_group",
+		WorkerGroup:   "itel_cabinet_tracking_worker_group",
+		FormsSuccess:  "itel.cabinet.forms.success",
+		FormsErrors:   "itel.cabinet.forms.errors",
+		FormsGroup:    "itel_cabinet_forms_group",
+		Status:        "itel.cabinet.task.status",
+		Alerts:        "itel.cabinet.alerts",
+		AlertsErrors:  "itel.cabinet.alerts.errors",
+		QualityStatus: "itel.quality.status",
+		StatusGroup:   "itel_cabinet_status_group",
+		AlertsGroup:   "itel_cabinet_alerts_group",
+		SLAGroup:      "itel_cabinet_sla_group",
 	}
 }
 
@@ -65,21 +67,22 @@ func DefaultNames() Names {
 func UniqueNames(prefix string) Names {
 	p := fmt.Sprintf("%s.%d", prefix, time.Now().UnixNano())
 	return Names{
-		Events:       p + ".events",
-		Tracking:     p + ".tracking",
-		Success:      p + ".success",
-		Errors:       p + ".errors",
-		TriggerGroup: p + ".trigger",
-		WorkerGroup:  p + ".worker",
-		FormsSuccess: p + ".forms.success",
-		FormsErrors:  p + ".forms.errors",
-		FormsGroup:   p + ".forms",
-		Status:       p + ".status",
-		Alerts:       p + ".alerts",
-		AlertsErrors: p + ".alerts.errors",
-		StatusGroup:  p + ".status.group",
-		AlertsGroup:  p + ".alerts.group",
-		SLAGroup:     p + ".sla.group",
+		Events:        p + ".events",
+		Tracking:      p + ".tracking",
+		Success:       p + ".success",
+		Errors:        p + ".errors",
+		TriggerGroup:  p + ".trigger",
+		WorkerGroup:   p + ".worker",
+		FormsSuccess:  p + ".forms.success",
+		FormsErrors:   p + ".forms.errors",
+		FormsGroup:    p + ".forms",
+		Status:        p + ".status",
+		Alerts:        p + ".alerts",
+		AlertsErrors:  p + ".alerts.errors",
+		QualityStatus: p + ".quality.status",
+		StatusGroup:   p + ".status.group",
+		AlertsGroup:   p + ".alerts.group",
+		SLAGroup:      p + ".sla.group",
 	}
 }
 
@@ -238,6 +241,8 @@ func NewWith(t *testing.T, opts Options) *Env {
 			specs[i].Name = e.Names.Alerts
 		case def.AlertsErrors:
 			specs[i].Name = e.Names.AlertsErrors
+		case def.QualityStatus:
+			specs[i].Name = e.Names.QualityStatus
 		default:
 			// A topic the harness does not rename would be shared by tests
 			// running side by side on one broker: creating and deleting it
@@ -349,12 +354,32 @@ func (e *Env) ChildEnv() []string {
 		"ITEL_STATUS_TOPIC="+e.Names.Status,
 		"ITEL_ALERTS_TOPIC="+e.Names.Alerts,
 		"ITEL_ALERTS_ERRORS_TOPIC="+e.Names.AlertsErrors,
+		"ITEL_QUALITY_STATUS_TOPIC="+e.Names.QualityStatus,
 		"STATUS_CONSUMER_GROUP="+e.Names.StatusGroup,
 		"ALERTS_CONSUMER_GROUP="+e.Names.AlertsGroup,
 		"SLA_CONSUMER_GROUP="+e.Names.SLAGroup,
 		"FORMS_BATCH_COUNT=20",
 		"FORMS_BATCH_PERIOD=100ms",
 	), s3...), e.Opts.ChildEnv...)
+}
+
+// consumesKafka says whether the stream's input is kafka_franz (the quality
+// stream's is not: setting kafka_franz fields would make it ambiguous).
+func consumesKafka(stream string) bool {
+	b, err := os.ReadFile(stream)
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	in := strings.Index(s, "\ninput:")
+	if in < 0 {
+		return true
+	}
+	s = s[in:]
+	if end := strings.Index(s, "\npipeline:"); end > 0 {
+		s = s[:end]
+	}
+	return strings.Contains(s, "kafka_franz:")
 }
 
 func (e *Env) NewProc(name, stream string) *Proc {
@@ -379,8 +404,10 @@ func (e *Env) NewProc(name, stream string) *Proc {
 	// restarted worker consumed nothing for 45 s) or until its session
 	// times out (1 m). Shorter group timeouts keep five restarts within the
 	// test's time; the rebalance itself is still exercised on every restart.
-	for _, kv := range []string{"session_timeout=6s", "rebalance_timeout=4s", "heartbeat_interval=1s"} {
-		p.args = append(p.args, "-s", "input.kafka_franz."+kv)
+	if consumesKafka(stream) {
+		for _, kv := range []string{"session_timeout=6s", "rebalance_timeout=4s", "heartbeat_interval=1s"} {
+			p.args = append(p.args, "-s", "input.kafka_franz."+kv)
+		}
 	}
 	p.args = append(p.args, stream)
 	e.Procs = append(e.Procs, p)
