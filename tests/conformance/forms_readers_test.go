@@ -479,12 +479,26 @@ func formsStatements(t *testing.T, path string) []string {
 func checkFormsQueries(t *testing.T, out *formsReaderOut, tables []*engineTable, path string) {
 	t.Helper()
 	want := formsStatements(t, path)
-	if len(out.Queries) != len(want) || len(want) == 0 {
-		t.Errorf("spark ran %d forms statements of docs/queries.sql, the file has %d", len(out.Queries), len(want))
-	}
 	byName := map[string]*engineTable{}
 	for _, e := range tables {
 		byName[e.name] = e
+	}
+	// Statements after the forms section that name only other tables (the
+	// SLA table's) are skipped by the runner and are not forms statements.
+	ran := 0
+	for _, q := range out.Queries {
+		other := q.Status == "skipped" && len(q.Missing) > 0
+		for _, m := range q.Missing {
+			if byName[m] != nil {
+				other = false
+			}
+		}
+		if !other {
+			ran++
+		}
+	}
+	if ran != len(want) || len(want) == 0 {
+		t.Errorf("spark ran %d forms statements of docs/queries.sql, the file has %d", ran, len(want))
 	}
 	ok := 0
 	for _, q := range out.Queries {
