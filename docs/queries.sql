@@ -417,9 +417,11 @@ CREATE TABLE IF NOT EXISTS itel_cabinet_task_sla
 USING DELTA
 LOCATION 's3://claimx-lake/itel_cabinet_task_sla';
 
--- The current view: each assignment's latest status, hours since assigned, SLA.
+-- The current view: each assignment's latest status, hours since assigned, SLA
+-- (an overdue row, change = 'overdue', keeps the event of the status it found
+-- open, so the order is by detection).
 SELECT * FROM (
-  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY assignment_id ORDER BY event_time DESC, event_id DESC) AS rn
+  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY assignment_id ORDER BY detected_at DESC, change_id DESC) AS rn
   FROM itel_cabinet_task_sla s
 ) WHERE rn = 1;
 
@@ -429,5 +431,33 @@ SELECT date_trunc('week', event_time) AS week,
        percentile_approx(hours_since_assigned, 0.9) AS p90_hours,
        avg(CASE WHEN within_sla THEN 1.0 ELSE 0.0 END) AS share_within_sla
 FROM itel_cabinet_task_sla
-WHERE to_status = 'COMPLETED'
+WHERE to_status = 'COMPLETED' AND change <> 'overdue'
 GROUP BY 1 ORDER BY 1;
+
+-- Missed deadlines per week: assignments left open past their target, by deadline.
+SELECT date_trunc('week', deadline_at) AS week, deadline_name, COUNT(*) AS breaches
+FROM itel_cabinet_task_sla
+WHERE change = 'overdue'
+GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- ── Data quality (issue 17: _quality_results, one row per expectation per run) ──
+
+CREATE TABLE IF NOT EXISTS _quality_results
+USING DELTA
+LOCATION 's3://claimx-lake/_quality_results';
+
+-- Each expectation's latest result: what passes and what fails now.
+SELECT expectation, table_name, kind, severity, status, observed, threshold, message, evaluated_at
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY expectation ORDER BY evaluated_at DESC, run_id DESC) AS rn
+  FROM _quality_results
+) WHERE rn = 1
+ORDER BY status, expectation;
+
+-- Failures per day and expectation, and how much each check read.
+SELECT CAST(evaluated_at AS DATE) AS day, expectation,
+       COUNT_IF(status = 'fail') AS failed_runs, COUNT(*) AS runs,
+       SUM(files_scanned) AS files_scanned, SUM(files_pruned) AS files_pruned
+FROM _quality_results
+GROUP BY 1, 2
+ORDER BY 1, 2;
