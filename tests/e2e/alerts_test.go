@@ -323,7 +323,7 @@ func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 				subjects = append(subjects, s)
 			}
 		}
-		if !strings.Contains(m, "To: <cabinet-ops@example.com>") || !strings.Contains(m, "Assignment:  201 (project 4895140") {
+		if !strings.Contains(m, "To: <cabinet-ops@example.com>") || !strings.Contains(m, "Alert:  201:") {
 			t.Fatalf("e-mail (%d of %d):\n%q", len(m), len(mail.messages()), m)
 		}
 	}
