@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Generates claimx-connect-dashboard.json (the Grafana dashboard of the panels
 the original promised: events over time, processing latency, ClaimX API latency,
-Delta write rate, consumer lag, errors by stage; and a row for streams held on
-an unavailable dependency, docs/FAILURES.md).
+Delta write rate, consumer lag, errors by stage; a row for streams held on
+an unavailable dependency, docs/FAILURES.md; the forms stream; the status,
+alerts and SLA streams, docs/ALERTS.md; the data-quality checks,
+docs/QUALITY.md).
 
     python3 deploy/grafana/dashboard.py > deploy/grafana/claimx-connect-dashboard.json
 
@@ -26,12 +28,21 @@ def target(expr, legend, ref):
     return {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref, "range": True}
 
 
-def timeseries(title, desc, targets, unit, x, y, w=12, h=8, stack=False, thresholds=None, overrides=None):
+def timeseries(title, desc, targets, unit, x, y, w=12, h=8, stack=False, thresholds=None, overrides=None,
+               bars=False, time_from=None, interval=None):
+    """time_from and interval: a panel of its own time range and step (the
+    weekly SLA figures over the last 30 days, a point a day), whatever the
+    dashboard's range."""
     steps = [{"color": "green", "value": None}]
     mode = "off"
     if thresholds is not None:
         steps.append({"color": "red", "value": thresholds})
         mode = "line"
+    extra = {}
+    if time_from:
+        extra["timeFrom"] = time_from
+    if interval:
+        extra["interval"] = interval
     return {
         "type": "timeseries",
         "title": title,
@@ -44,9 +55,9 @@ def timeseries(title, desc, targets, unit, x, y, w=12, h=8, stack=False, thresho
                 "unit": unit,
                 "min": 0,
                 "custom": {
-                    "drawStyle": "line",
+                    "drawStyle": "bars" if bars else "line",
                     "lineWidth": 1,
-                    "fillOpacity": 10,
+                    "fillOpacity": 80 if bars else 10,
                     "showPoints": "never",
                     "spanNulls": False,
                     "stacking": {"mode": "normal" if stack else "none", "group": "A"},
@@ -60,13 +71,17 @@ def timeseries(title, desc, targets, unit, x, y, w=12, h=8, stack=False, thresho
             "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max", "lastNotNull"]},
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
+        **extra,
     }
 
 
-def stat(title, desc, expr, unit, x, y, w=4, h=4, red=None, decimals=0):
+def stat(title, desc, expr, unit, x, y, w=4, h=4, red=None, decimals=0, red_below=None):
+    """red: red from this value up; red_below: red under it (an availability, a share)."""
     steps = [{"color": "green", "value": None}]
     if red is not None:
         steps.append({"color": "red", "value": red})
+    if red_below is not None:
+        steps = [{"color": "red", "value": None}, {"color": "green", "value": red_below}]
     return {
         "type": "stat",
         "title": title,
@@ -89,6 +104,27 @@ def stat(title, desc, expr, unit, x, y, w=4, h=4, red=None, decimals=0):
     }
 
 
+def table(title, desc, targets, x, y, w=12, h=8, value_columns=None, overrides=None):
+    """Instant queries as one table, merged on their labels; value_columns
+    renames each query's value column (Value #A, ...)."""
+    names = value_columns or {}
+    return {
+        "type": "table",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": [dict(target(e, l, chr(ord("A") + i)), instant=True, range=False, format="table")
+                    for i, (e, l) in enumerate(targets)],
+        "transformations": [
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": names}},
+        ],
+        "fieldConfig": {"defaults": {"custom": {"align": "auto"}}, "overrides": overrides or []},
+        "options": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+    }
+
+
 def row(title, y):
     return {"type": "row", "title": title, "collapsed": False, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
 
@@ -108,6 +144,10 @@ def latency_targets(metric, scale=""):
 # worker's group is named, so that another group on its topic does not count.
 WORKER_LAG = 'kafka_lag{consumer_group="itel_cabinet_tracking_worker_group", topic="itel.cabinet.task.tracking"}'
 LAG = f"sum(max by (consumer_group, topic, partition) ({WORKER_LAG}))"
+# The status, alerts and SLA streams' groups (pipelines/status.yaml, alerts.yaml, sla.yaml).
+ALERTS_LAG = 'kafka_lag{consumer_group=~"itel_cabinet_status_group|itel_cabinet_alerts_group|itel_cabinet_sla_group"}'
+# quality_expectation_status values (quality/metrics.go).
+QUALITY_STATES = [("1", "pass", "green"), ("0", "fail", "red"), ("-1", "skipped", "blue"), ("-2", "error", "orange")]
 
 
 def panels():
@@ -348,6 +388,103 @@ def panels():
             (f"sum(rate(itel_api_retries_total[{RI}]))", "retries"),
             (f"sum by (reason) (rate(itel_api_errors_total[{RI}]))", "errors {{reason}}"),
         ], "reqps", 16, y, w=8))
+    y += 8
+
+    # Status changes, alerts and SLA (docs/ALERTS.md).
+    p.append(row("Status, alerts and SLA: itel.cabinet.task.status → alerts, notifiers, itel_cabinet_task_sla", y)); y += 1
+    p.append(stat("Assignments tracked", "Assignments whose last state the status stream holds (state_changelog_keys: one record each in the compacted itel.cabinet.task.status).", "max(state_changelog_keys)", "short", 0, y))
+    p.append(stat("Status topic available", "state_changelog_available, the lowest replica: 0 while the status stream cannot read or write itel.cabinet.task.status and holds (alert StatusChangesHeld).", "min(state_changelog_available)", "none", 4, y, red_below=1))
+    p.append(stat("Alerts (24h)", "Alerts the alerts stream built in the last 24 hours, all rules (itel_alerts_total).", "sum(increase(itel_alerts_total[24h]))", "short", 8, y))
+    p.append(stat("SLA breaches (24h)", "SLA deadlines the status stream's timer found passed in the last 24 hours (state_deadlines_overdue_total): assignments not started or not completed in time, with no event since.", "sum(increase(state_deadlines_overdue_total[24h]))", "short", 12, y, red=1))
+    p.append(stat("Completed within SLA (24h)", "Share of the assignments completed in the last 24 hours within SLA_TARGET_HOURS_COMPLETED of being assigned (itel_task_sla_total; alert ITelSLAComplianceLow under 90%).",
+                  'sum(increase(itel_task_sla_total{status="COMPLETED", within_sla="true"}[24h])) / sum(increase(itel_task_sla_total{status="COMPLETED"}[24h]))', "percentunit", 16, y, red_below=0.9, decimals=1))
+    p.append(stat("Status, alerts and SLA lag", "Records the three streams' groups have not processed yet (kafka_lag, max per partition, summed; alert ITelStreamConsumerLagGrowing over 100 and not catching up).",
+                  f"sum(max by (consumer_group, topic, partition) ({ALERTS_LAG}))", "short", 20, y, red=100))
+    y += 4
+    p.append(timeseries(
+        "Status changes by change type",
+        "state_changes_total by change: new (an assignment's first state), changed (status or assignee), overdue (an SLA deadline passed, from the timer) are written to itel.cabinet.task.status; unchanged, replay (the same event again) and out_of_order (older than the last change) are not.",
+        [(f"sum by (change) (rate(state_changes_total[{RI}]))", "{{change}}")], "ops", 0, y, w=8, stack=True))
+    p.append(timeseries(
+        "Alerts by rule",
+        "itel_alerts_total by rule: completed, cancelled, reopened, reassigned, sla_breach, sla_resolved. Each alert goes to itel.cabinet.alerts and to every configured notifier.",
+        [(f"sum by (rule) (rate(itel_alerts_total[{RI}]))", "{{rule}}")], "ops", 8, y, w=8, stack=True))
+    p.append(timeseries(
+        "Notifier failures",
+        "Failed writes of the alerts stream's outputs (benthos output_error by label: slack, teams, pagerduty, email, alerts_topic), each retried while the stream holds (alert AlertDeliveryFailing); e-mails the SMTP server refused for good (itel_alerts_email_refused_total, not retried).",
+        [
+            (f'sum by (label) (rate(output_error{{label=~"slack|teams|pagerduty|email|alerts_topic"}}[{RI}]))', "{{label}}"),
+            (f"sum(rate(itel_alerts_email_refused_total[{RI}]))", "e-mail refused"),
+        ], "ops", 16, y, w=8))
+    y += 8
+    p.append(timeseries(
+        "SLA percentiles by week",
+        "Time from assigned to each status reached (itel_task_sla_seconds, buckets 1 hour to 4 weeks): p50 and p90 of the 7 days up to each point, by status. One point a day over the last 30 days, whatever the dashboard's range.",
+        [(f"histogram_quantile({q}, sum by (status, le) (increase(itel_task_sla_seconds_bucket[7d])))", f"p{round(q * 100)} {{{{status}}}}") for q in (0.5, 0.9)],
+        "s", 0, y, w=10, time_from="30d", interval="1d"))
+    share = timeseries(
+        "Share within SLA target by status",
+        "Share of the status changes of the 7 days up to each point that reached their status within its target (itel_task_sla_total: IN_PROGRESS within SLA_TARGET_HOURS_IN_PROGRESS, COMPLETED within SLA_TARGET_HOURS_COMPLETED; an overdue row counts as missed).",
+        [('sum by (status) (increase(itel_task_sla_total{within_sla="true"}[7d])) / sum by (status) (increase(itel_task_sla_total[7d]))', "{{status}}")],
+        "percentunit", 10, y, w=7, time_from="30d", interval="1d")
+    share["fieldConfig"]["defaults"]["max"] = 1
+    p.append(share)
+    p.append(timeseries(
+        "SLA breaches per day",
+        "SLA deadlines found passed per day (state_deadlines_overdue_total, the status stream's timer), the sla_breach alerts sent for them and the sla_resolved alerts that closed them (itel_alerts_total).",
+        [
+            ("sum(increase(state_deadlines_overdue_total[1d]))", "breaches"),
+            ('sum(increase(itel_alerts_total{rule="sla_breach"}[1d]))', "sla_breach alerts"),
+            ('sum(increase(itel_alerts_total{rule="sla_resolved"}[1d]))', "sla_resolved alerts"),
+        ], "short", 17, y, w=7, bars=True, time_from="30d", interval="1d"))
+    y += 8
+    p.append(timeseries(
+        "Status, alerts and SLA consumer lag",
+        "Lag of itel_cabinet_status_group (on itel.cabinet.task.tracking), itel_cabinet_alerts_group and itel_cabinet_sla_group (on itel.cabinet.task.status), max per partition, summed. Red line: the threshold of ITelStreamConsumerLagGrowing.",
+        [(f"sum by (consumer_group) (max by (consumer_group, topic, partition) ({ALERTS_LAG}))", "{{consumer_group}}")],
+        "short", 0, y, thresholds=100))
+    p.append(timeseries(
+        "Failed records: status, alerts, SLA",
+        "Records sent to itel.cabinet.alerts.errors by stream and stage: itel_status_failed_total (parse, state), itel_alerts_failed_total (rules), itel_sla_failed_total (sla).",
+        [
+            (f"sum by (stage) (rate(itel_status_failed_total[{RI}]))", "status {{stage}}"),
+            (f"sum by (stage) (rate(itel_alerts_failed_total[{RI}]))", "alerts {{stage}}"),
+            (f"sum by (stage) (rate(itel_sla_failed_total[{RI}]))", "sla {{stage}}"),
+        ], "ops", 12, y, stack=True))
+    y += 8
+
+    # Data quality (docs/QUALITY.md): delta check --metrics-addr or the quality_check input.
+    p.append(row("Data quality: expectations over the Delta tables", y)); y += 1
+    mapping = [{"type": "value", "options": {v: {"text": t, "color": c, "index": i} for i, (v, t, c) in enumerate(QUALITY_STATES)}}]
+    p.append(table(
+        "Expectation status",
+        "The last result of each expectation (quality_expectation_status: pass, fail, skipped outside its hours, error when it could not be evaluated) and its last observed value (quality_expectation_observed: an age in seconds, a ratio, a count of rows; docs/QUALITY.md per kind).",
+        [
+            ("max by (expectation, table, kind) (quality_expectation_status)", "status"),
+            ("max by (expectation, table, kind) (quality_expectation_observed)", "observed"),
+        ], 0, y, w=12, value_columns={"Value #A": "status", "Value #B": "observed"},
+        overrides=[{"matcher": {"id": "byName", "options": "status"}, "properties": [
+            {"id": "mappings", "value": mapping},
+            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+        ]}]))
+    p.append(timeseries(
+        "Failures over time",
+        "Results per hour that failed, or could not be evaluated, by expectation (quality_checks_total by status).",
+        [
+            ('sum by (expectation) (increase(quality_checks_total{status="fail"}[1h]))', "fail {{expectation}}"),
+            ('sum by (expectation) (increase(quality_checks_total{status="error"}[1h]))', "error {{expectation}}"),
+        ], "short", 12, y, stack=True))
+    y += 8
+    p.append(timeseries(
+        "Files scanned",
+        "Data files the checks read per hour, by table (quality_files_scanned_total): what the log's statistics could not answer. The cost of the checks.",
+        [("sum by (table) (increase(quality_files_scanned_total[1h]))", "{{table}}")], "short", 0, y, stack=True))
+    p.append(stat("Time since last run", "Since the last run of the checks finished (quality_last_run_timestamp_seconds; every 15 minutes by default; alert DataQualityChecksNotRunning after 2 hours).",
+                  "time() - max(quality_last_run_timestamp_seconds)", "s", 12, y, w=4, h=8, red=7200))
+    p.append(stat("Expectations failing", "Expectations whose last result failed (quality_expectation_status 0; alert DataQualityExpectationFailing).",
+                  "count(max by (expectation, table) (quality_expectation_status) == 0) or vector(0)", "short", 16, y, w=4, h=8, red=1))
+    p.append(stat("Expectations in error", "Expectations that could not be evaluated at their last run (quality_expectation_status -2; alert DataQualityExpectationError).",
+                  "count(max by (expectation, table) (quality_expectation_status) == -2) or vector(0)", "short", 20, y, w=4, h=8, red=1))
     return p
 
 
@@ -362,12 +499,13 @@ def dashboard():
             {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
             {"type": "panel", "id": "timeseries", "name": "Time series", "version": ""},
             {"type": "panel", "id": "stat", "name": "Stat", "version": ""},
+            {"type": "panel", "id": "table", "name": "Table", "version": ""},
         ],
         "annotations": {"list": [{
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
         }]},
-        "description": "claimx-connect: iTel Cabinet trigger, worker and forms streams, holds on an unavailable dependency, ClaimX API, Delta tables, photos, iTel submissions, consumer lag.",
+        "description": "claimx-connect: iTel Cabinet trigger, worker and forms streams, holds on an unavailable dependency, ClaimX API, Delta tables, photos, iTel submissions, consumer lag, status changes, alerts and SLA, data quality.",
         "editable": True,
         "graphTooltip": 1,
         "links": [],

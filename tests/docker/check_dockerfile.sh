@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline checks of the operations artifacts: Dockerfile, deploy/compose,
-# deploy/k8s, deploy/grafana, deploy/prometheus. No Docker engine, no cluster,
+# deploy/k8s, deploy/grafana, deploy/prometheus, deploy/alertmanager. No Docker engine, no cluster,
 # no network beyond the package registries. Exits non-zero on any failure.
 #
 #   tests/docker/check_dockerfile.sh            (from anywhere; `make lint` calls it)
@@ -11,35 +11,52 @@
 #      stage's RUN lines (go mod download, the CGO_ENABLED=0 -trimpath go build
 #      with the version ldflags) succeed, the final stage is distroless/scratch,
 #      non-root, exec-form ENTRYPOINT/CMD, EXPOSE 4195, the CMD's files exist in
-#      the image layout, the CMD runs every stream (trigger, worker, forms), and
+#      the image layout, the CMD runs every stream of pipelines/, and
 #      the ENV puts their tables and photos under /data and names the schema and
 #      mapping files absolutely (present in the image). Then the binary: statically
 #      linked (file, ldd), --version carries the build args, and `lint` of the
 #      image's default command, run from the image's WORKDIR layout.
-#   2. YAML of deploy/ parses; compose structure and mounted files;
-#      demo-events.yaml lints with the binary.
+#   2. YAML of deploy/ parses; compose structure and mounted files, the
+#      streams' tables on the volume and their secrets from .env, Prometheus
+#      sending to the Alertmanager service, which reads its secrets where
+#      deploy/alertmanager/alertmanager.yaml says; demo-events.yaml lints.
 #   3. Kubernetes: `kustomize build` of deploy/k8s (kustomize API library),
 #      the rendered objects validate, ConfigMap references resolve and hold the
 #      repository's pipelines byte for byte; every built-in object validates against the Kubernetes
 #      1.37 schemas (kubernetes-validate --strict, schemas shipped in the
 #      package, offline); kustomization files exist, every pipelines/resources
 #      file is shipped, replicas vs partitions, KEDA group/topic, probes,
-#      security context, object-storage table and photo URIs; the StatefulSets
-#      (trigger, worker, forms: headless Service, Parallel, KAFKA_INSTANCE_ID
-#      from the pod name) and the HPA/KEDA targets; each StatefulSet's pod holds
-#      every resource its stream names and every file it reads; each
-#      StatefulSet's args lint against its ConfigMap mount layout.
-#   4. Grafana dashboard in sync with dashboard.py; every metric the dashboard
-#      and the alerts query is exported by the Go code or a pipeline.
+#      security context, object-storage table and photo URIs; a StatefulSet per
+#      stream (trigger, worker, forms, status, alerts, sla: headless Service,
+#      Parallel, KAFKA_INSTANCE_ID from the pod name, replicas per partition or
+#      as documented, a PodDisruptionBudget when more than one) and the
+#      HPA/KEDA targets; each StatefulSet's pod holds every resource its stream
+#      names, every file it reads and every secret it reads (from a Secret of
+#      secret.example.yaml; none in config.env); the SLA targets set once for
+#      the status and SLA streams; each StatefulSet's args lint against its
+#      ConfigMap mount layout.
+#   4. Grafana dashboard in sync with dashboard.py, its panels (the status,
+#      alerts and SLA row, the data-quality row) present; every metric the
+#      dashboard and the alerts query is exported by the Go code or a
+#      pipeline, and every consumer group, component label, alert rule and
+#      change they select exists.
 #   5. Prometheus rules: promtool check rules and promtool test rules
-#      (deploy/prometheus/alerts_test.yaml); promtool check config of the
-#      compose prometheus.yml.
-#   6. Smoke run: the image's default command from the image layout against
+#      (deploy/prometheus/alerts_test.yaml); every dashboard query parses
+#      (promtool check rules); promtool check config of the compose
+#      prometheus.yml.
+#   6. Alertmanager (tests/docker/alertmanager_check.py): amtool check-config;
+#      no secret in the file; every rule's severity routed (critical, error:
+#      PagerDuty; warning: Slack, by amtool's routing tree); inhibit rules name
+#      real alerts and labels they carry; Alertmanager run on loopback against
+#      PagerDuty and Slack stand-ins: the key read from its file, what is paged,
+#      what goes to Slack, what is inhibited.
+#   7. Smoke run: the image's default command from the image layout against
 #      the embedded broker and the ClaimX simulator (which also serves the media
 #      and the iTel API, with its own token) on loopback, fed the demo events:
-#      /ready, /ping, /streams (trigger, worker, forms), rows in the table, the
-#      forms stream caught up on the worker's success topic, rows in the forms
-#      tables when the demo completed an iTel form, metrics exported.
+#      /ready, /ping, /streams (all six), rows in the table, the forms stream
+#      caught up on the worker's success topic and the status, alerts and SLA
+#      streams on theirs, rows in the forms tables when the demo completed an
+#      iTel form, rows in the SLA table, metrics exported.
 #      With CLAIMX_DEPLOY_SPARK=1, also docs/queries.sql on that table with
 #      Spark SQL (tests/docker/run_queries.py; needs scripts/setup-conformance.sh).
 #
@@ -48,6 +65,9 @@
 # install, minutes) and kustomize-build (tests/docker/kustomize, ~30 s): those
 # two are installed only with CLAIMX_REQUIRE_INTEGRATION=1 or
 # CLAIMX_INSTALL_TOOLS=1; otherwise their checks are skipped with a message.
+# amtool and alertmanager: Debian's prometheus-alertmanager (scripts/setup.sh
+# installs it; so does this script as root with apt-get under the same two
+# variables).
 # With CLAIMX_REQUIRE_INTEGRATION=1 nothing may be skipped.
 set -euo pipefail
 
@@ -118,6 +138,18 @@ if [ ! -x "$PROMTOOL" ] && { [ "$REQUIRE" = "1" ] || [ "${CLAIMX_INSTALL_TOOLS:-
   if ! (cd "$WORK" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION") >"$WORK/promtool.log" 2>&1; then
     tail -20 "$WORK/promtool.log" | sed 's/^/        /'
   fi
+fi
+
+AMTOOL="$(command -v amtool || true)"
+ALERTMANAGER="$(command -v prometheus-alertmanager || command -v alertmanager || true)"
+if { [ -z "$AMTOOL" ] || [ -z "$ALERTMANAGER" ]; } && { [ "$REQUIRE" = "1" ] || [ "${CLAIMX_INSTALL_TOOLS:-0}" = "1" ]; } &&
+  [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "  installing prometheus-alertmanager (apt: amtool, alertmanager)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager; } >"$WORK/am.log" 2>&1; then
+    tail -20 "$WORK/am.log" | sed 's/^/        /'
+  fi
+  AMTOOL="$(command -v amtool || true)"
+  ALERTMANAGER="$(command -v prometheus-alertmanager || command -v alertmanager || true)"
 fi
 
 KUSTOMIZE="$TOOLS/bin/kustomize-build"
@@ -227,18 +259,21 @@ print(*[x.getsockname()[1] for x in s])')
   ready=""
   for _ in $(seq 100); do
     streams="$(curl -s "http://127.0.0.1:$HP/streams" || true)"
-    if [[ "$streams" == *'"trigger"'* && "$streams" == *'"worker"'* && "$streams" == *'"forms"'* ]] &&
-      [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HP/ready")" = "200" ]; then ready=1; break; fi
+    all=1
+    for st in trigger worker forms status alerts sla; do [[ "$streams" == *"\"$st\""* ]] || all=""; done
+    if [ -n "$all" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HP/ready")" = "200" ]; then ready=1; break; fi
     sleep 0.2
   done
-  if [ -n "$ready" ]; then ok "/streams lists trigger, worker and forms, GET /ready is 200"; else bad "streams not up and ready: /streams $streams"; tail -20 "$S/streams.log" | sed 's/^/        /' >&2; fi
+  if [ -n "$ready" ]; then ok "/streams lists trigger, worker, forms, status, alerts and sla, GET /ready is 200"; else bad "streams not up and ready: /streams $streams"; tail -20 "$S/streams.log" | sed 's/^/        /' >&2; fi
   if [ "$(curl -s "http://127.0.0.1:$HP/ping")" = "pong" ]; then ok "GET /ping answers pong"; else bad "GET /ping"; fi
   run "demo-events.yaml publishes 200 generated ClaimX events" \
     env PATH="$(dirname "$BIN"):$PATH" KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KP" timeout 60 "$BIN" run deploy/compose/demo-events.yaml
   # Wait until the worker has caught up with what the trigger published, the
   # forms stream with what the worker sent to the success topic (its group's
   # lag gauge, refreshed every 5s, out and 0: every record acknowledged, which
-  # takes the photos, three tables and the iTel submissions).
+  # takes the photos, three tables and the iTel submissions), and the status,
+  # alerts and SLA streams with the tracking and status topics (their groups'
+  # lag out and 0, status changes recorded).
   cat >"$S/caught_up.py" <<'EOF2'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -249,9 +284,16 @@ lag = re.search(r'^kafka_lag\{(?=[^}]*consumer_group="itel_cabinet_tracking_work
 sent = tot(r'output_sent\{(?=[^}]*label="worker_success")[^}]*\}')
 forms_in = tot("itel_forms_messages_consumed_total")
 flag = [float(v) for v in re.findall(r'^kafka_lag\{(?=[^}]*consumer_group="itel_cabinet_forms_group")[^}]*\}\s+(\S+)$', t, re.M)]
+def glag(g):
+    v = [float(x) for x in re.findall(r'^kafka_lag\{(?=[^}]*consumer_group="' + g + r'")[^}]*\}\s+(\S+)$', t, re.M)]
+    return sum(v) if v else None
+alag = {s: glag(f"itel_cabinet_{s}_group") for s in ("status", "alerts", "sla")}
+changes = tot("state_changes_total")
 print(f"worker: {done:g} of {pub:g} published records done, lag gauge {'out' if lag else 'missing'}; "
-      f"forms: consumed {forms_in:g} of {sent:g} success messages, lag {sum(flag) if flag else 'missing'}")
+      f"forms: consumed {forms_in:g} of {sent:g} success messages, lag {sum(flag) if flag else 'missing'}; "
+      f"status: {changes:g} events judged; lag " + ", ".join(f"{s} {'missing' if v is None else f'{v:g}'}" for s, v in alag.items()))
 ok = pub > 0 and done >= pub and lag and sent > 0 and forms_in >= sent and flag and sum(flag) == 0
+ok = ok and changes > 0 and all(v == 0 for v in alag.values())
 sys.exit(0 if ok else 1)
 EOF2
   caught=""
@@ -263,15 +305,29 @@ EOF2
   # A held forms stream (the iTel API refusing the token, say) never gets its
   # lag to 0: it fails here, not only as missing rows below.
   if [ -n "$caught" ]; then
-    ok "worker and forms caught up: $(cat "$S/caught_up.txt")"
+    ok "worker, forms, status, alerts and sla caught up: $(cat "$S/caught_up.txt")"
   else
-    bad "worker and forms did not catch up: $(cat "$S/caught_up.txt")"
+    bad "the streams did not catch up: $(cat "$S/caught_up.txt")"
     grep -i 'level=\(error\|warn\)' "$S/streams.log" | tail -5 | cut -c1-300 | sed 's/^/        /' >&2
   fi
-  run "metrics after the demo: trigger, worker, forms, ClaimX and iTel APIs, Delta, lag (tests/docker/smoke_metrics.py)" \
+  run "metrics after the demo: trigger, worker, forms, status, alerts, SLA, ClaimX and iTel APIs, Delta, lag (tests/docker/smoke_metrics.py)" \
     "$PY" tests/docker/smoke_metrics.py "$S/metrics.txt" "$REPO"
   run "the Delta table holds the rows (claimx-connect delta describe)" \
     "$BIN" delta describe "$S/itel_cabinet_task_tracking"
+  # The SLA stream: a row per status change the status stream recorded.
+  run "the SLA table itel_cabinet_task_sla holds a row per status change (delta describe)" \
+    "$PY" - "$BIN" "$S/itel_cabinet_task_sla" "$S/metrics.txt" <<'EOF2'
+import json, re, subprocess, sys
+out = subprocess.run([sys.argv[1], "delta", "describe", "--json", sys.argv[2]], capture_output=True, text=True)
+print(out.stdout[-500:], out.stderr[-500:])
+t = open(sys.argv[3]).read()
+# Status changes written before the scrape (the SLA group had caught up
+# with them); overdue changes the timer writes later add rows, never fewer.
+written = sum(float(v) for v in re.findall(r'^state_changes_total\{(?=[^}]*change="(?:new|changed)")[^}]*\}\s+(\S+)$', t, re.M))
+rows = json.loads(out.stdout)["num_rows"] if out.returncode == 0 else -1
+print(f"{rows} rows, {written:g} status changes written to the status topic")
+sys.exit(0 if written > 0 and rows >= written else 1)
+EOF2
   # The forms tables exist once a completed iTel form went through; with
   # none in the demo events only the forms metrics are checked (above).
   read -r completed forms_done photos < <("$PY" -c 'import sys; sys.path.insert(0, "tests/docker"); import smoke_metrics as m
@@ -314,7 +370,7 @@ fi
 # --------------------------------------------------------------- compose
 section "compose"
 run "YAML of deploy/ parses" "$PY" tests/docker/deploy_checks.py yaml "$REPO"
-run "docker-compose.yaml: services, mounts, env, Prometheus and Grafana wiring" "$PY" tests/docker/deploy_checks.py compose "$REPO"
+run "docker-compose.yaml: services, mounts, env and secrets, Prometheus, Alertmanager and Grafana wiring" "$PY" tests/docker/deploy_checks.py compose "$REPO"
 
 # ------------------------------------------------------------ kubernetes
 section "kubernetes"
@@ -324,7 +380,8 @@ if "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
     case "$(basename "$f")" in kustomization.yaml | keda-scaledobject.yaml) continue ;; esac
     builtin+=("$f")
   done
-  run "kubernetes-validate --strict (Kubernetes 1.37 schemas): ${builtin[*]##*/}" \
+  builtin+=(deploy/alertmanager/secret.example.yaml)
+  run "kubernetes-validate --strict (Kubernetes 1.37 schemas): ${builtin[*]#deploy/k8s/}" \
     "$PY" -m kubernetes_validate --strict --quiet "${builtin[@]}"
 else
   skip "kubernetes-validate not installed: manifests only parse-checked"
@@ -345,7 +402,7 @@ else
   skip "kustomize-build not built (CLAIMX_INSTALL_TOOLS=1 builds it into .tools/bin): kustomization only cross-checked"
 fi
 if "$PY" tests/docker/deploy_checks.py k8s "$REPO" "$WORK/k8s" >"$WORK/k8s.json" 2>"$WORK/k8s.log"; then
-  ok "kustomization, replicas vs partitions (worker, forms), KEDA, PDB, probes, security, resources and files per pod, object-storage tables and photos"
+  ok "kustomization, a StatefulSet per stream, replicas vs partitions, KEDA, PDBs, probes, security, resources, files and secrets per pod, SLA targets, object-storage tables and photos"
 else
   bad "k8s cross-checks"
   sed 's/^/        /' "$WORK/k8s.log" >&2
@@ -368,6 +425,11 @@ section "prometheus"
 if [ -x "$PROMTOOL" ]; then
   run "promtool check rules deploy/prometheus/alerts.yaml" "$PROMTOOL" check rules deploy/prometheus/alerts.yaml
   run "promtool test rules deploy/prometheus/alerts_test.yaml" "$PROMTOOL" test rules deploy/prometheus/alerts_test.yaml
+  if "$PY" tests/docker/deploy_checks.py dashboard-rules "$REPO" "$WORK/dashboard-rules.yaml" >/dev/null; then
+    run "every dashboard query parses as PromQL (promtool check rules)" "$PROMTOOL" check rules "$WORK/dashboard-rules.yaml"
+  else
+    bad "dashboard queries as rules"
+  fi
   run "promtool check config deploy/compose/prometheus.yml (rules path mapped)" \
     "$PY" - "$PROMTOOL" "$WORK" <<'EOF'
 import os, shutil, subprocess, sys, yaml
@@ -381,6 +443,22 @@ sys.exit(subprocess.run([promtool, "check", "config", f"{work}/prometheus.yml"])
 EOF
 else
   skip "promtool not installed (CLAIMX_INSTALL_TOOLS=1 installs it into .tools/bin): alert rules only parse-checked"
+fi
+
+# ---------------------------------------------------------- alertmanager
+section "alertmanager"
+if [ -n "$AMTOOL" ]; then
+  run "amtool check-config deploy/alertmanager/alertmanager.yaml" "$AMTOOL" check-config deploy/alertmanager/alertmanager.yaml
+  run "no inline secret; every rule's severity routed (critical, error: pagerduty; warning: slack); inhibit rules name real alerts and labels" \
+    "$PY" tests/docker/alertmanager_check.py static "$REPO" "$AMTOOL"
+else
+  skip "amtool not installed (apt-get install prometheus-alertmanager; scripts/setup.sh does): alertmanager.yaml only parse-checked"
+fi
+if [ -n "$ALERTMANAGER" ]; then
+  run "Alertmanager on loopback: PagerDuty key from its file, critical and error paged, warnings to Slack, a held stream inhibits its lag alert only" \
+    "$PY" tests/docker/alertmanager_check.py live "$REPO" "$ALERTMANAGER" "$WORK/alertmanager"
+else
+  skip "alertmanager not installed: routing and inhibition not run live"
 fi
 
 printf '\ncheck_dockerfile: %d passed, %d failed, %d skipped\n' "$passed" "$failures" "$skipped"

@@ -9,8 +9,13 @@
                                           layout (env: the files the stream reads, by variable)
     deploy_checks.py rendered REPO FILE   the `kustomize build` output: ConfigMap references, files shipped
     deploy_checks.py metrics REPO         every metric the dashboard and the alert rules query is
-                                          exported by the Go code or a pipeline `metric` processor
+                                          exported by the Go code or a pipeline `metric` processor,
+                                          and the label values they select exist (consumer groups,
+                                          component labels, alert rules)
     deploy_checks.py dashboard REPO       the dashboard JSON is valid and equals dashboard.py's output
+    deploy_checks.py dashboard-rules REPO FILE
+                                          writes the dashboard's queries as recording rules to FILE,
+                                          for `promtool check rules` to parse every one as PromQL
 
 Exit status 1 on any failure, with one FAIL line per problem on stderr.
 """
@@ -44,7 +49,23 @@ def env_default(s):
 
 
 # The streams of the image's default command and of the StatefulSets.
-STREAMS = ("trigger", "worker", "forms")
+STREAMS = ("trigger", "worker", "forms", "status", "alerts", "sla")
+# The StatefulSet of each stream and its replicas: one per partition of its
+# input topic, or a fixed count (the trigger and the alerts stream: rate
+# limits per process; the SLA stream: one Delta writer is plenty).
+STATEFULSETS = {
+    "trigger": ("claimx-trigger", 1),
+    "worker": ("claimx-worker", "partitions"),
+    "forms": ("claimx-forms", "partitions"),
+    "status": ("claimx-status", "partitions"),
+    "alerts": ("claimx-alerts", 1),
+    "sla": ("claimx-sla", 1),
+}
+# The consumer groups the docs name; those of LAG_ALERTED are selected by a
+# lag alert and the dashboard (kafka_lag{consumer_group=...}).
+GROUPS = {"worker": "itel_cabinet_tracking_worker_group", "forms": "itel_cabinet_forms_group",
+          "status": "itel_cabinet_status_group", "alerts": "itel_cabinet_alerts_group", "sla": "itel_cabinet_sla_group"}
+LAG_ALERTED = ("worker", "status", "alerts", "sla")
 PATH_VAR = re.compile(r"\$\{(\w+):(\./[^}]*)\}")
 
 
@@ -64,6 +85,30 @@ def resource_labels(paths):
                 if k.endswith("_resources") and isinstance(v, list):
                     labels |= {i["label"] for i in v if isinstance(i, dict) and "label" in i}
     return labels
+
+
+def env_refs(text):
+    """Environment variables a pipeline or resource file reads: ${VAR...}
+    and env("VAR")."""
+    return set(re.findall(r"\$\{(\w+)", text)) | set(re.findall(r'env\("(\w+)"\)', text))
+
+
+def documented_secrets(repo):
+    """The Secrets of deploy/k8s/secret.example.yaml: {name: set of keys}."""
+    out = {}
+    for doc in load_all(os.path.join(repo, "deploy", "k8s", "secret.example.yaml")):
+        if isinstance(doc, dict) and doc.get("kind") == "Secret":
+            out[doc["metadata"]["name"]] = set((doc.get("stringData") or {}) | (doc.get("data") or {}))
+    return out
+
+
+def selected_values(text, label):
+    """Values a PromQL text selects for label: label="v" and each
+    alternative of label=~"a|b"."""
+    vals = set(re.findall(label + r'="([^"]+)"', text))
+    for alt in re.findall(label + r'=~"([^"]+)"', text):
+        vals |= set(alt.split("|"))
+    return vals
 
 
 def resource_refs(node):
@@ -92,13 +137,24 @@ def check_yaml(repo):
     print(f"yaml: {n} files parse")
 
 
+def walk(node, path=""):
+    """(path, key, value) of every mapping entry under node."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield f"{path}.{k}", k, v
+            yield from walk(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk(v, f"{path}[{i}]")
+
+
 # --------------------------------------------------------------- compose
 def check_compose(repo):
     d = os.path.join(repo, "deploy", "compose")
     path = os.path.join(d, "docker-compose.yaml")
     (c,) = load_all(path)
     services = c.get("services", {})
-    need = {"redpanda", "topics-apply", "claimx-connect", "claimx-sim", "prometheus", "grafana"}
+    need = {"redpanda", "topics-apply", "claimx-connect", "claimx-sim", "prometheus", "alertmanager", "grafana"}
     for s in sorted(need - set(services)):
         fail(f"compose: service {s} is missing")
     for name, s in services.items():
@@ -143,6 +199,18 @@ def check_compose(repo):
     for k in ("CLAIMX_API_TOKEN", "ITEL_API_TOKEN"):
         if not re.search(rf"^{k}=", ex, re.M):
             fail(f"compose: .env.example does not set {k}")
+    # Every secret of the Kubernetes Secrets the streams get comes from .env
+    # here too, never written in the file; the notifiers' are in .env.example.
+    secret_vars = set().union(*documented_secrets(repo).values())
+    for k in sorted(secret_vars & set(env)):
+        if not str(env[k]).startswith("${" + k):
+            fail(f"compose: claimx-connect: {k} is a secret: pass it from .env (${{{k}:-}}), not {env[k]!r}")
+    alerts_vars = env_refs(open(os.path.join(repo, "pipelines", "alerts.yaml")).read())
+    for k in sorted(secret_vars & alerts_vars):
+        if k not in env:
+            fail(f"compose: claimx-connect does not pass {k} (pipelines/alerts.yaml reads it) from .env")
+        if not re.search(rf"^{k}=", ex, re.M):
+            fail(f"compose: .env.example does not list {k}")
     if not os.path.exists(os.path.join(d, ".env.example")):
         fail("compose: .env.example is missing")
     gi = os.path.join(d, ".gitignore")
@@ -163,6 +231,32 @@ def check_compose(repo):
     vols = " ".join(services.get("grafana", {}).get("volumes", []))
     if "../grafana/claimx-connect-dashboard.json" not in vols:
         fail("compose: grafana does not mount the dashboard")
+    # Prometheus sends its alerts to the Alertmanager service, which reads
+    # deploy/alertmanager/alertmanager.yaml and its secrets at the paths the
+    # file names, from .env (never a file of the repository).
+    ams = [t for a in (prom.get("alerting") or {}).get("alertmanagers", []) for st in a.get("static_configs", []) for t in st.get("targets", [])]
+    if "alertmanager:9093" not in ams:
+        fail(f"compose: prometheus.yml alerting does not target alertmanager:9093 ({ams})")
+    am = services.get("alertmanager", {})
+    vols = " ".join(am.get("volumes", []))
+    if "../alertmanager/alertmanager.yaml:/etc/alertmanager/alertmanager.yaml" not in vols:
+        fail("compose: alertmanager does not mount deploy/alertmanager/alertmanager.yaml at /etc/alertmanager/alertmanager.yaml")
+    if "--config.file=/etc/alertmanager/alertmanager.yaml" not in (am.get("command") or []):
+        fail("compose: alertmanager does not run with --config.file=/etc/alertmanager/alertmanager.yaml")
+    (amc,) = load_all(os.path.join(repo, "deploy", "alertmanager", "alertmanager.yaml"))
+    files = {v for _, k, v in walk(amc) if isinstance(k, str) and k.endswith("_file")}
+    targets = {x.get("target") for x in am.get("secrets", []) if isinstance(x, dict)}
+    if files != targets:
+        fail(f"compose: alertmanager's secrets are mounted at {sorted(t for t in targets if t)}, alertmanager.yaml reads {sorted(files)}")
+    top = c.get("secrets") or {}
+    for x in am.get("secrets", []):
+        src = x.get("source") if isinstance(x, dict) else x
+        if src not in top:
+            fail(f"compose: alertmanager uses secret {src}, not declared under secrets:")
+        elif "environment" not in top[src]:
+            fail(f"compose: secret {src} must come from .env (environment:), not {top[src]}")
+        elif not re.search(rf"^{top[src]['environment']}=", ex, re.M):
+            fail(f"compose: .env.example does not list {top[src]['environment']} (secret {src})")
     ta = services.get("topics-apply", {}).get("command", [])
     # urfave/cli stops reading flags at the first argument: FILE must be last.
     if ta[:2] != ["topics", "apply"] or ta[-1] != "/etc/claimx-connect/pipelines/topics.yaml" or "--cap-replication" not in ta:
@@ -229,37 +323,53 @@ def check_k8s(repo, out):
         for doc in load_all(p):
             if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
                 docs[(doc["kind"], doc["metadata"]["name"])] = doc
-    # Partitions of the worker's topic (topics.yaml default) bound the useful replicas.
+    # Partitions of each input topic (topics.yaml defaults) bound the useful replicas.
     (topics,) = load_all(os.path.join(repo, "pipelines", "topics.yaml"))
     parts = {env_default(t["name"]): int(env_default(t["partitions"])) for t in topics["topics"]}
-    (worker_cfg,) = load_all(os.path.join(repo, "pipelines", "worker.yaml"))
-    kin = worker_cfg["input"]["kafka_franz"]
+    inputs, files_of = {}, {}
+    for stream in STREAMS:
+        (cfg,) = load_all(os.path.join(repo, "pipelines", f"{stream}.yaml"))
+        inputs[stream] = cfg["input"]["kafka_franz"]
+    for p in glob.glob(os.path.join(d, "*.yaml")):
+        for doc in load_all(p):
+            if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
+                files_of[(doc["kind"], doc["metadata"]["name"])] = os.path.basename(p)
+    kin = inputs["worker"]
     group = env_default(kin["consumer_group"])
     wtopic = env_default(kin["topics"][0])
-    if group != "itel_cabinet_tracking_worker_group":
-        fail(f"k8s: worker consumer group is {group}, the docs and KEDA say itel_cabinet_tracking_worker_group")
     # StatefulSets: a pod keeps its name when replaced, and the name is its
     # static group member id (docs/OPERATIONS.md, restarts and static membership).
-    w = docs.get(("StatefulSet", "claimx-worker"))
-    t = docs.get(("StatefulSet", "claimx-trigger"))
-    f = docs.get(("StatefulSet", "claimx-forms"))
-    if not w or not t or not f:
-        fail("k8s: StatefulSets claimx-worker, claimx-trigger and claimx-forms are required")
+    sets = {}
+    for stream, (name, want) in STATEFULSETS.items():
+        dep = docs.get(("StatefulSet", name))
+        if not dep:
+            fail(f"k8s: StatefulSet {name} (the {stream} stream) is required")
+            continue
+        sets[stream] = dep
+        if files_of.get(("StatefulSet", name)) not in k.get("resources", []):
+            fail(f"k8s: kustomization.yaml does not list {files_of.get(('StatefulSet', name))} (StatefulSet {name})")
+        topic = env_default(inputs[stream]["topics"][0])
+        g = env_default(inputs[stream]["consumer_group"])
+        if stream in GROUPS and g != GROUPS[stream]:
+            fail(f"k8s: {stream} consumer group is {g}, the docs, alerts and dashboard say {GROUPS[stream]}")
+        # More members than partitions idle.
+        reps = dep["spec"]["replicas"]
+        if want == "partitions" and reps != parts.get(topic):
+            fail(f"k8s: {name} has {reps} replicas, its input {topic} has {parts.get(topic)} partitions (one replica each)")
+        elif want != "partitions" and reps != want:
+            fail(f"k8s: {name} should run {want} replica(s), not {reps}")
+        if topic in parts and reps > parts[topic]:
+            fail(f"k8s: {name} has {reps} replicas for {parts[topic]} partitions of {topic}: the extra ones idle")
+        # Several replicas: voluntary disruptions take one at a time.
+        if reps > 1:
+            pdb = docs.get(("PodDisruptionBudget", name))
+            if not pdb or pdb["spec"]["selector"]["matchLabels"] != dep["spec"]["selector"]["matchLabels"]:
+                fail(f"k8s: no PodDisruptionBudget {name} selecting the {stream} pods")
+            elif files_of.get(("PodDisruptionBudget", name)) not in k.get("resources", []):
+                fail(f"k8s: kustomization.yaml does not list {files_of.get(('PodDisruptionBudget', name))}")
+    if len(sets) != len(STATEFULSETS):
         return
-    if "forms-statefulset.yaml" not in k.get("resources", []):
-        fail("k8s: kustomization.yaml does not list forms-statefulset.yaml")
-    (forms_cfg,) = load_all(os.path.join(repo, "pipelines", "forms.yaml"))
-    fin = forms_cfg["input"]["kafka_franz"]
-    ftopic = env_default(fin["topics"][0])
-    if env_default(fin["consumer_group"]) != "itel_cabinet_forms_group":
-        fail(f"k8s: forms consumer group is {env_default(fin['consumer_group'])}, docs/FORMS.md says itel_cabinet_forms_group")
-    # More members than partitions idle: the forms stream runs one per partition.
-    if f["spec"]["replicas"] != parts.get(ftopic):
-        fail(f"k8s: claimx-forms has {f['spec']['replicas']} replicas, {ftopic} has {parts.get(ftopic)} partitions")
-    if w["spec"]["replicas"] != parts.get(wtopic):
-        fail(f"k8s: claimx-worker has {w['spec']['replicas']} replicas, {wtopic} has {parts.get(wtopic)} partitions")
-    if t["spec"]["replicas"] != 1:
-        fail("k8s: claimx-trigger should run 1 replica")
+    w = sets["worker"]
     for kind, name, key in (("HorizontalPodAutoscaler", "claimx-worker", "maxReplicas"), ("ScaledObject", "claimx-worker", "maxReplicaCount")):
         o = docs.get((kind, name))
         if not o:
@@ -274,17 +384,26 @@ def check_k8s(repo, out):
     md = so["spec"]["triggers"][0]["metadata"]
     if md.get("consumerGroup") != group or md.get("topic") != wtopic:
         fail(f"k8s: KEDA trigger watches {md.get('consumerGroup')}/{md.get('topic')}, the worker is {group}/{wtopic}")
-    # The lag alert and the dashboard name the worker's group (kafka_lag's consumer_group).
+    # The lag alerts and the dashboard name the groups (kafka_lag's consumer_group).
     for rel in ("deploy/prometheus/alerts.yaml", "deploy/grafana/dashboard.py"):
-        named = set(re.findall(r'consumer_group="([^"]+)"', open(os.path.join(repo, rel)).read()))
-        if group not in named:
-            fail(f"k8s: {rel} does not select kafka_lag{{consumer_group=\"{group}\"}}, the worker's group")
-    pdb = docs.get(("PodDisruptionBudget", "claimx-worker"))
-    if not pdb or pdb["spec"]["selector"]["matchLabels"] != w["spec"]["selector"]["matchLabels"]:
-        fail("k8s: the worker PodDisruptionBudget does not select the worker pods")
-    (trigger_cfg,) = load_all(os.path.join(repo, "pipelines", "trigger.yaml"))
-    inputs = {"worker": kin, "trigger": trigger_cfg["input"]["kafka_franz"], "forms": fin}
-    for dep, stream in ((w, "worker"), (t, "trigger"), (f, "forms")):
+        named = selected_values(open(os.path.join(repo, rel)).read(), "consumer_group")
+        for stream in LAG_ALERTED:
+            g = env_default(inputs[stream]["consumer_group"])
+            if g not in named:
+                fail(f"k8s: {rel} does not select kafka_lag{{consumer_group=\"{g}\"}}, the {stream} stream's group")
+    # Secrets: never in config.env; each one a stream reads reaches its pod
+    # through a Secret the pod names (checked per pod below).
+    secrets = documented_secrets(repo)
+    secret_vars = set().union(*secrets.values())
+    for kk in sorted(secret_vars & set(env)):
+        fail(f"k8s: config.env sets {kk}, a secret: it belongs in a Secret of secret.example.yaml")
+    # The status stream's deadlines and the SLA rows judge by the same
+    # targets: set once, in config.env, which both pods read.
+    for stream in ("status", "sla"):
+        for var in sorted(v for v in env_refs(open(os.path.join(repo, "pipelines", f"{stream}.yaml")).read()) if v.startswith("SLA_TARGET_")):
+            if var not in env:
+                fail(f"k8s: config.env does not set {var} (pipelines/{stream}.yaml reads it; the status and SLA streams must agree)")
+    for stream, dep in sets.items():
         name = dep["metadata"]["name"]
         pod = dep["spec"]["template"]["spec"]
         # The headless Service the StatefulSet names must exist and select its pods.
@@ -378,6 +497,17 @@ def check_k8s(repo, out):
         (cfg,) = load_all(os.path.join(repo, "pipelines", f"{stream}.yaml"))
         for ref in sorted(set(resource_refs(cfg)) - have):
             fail(f"k8s: {name}: pipelines/{stream}.yaml names resource {ref!r}, which no -r file of the pod defines")
+        # Every secret the stream and its resource files read comes from a
+        # Secret the pod names (a notifier without its webhook is off, quietly).
+        reads = env_refs(open(os.path.join(repo, "pipelines", f"{stream}.yaml")).read())
+        for rp in (p for g in rglobs for p in glob.glob(g)):
+            reads |= env_refs(open(rp).read())
+        pod_secrets = set()
+        for ef in ctr.get("envFrom", []):
+            if "secretRef" in ef:
+                pod_secrets |= secrets.get(ef["secretRef"]["name"], set())
+        for var in sorted((reads & secret_vars) - pod_secrets):
+            fail(f"k8s: {name}: {stream} reads the secret {var}, which no Secret of the pod's envFrom holds")
         print(json.dumps({"name": name, "args": mapped, "root": root, "env": files_env}))
     print(f"k8s: {len(docs)} objects cross-checked", file=sys.stderr)
 
@@ -388,6 +518,7 @@ def check_rendered(repo, path):
     pipeline ConfigMaps hold the repository's files byte for byte."""
     docs = [d for d in load_all(path) if isinstance(d, dict)]
     cms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    documented = documented_secrets(repo)
     n = 0
     for d in docs:
         if d["kind"] not in ("Deployment", "StatefulSet"):
@@ -398,23 +529,26 @@ def check_rendered(repo, path):
             for ef in c.get("envFrom", []):
                 if "configMapRef" in ef:
                     refs.append(ef["configMapRef"]["name"])
-                if "secretRef" in ef and ef["secretRef"]["name"] != "claimx-api":
-                    fail(f"rendered: {d['metadata']['name']} uses Secret {ef['secretRef']['name']}, documented is claimx-api")
+                if "secretRef" in ef and ef["secretRef"]["name"] not in documented:
+                    fail(f"rendered: {d['metadata']['name']} uses Secret {ef['secretRef']['name']}, "
+                         f"not one of secret.example.yaml ({', '.join(sorted(documented))})")
         for r in refs:
             n += 1
             if r not in cms:
                 fail(f"rendered: {d['metadata']['name']} refers to ConfigMap {r}, which the build does not contain")
-    want = {f"{s}.yaml": f"pipelines/{s}.yaml" for s in STREAMS}
+    # (key, file): pipelines/alerts.yaml and pipelines/resources/alerts.yaml
+    # share a key, in different ConfigMaps.
+    want = {(f"{s}.yaml", f"pipelines/{s}.yaml") for s in STREAMS}
     for s in STREAMS:
         for var, default in stream_paths(repo, s).items():
             if not default.startswith("./data/"):
-                want[os.path.basename(default)] = os.path.normpath(default)
+                want.add((os.path.basename(default), os.path.normpath(default)))
     for f in glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml")) + \
             glob.glob(os.path.join(repo, "pipelines", "forms", "*.yaml")):
-        want[os.path.basename(f)] = os.path.relpath(f, repo)
-    have = {k: v for cm in cms.values() for k, v in (cm.get("data") or {}).items()}
-    for key, rel in want.items():
-        if have.get(key) != open(os.path.join(repo, rel)).read():
+        want.add((os.path.basename(f), os.path.relpath(f, repo)))
+    for key, rel in sorted(want):
+        text = open(os.path.join(repo, rel)).read()
+        if not any((cm.get("data") or {}).get(key) == text for cm in cms.values()):
             fail(f"rendered: no ConfigMap holds {rel} as key {key}")
     print(f"rendered: {len(docs)} objects, {n} ConfigMap references resolved, {len(want)} files shipped")
 
@@ -434,15 +568,28 @@ BENTHOS_METRICS = {
 def exported_metrics(repo):
     names = set(BENTHOS_METRICS)
     prefixes = set()
+    sources = {}
     for p in glob.glob(os.path.join(repo, "**", "*.go"), recursive=True):
         if p.endswith("_test.go") or "/.tools/" in p or "/tests/" in p:
             continue
-        src = open(p, encoding="utf-8", errors="replace").read()
+        sources[p] = open(p, encoding="utf-8", errors="replace").read()
+    # Names given as Go string constants (quality.MetricStatus = "quality_…"),
+    # by benthos (NewGauge(quality.MetricStatus, …)) or client_golang
+    # (prometheus.GaugeOpts{Name: quality.MetricStatus, …}).
+    consts = {}
+    for src in sources.values():
+        for m in re.finditer(r'^\s*(\w+)\s*(?:string\s*)?=\s*"([a-zA-Z_:][\w:]*)"', src, re.M):
+            consts.setdefault(m.group(1), set()).add(m.group(2))
+    for src in sources.values():
         for m in re.finditer(r'New(?:Counter|Gauge|Timer)\(\s*(?:(\w+(?:\.\w+)?)\s*\+\s*)?"([a-zA-Z_:][\w:]*)"', src):
             if m.group(1):
                 prefixes.add(m.group(2))  # prefix + "name": resolved below from metrics_prefix
             else:
                 names.add(m.group(2))
+        for m in re.finditer(r'(?:New(?:Counter|Gauge|Timer)\(|(?:Counter|Gauge|Histogram|Summary)Opts\{\s*Name:)\s*(?:\w+\.)?([A-Za-z_]\w*)\s*[,)}]', src):
+            names |= consts.get(m.group(1), set())
+        for m in re.finditer(r'(?:Counter|Gauge|Histogram|Summary)Opts\{\s*Name:\s*"([a-zA-Z_:][\w:]*)"', src):
+            names.add(m.group(1))
     pipeline_prefixes = set()
     for p in glob.glob(os.path.join(repo, "pipelines", "**", "*.yaml"), recursive=True):
         if p.endswith("_benthos_test.yaml"):
@@ -499,6 +646,36 @@ def promql_metrics(expr):
     return out
 
 
+def heading_slugs(path):
+    """The anchors of a Markdown file's headings, as GitHub makes them."""
+    out = set()
+    for line in open(path):
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            out.add(re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-"))
+    return out
+
+
+def label_values(repo):
+    """The values the pipelines and the Go code give the labels the
+    dashboard and the alerts select on."""
+    groups, labels = set(), set()
+    for p in glob.glob(os.path.join(repo, "pipelines", "**", "*.yaml"), recursive=True):
+        if p.endswith("_benthos_test.yaml"):
+            continue
+        for doc in load_all(p):
+            for _, k, v in walk(doc):
+                if k == "consumer_group" and isinstance(v, str):
+                    groups.add(env_default(v))
+                elif k == "label" and isinstance(v, str):
+                    labels.add(v)
+    alerts = open(os.path.join(repo, "pipelines", "alerts.yaml")).read()
+    rules = set(re.findall(r'"rule":\s*"(\w+)"', alerts))
+    src = open(os.path.join(repo, "kafka", "processor_state_changes.go")).read()
+    changes = set(re.findall(r'stateChange\w*\s*=\s*"(\w+)"', src))
+    return {"consumer_group": groups, "label": labels, "rule": rules, "change": changes}
+
+
 def base_name(n, known):
     for suf in ("_bucket", "_sum", "_count"):
         if n.endswith(suf) and n[: -len(suf)] in known:
@@ -524,6 +701,33 @@ def check_metrics(repo):
     for n, where in sorted(used.items()):
         if base_name(n, known) not in known:
             fail(f"metric {n} (used by {', '.join(sorted(where))}) is exported by neither the Go code nor a pipeline metric processor")
+    # The label values they select exist: a consumer group of a pipeline's
+    # input, a component label of a pipeline or resource (label="…"), a
+    # rule of the alerts stream (rule="…"), a state_changes change.
+    exprs = [(f"dashboard panel {pnl['title']!r}", t["expr"]) for pnl in dash["panels"] for t in pnl.get("targets", [])]
+    exprs += [(f"alert {r['alert']}", r["expr"]) for g in rules["groups"] for r in g["rules"]]
+    valid = label_values(repo)
+    for where, e in exprs:
+        for lab, allowed in valid.items():
+            for v in sorted(selected_values(e, lab) - allowed):
+                fail(f"{where} selects {lab}=\"{v}\", which no pipeline has ({lab}: {', '.join(sorted(allowed))})")
+    # Every alert: severity and component labels, the three annotations, and
+    # a runbook that leads to a heading of a doc of the repository.
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if "alert" not in r:
+                continue
+            for k in ("severity", "component"):
+                if k not in r.get("labels", {}):
+                    fail(f"alert {r['alert']} has no {k} label")
+            for k in ("summary", "description", "runbook"):
+                if k not in r.get("annotations", {}):
+                    fail(f"alert {r['alert']} has no {k} annotation")
+            f, _, anchor = r.get("annotations", {}).get("runbook", "").partition("#")
+            if not os.path.isfile(os.path.join(repo, f)):
+                fail(f"alert {r['alert']}: runbook {f} does not exist")
+            elif anchor and anchor not in heading_slugs(os.path.join(repo, f)):
+                fail(f"alert {r['alert']}: runbook {f} has no heading #{anchor}")
     original = {"ClaimXWorkerConsumerLagHigh", "ClaimXAPIErrorsHigh", "ClaimXDeltaWriteFailures", "ClaimXWorkerNoMessages"}
     if missing := original - set(alerts):
         fail(f"alerts.yaml lacks {', '.join(sorted(missing))} (DOMAIN.md §4 names four alerts)")
@@ -554,9 +758,22 @@ def check_dashboard(repo):
     if len(ids) != len(set(ids)):
         fail("dashboard: duplicate panel ids")
     titles = " ".join(pn["title"].lower() for pn in d["panels"])
-    for want in ("events over time", "processing latency", "claimx api latency", "delta write rate", "consumer lag", "errors by stage"):
+    for want in ("events over time", "processing latency", "claimx api latency", "delta write rate", "consumer lag", "errors by stage",
+                 # the status, alerts and SLA streams (docs/ALERTS.md) and the data-quality checks
+                 "status changes by change type", "alerts by rule", "notifier failures", "sla percentiles by week",
+                 "share within sla target by status", "sla breaches per day", "expectation status", "failures over time",
+                 "files scanned", "time since last run"):
         if want not in titles:
             fail(f"dashboard: no panel {want!r}")
+    # The weekly SLA percentiles: p50 and p90 of the histogram over 7-day
+    # windows, by status; the expectation table: the status by expectation.
+    exprs = {pn["title"]: [t["expr"] for t in pn.get("targets", [])] for pn in d["panels"]}
+    sla = " ".join(exprs.get("SLA percentiles by week", []))
+    for q in ("0.5", "0.9"):
+        if not re.search(rf"histogram_quantile\({q}, sum by \(status, le\) \(increase\(itel_task_sla_seconds_bucket\[7d\]\)\)\)", sla):
+            fail(f"dashboard: SLA percentiles by week lacks histogram_quantile({q}, ... increase(itel_task_sla_seconds_bucket[7d]) by status")
+    if not any("quality_expectation_status" in e and "expectation" in e for e in exprs.get("Expectation status", [])):
+        fail("dashboard: Expectation status does not show quality_expectation_status by expectation")
     for pn in d["panels"]:
         if pn["type"] == "row":
             continue
@@ -566,6 +783,20 @@ def check_dashboard(repo):
             if t["expr"].count("(") != t["expr"].count(")"):
                 fail(f"dashboard: panel {pn['title']!r}: unbalanced parentheses in {t['expr']}")
     print(f"dashboard: {len(d['panels'])} panels, in sync with dashboard.py")
+
+
+def dashboard_rules(repo, out):
+    """The dashboard's queries as recording rules, Grafana's variables given
+    values, for `promtool check rules` to parse."""
+    d = json.load(open(os.path.join(repo, "deploy", "grafana", "claimx-connect-dashboard.json")))
+    rules = []
+    for pn in d["panels"]:
+        for t in pn.get("targets", []):
+            e = t["expr"].replace("$__rate_interval", "1m").replace("$__interval", "1m").replace("$__range", "1h")
+            rules.append({"record": f"dashboard:panel_{pn['id']}_{t['refId']}", "expr": e})
+    with open(out, "w") as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, f)
+    print(f"dashboard-rules: {len(rules)} queries")
 
 
 def main():
@@ -582,6 +813,8 @@ def main():
         check_metrics(repo)
     elif cmd == "dashboard":
         check_dashboard(repo)
+    elif cmd == "dashboard-rules":
+        dashboard_rules(repo, os.path.abspath(sys.argv[3]))
     else:
         sys.exit(f"unknown check {cmd}")
     sys.exit(1 if errors else 0)

@@ -65,6 +65,17 @@ def main():
         # The forms stream reads the worker's success topic.
         ("itel_forms_messages_consumed_total", {}),
         ("input_received", {"label": "tracking_results"}),
+        # The status stream reads the tracking topic and records each
+        # assignment's first state (new) at least; the alerts and SLA streams
+        # read those changes.
+        ("state_changes_total", {"change": "new"}),
+        ("state_changelog_keys", {}),
+        ("state_changelog_available", {}),
+        ("input_received", {"stream": "status"}),
+        ("input_received", {"stream": "alerts"}),
+        ("input_received", {"stream": "sla"}),
+        ("itel_task_sla_total", {}),
+        ("itel_task_sla_seconds_count", {}),
     ]
     # When the demo completed an iTel form, the forms stream went all the way:
     # photos, the tables, the submission to the simulator's iTel endpoint.
@@ -86,12 +97,15 @@ def main():
     for name, want in [("kafka_lag", {"consumer_group": "itel_cabinet_tracking_worker_group", "topic": "itel.cabinet.task.tracking"}),
                        ("kafka_lag", {"consumer_group": "itel_cabinet_trigger_group", "topic": "claimx.events.raw"}),
                        ("kafka_lag", {"consumer_group": "itel_cabinet_forms_group", "topic": "itel.cabinet.task.tracking.success"}),
+                       ("kafka_lag", {"consumer_group": "itel_cabinet_status_group", "topic": "itel.cabinet.task.tracking"}),
+                       ("kafka_lag", {"consumer_group": "itel_cabinet_alerts_group", "topic": "itel.cabinet.task.status"}),
+                       ("kafka_lag", {"consumer_group": "itel_cabinet_sla_group", "topic": "itel.cabinet.task.status"}),
                        ("output_sent", {"label": "trigger_errors"})]:
         if not present(series, name, **want):
             errors.append(f"no {name}{want} series (the dashboard and alerts query it)")
     # Every stream reports under its own id.
     streams = {l.get("stream") for n, l, v in series if n == "input_received"}
-    for s in ("trigger", "worker", "forms"):
+    for s in ("trigger", "worker", "forms", "status", "alerts", "sla"):
         if s not in streams:
             errors.append(f"no series with stream={s!r}")
     # Which dashboard/alert metrics have no series yet (information only).
@@ -107,7 +121,13 @@ def main():
         print(f"info: no series yet (appear at their first increment): {', '.join(absent)}")
     for e in errors:
         print(f"FAIL: {e}", file=sys.stderr)
-    n = len(positive) + 4 + 3
+    # The SLA histogram has the buckets the dashboard's percentiles need:
+    # 1 hour to 4 weeks (the exporter's timer_buckets default).
+    les = {l.get("le") for n, l, v in series if n == "itel_task_sla_seconds_bucket"}
+    for le in ("3600", "86400", "604800", "2.4192e+06", "+Inf"):
+        if le not in les:
+            errors.append(f"itel_task_sla_seconds has no bucket le={le} (has {sorted(les, key=lambda x: float(x))})")
+    n = len(positive) + 7 + 6 + 5
     print(f"smoke metrics: {len(series)} series, {n - len(errors)} of {n} expectations met")
     sys.exit(1 if errors else 0)
 
