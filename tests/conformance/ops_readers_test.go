@@ -26,7 +26,9 @@ func TestOpsTablesReaders(t *testing.T) {
 	for a := 0; a < 40; a++ {
 		aid := 5423000 + a
 		assigned := t0.Add(time.Duration(a*5) * time.Hour)
-		ts := func(h float64) string { return assigned.Add(time.Duration(h * float64(time.Hour))).Format(time.RFC3339Nano) }
+		ts := func(h float64) string {
+			return assigned.Add(time.Duration(h * float64(time.Hour))).Format(time.RFC3339Nano)
+		}
 		row := func(id, change, from, to string, h float64, target any, within any, breached bool) map[string]any {
 			r := map[string]any{
 				"change_id": fmt.Sprintf("%d:%s", aid, id), "change": change, "assignment_id": aid, "project_id": "4895140",
