@@ -323,7 +323,8 @@ print(out.stdout[-500:], out.stderr[-500:])
 t = open(sys.argv[3]).read()
 # Status changes written before the scrape (the SLA group had caught up
 # with them); overdue changes the timer writes later add rows, never fewer.
-written = sum(float(v) for v in re.findall(r'^state_changes_total\{(?=[^}]*change="(?:new|changed)")[^}]*\}\s+(\S+)$', t, re.M))
+# (the status stream's: the quality stream's state_changes counts its own).
+written = sum(float(v) for v in re.findall(r'^state_changes_total\{(?=[^}]*change="(?:new|changed)")(?=[^}]*stream="status")[^}]*\}\s+(\S+)$', t, re.M))
 rows = json.loads(out.stdout)["num_rows"] if out.returncode == 0 else -1
 print(f"{rows} rows, {written:g} status changes written to the status topic")
 sys.exit(0 if written > 0 and rows >= written else 1)

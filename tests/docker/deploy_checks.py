@@ -49,7 +49,7 @@ def env_default(s):
 
 
 # The streams of the image's default command and of the StatefulSets.
-STREAMS = ("trigger", "worker", "forms", "status", "alerts", "sla")
+STREAMS = ("trigger", "worker", "forms", "status", "alerts", "sla", "quality")
 # The StatefulSet of each stream and its replicas: one per partition of its
 # input topic, or a fixed count (the trigger and the alerts stream: rate
 # limits per process; the SLA stream: one Delta writer is plenty).
@@ -60,6 +60,8 @@ STATEFULSETS = {
     "status": ("claimx-status", "partitions"),
     "alerts": ("claimx-alerts", 1),
     "sla": ("claimx-sla", 1),
+    # No Kafka input: its checks run on a schedule, one replica.
+    "quality": ("claimx-quality", 1),
 }
 # The consumer groups the docs name; those of LAG_ALERTED are selected by a
 # lag alert and the dashboard (kafka_lag{consumer_group=...}).
@@ -294,10 +296,10 @@ def check_k8s(repo, out):
     # Every shared resource file is shipped (a missing one fails only at run
     # time): the shared ConfigMap or the forms pod's iTel one. Each pod holding
     # what its stream names is checked below, on its mount layout.
-    listed = {os.path.basename(p) for cm in ("claimx-pipeline-resources", "claimx-itel-resources") for p in gens.get(cm, [])}
+    listed = {os.path.basename(p) for cm in ("claimx-pipeline-resources", "claimx-itel-resources", "claimx-alerts-resources") for p in gens.get(cm, [])}
     for p in sorted(glob.glob(os.path.join(repo, "pipelines", "resources", "*.yaml"))):
         if os.path.basename(p) not in listed:
-            fail(f"k8s: pipelines/resources/{os.path.basename(p)} is in neither claimx-pipeline-resources nor claimx-itel-resources")
+            fail(f"k8s: pipelines/resources/{os.path.basename(p)} is in none of claimx-pipeline-resources, claimx-itel-resources, claimx-alerts-resources")
     # Every form mapping is shipped.
     listed = {os.path.basename(p) for p in gens.get("claimx-form-mappings", [])}
     for p in sorted(glob.glob(os.path.join(repo, "pipelines", "forms", "*.yaml"))):
@@ -329,7 +331,8 @@ def check_k8s(repo, out):
     inputs, files_of = {}, {}
     for stream in STREAMS:
         (cfg,) = load_all(os.path.join(repo, "pipelines", f"{stream}.yaml"))
-        inputs[stream] = cfg["input"]["kafka_franz"]
+        # None: the stream consumes no Kafka topic (quality_check).
+        inputs[stream] = cfg["input"].get("kafka_franz")
     for p in glob.glob(os.path.join(d, "*.yaml")):
         for doc in load_all(p):
             if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
@@ -348,8 +351,8 @@ def check_k8s(repo, out):
         sets[stream] = dep
         if files_of.get(("StatefulSet", name)) not in k.get("resources", []):
             fail(f"k8s: kustomization.yaml does not list {files_of.get(('StatefulSet', name))} (StatefulSet {name})")
-        topic = env_default(inputs[stream]["topics"][0])
-        g = env_default(inputs[stream]["consumer_group"])
+        topic = env_default(inputs[stream]["topics"][0]) if inputs[stream] else None
+        g = env_default(inputs[stream]["consumer_group"]) if inputs[stream] else None
         if stream in GROUPS and g != GROUPS[stream]:
             fail(f"k8s: {stream} consumer group is {g}, the docs, alerts and dashboard say {GROUPS[stream]}")
         # More members than partitions idle.
@@ -418,10 +421,14 @@ def check_k8s(repo, out):
         # Static membership: KAFKA_INSTANCE_ID is the pod name, and the input uses it.
         (ctr0,) = pod["containers"]
         ienv = [e for e in ctr0.get("env", []) if e.get("name") == "KAFKA_INSTANCE_ID"]
-        if not ienv or ienv[0].get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+        if inputs[stream] is None:
+            pass  # no consumer group to be a member of
+        elif not ienv or ienv[0].get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
             fail(f"k8s: {name}: KAFKA_INSTANCE_ID must come from the pod name (fieldRef metadata.name)")
-        iid = str(inputs[stream].get("instance_id", ""))
-        if not iid:
+        iid = str(inputs[stream].get("instance_id", "")) if inputs[stream] else None
+        if iid is None:
+            pass
+        elif not iid:
             # Without it the members stay dynamic: every restart a rebalance.
             fail(f"k8s: pipelines/{stream}.yaml: the kafka_franz input has no instance_id: ${{KAFKA_INSTANCE_ID:}}, "
                  f"so {name}'s pods would join as dynamic members")
