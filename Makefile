@@ -9,7 +9,7 @@ GO_FILES    = $(shell git ls-files '*.go')
 PIPELINES   = $(filter-out %_benthos_test.yaml pipelines/topics.yaml,$(wildcard pipelines/*.yaml pipelines/examples/*.yaml))
 RESOURCES   = $(foreach r,$(wildcard pipelines/resources/*.yaml),-r $(r))
 
-.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-delta bench-claimx bench-e2e sim-day clean
+.PHONY: build setup test unit lint vet fmt-check pipelines-test bench bench-kafka bench-quality bench-delta bench-claimx bench-e2e sim-day clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -38,10 +38,15 @@ fmt-check:
 pipelines-test: build
 	./$(BIN) test $(RESOURCES) ./pipelines/...
 
-bench: bench-kafka bench-delta bench-claimx
+bench: bench-kafka bench-delta bench-claimx bench-quality
 
 bench-kafka:
 	go run ./tests/bench/kafkainput -records 1000000
+
+# Data-quality checks on a 90-day table against reading it whole, in the same
+# run: times, their ratio (fullscan/checks) and the files each reads.
+bench-quality:
+	go test -run '^$$' -bench BenchmarkQualityChecks -benchtime 5x ./quality/
 
 bench-delta:
 	go test -run '^$$' -bench . -benchmem -benchtime 3x ./delta/
