@@ -97,14 +97,22 @@ expectations:
 	if pd := pagerduty.accepted(); len(pd) != 1 || pd[0]["dedup_key"] != "itel-quality-ids_unique" || pd[0]["event_action"] != "trigger" {
 		t.Fatalf("PagerDuty events %v, want one trigger of itel-quality-ids_unique", pd)
 	}
-	rows := readRows(t, results)
+	// A run's results reach the table after its metrics: wait for them (a run
+	// evaluated when the process was killed may never be written; the next
+	// one is).
+	var rows []map[string]any
 	runs := map[string]bool{}
 	status := map[string]string{}
-	for _, r := range rows {
-		runs[fmt.Sprint(r["run_id"])] = true
-		status[fmt.Sprint(r["expectation"])] = fmt.Sprint(r["status"])
-	}
-	if len(runs) < 6 || len(rows) != 3*len(runs) {
+	kafkatest.WaitFor(t, time.Minute, "six runs in the results table", func() bool {
+		rows = readRows(t, results)
+		clear(runs)
+		for _, r := range rows {
+			runs[fmt.Sprint(r["run_id"])] = true
+			status[fmt.Sprint(r["expectation"])] = fmt.Sprint(r["status"])
+		}
+		return len(runs) >= 6
+	})
+	if len(rows) != 3*len(runs) {
 		t.Fatalf("results table: %d rows of %d runs, want 3 per run and at least 6 runs", len(rows), len(runs))
 	}
 	if fmt.Sprint(status) != "map[assignment_present:pass ids_unique:fail status_known:fail]" {
