@@ -70,7 +70,7 @@ func TestStatusReplicasSLAOnce(t *testing.T) {
 	defer pdSrv.Close()
 	e := faultEnv(t, "status", harness.Options{TrackingPartitions: 6, ChildEnv: []string{
 		"STATUS_BATCH_PERIOD=100ms",
-		"SLA_TARGET_HOURS_IN_PROGRESS=0.005", // 18s
+		"SLA_TARGET_HOURS_IN_PROGRESS=0.01", // 36s: the 60 changes are in before it
 		"SLA_TARGET_HOURS_COMPLETED=1000",
 		"SLA_CHECK_INTERVAL=1s",
 		"PAGERDUTY_ROUTING_KEY=conformance-routing-key",
@@ -105,7 +105,7 @@ func TestStatusReplicasSLAOnce(t *testing.T) {
 	// One replica dies before the deadline and returns around it: its
 	// partitions move to the other and back.
 	b.Kill()
-	time.Sleep(time.Until(t0.Add(15 * time.Second)))
+	time.Sleep(time.Until(t0.Add(32 * time.Second)))
 	b.Start()
 	waitStatusCount(t, e, 85)
 	time.Sleep(5 * time.Second)

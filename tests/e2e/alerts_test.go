@@ -220,7 +220,7 @@ func TestStatusAlertsOncePerChangeAcrossRestartsReplaysAndOutages(t *testing.T) 
 }
 
 // TestSLABreachAlertsOnceWithNoEventAfterIt: an assignment left ASSIGNED past
-// its SLA target (7s here) raises one sla_breach with no event after it —
+// its SLA target (22s here) raises one sla_breach with no event after it —
 // from a status stream restarted while the deadline passed, and not again on
 // later checks or after another restart — and the event that starts it
 // resolves the breach's PagerDuty incident. An assignment started in time
@@ -238,7 +238,9 @@ func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 		"PAGERDUTY_ROUTING_KEY=e2e-routing-key",
 		"PAGERDUTY_EVENTS_URL=" + pdSrv.URL + "/v2/enqueue",
 		"STATUS_BATCH_PERIOD=100ms",
-		"SLA_TARGET_HOURS_IN_PROGRESS=0.002", // 7.2s, rounded to 7s
+		// 21.6s, rounded to 22s: long enough that the first life has
+		// recorded the three changes before the deadline on a slow machine.
+		"SLA_TARGET_HOURS_IN_PROGRESS=0.006",
 		"SLA_TARGET_HOURS_COMPLETED=1000",
 		"SLA_CHECK_INTERVAL=1s",
 		"ALERTS_EMAIL_TO=cabinet-ops@example.com",
@@ -267,7 +269,7 @@ func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 	waitCount(t, e, e.Names.Status, 3)
 	// Down while the deadline passes: the restarted stream's timer finds it.
 	status.Kill()
-	time.Sleep(time.Until(t0.Add(8 * time.Second)))
+	time.Sleep(time.Until(t0.Add(23 * time.Second)))
 	status.Start()
 	waitCount(t, e, e.Names.Status, 4)
 	time.Sleep(4 * time.Second) // four more checks
@@ -300,7 +302,7 @@ func TestSLABreachAlertsOnceWithNoEventAfterIt(t *testing.T) {
 		ids = append(ids, fmt.Sprintf("%v %v", a["rule"], a["dedup_key"]))
 	}
 	sort.Strings(ids)
-	incident := "itel-cabinet-sla-201:overdue:started:" + t0.Add(7*time.Second).Format(time.RFC3339Nano)
+	incident := "itel-cabinet-sla-201:overdue:started:" + t0.Add(22*time.Second).Format(time.RFC3339Nano)
 	if want := []string{"sla_breach " + incident, "sla_resolved " + incident}; fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Fatalf("alerts:\n got %q\nwant %q", ids, want)
 	}
