@@ -213,6 +213,14 @@ func TestFaultHoldAPIDown(t *testing.T) {
 		t.Errorf("the trigger logged no hold during 60 s of 503")
 	}
 
+	// The second outage starts only once the trigger is through the first:
+	// its probe may come up to hold_max_interval (30 s) after the API
+	// returns, and an outage beginning before that would be counted as the
+	// first one's recovery time (and leave the worker no backlog to meet it).
+	waitUntil(e, "the trigger's first tracking message after the outage", 90*time.Second, func() bool {
+		n, err := e.TopicCount(ctx, e.Names.Tracking)
+		return err == nil && n > 0
+	})
 	// The rest of the events at 10/s; after 15 s of them, 60 s down again.
 	rest := e.PublishFrom(events, backlog, 10, 10)
 	keepAlive(e, 15*time.Second)
