@@ -103,7 +103,9 @@ func newValueRule(x *Expectation, col *column) (*valueRule, error) {
 	return r, nil
 }
 
-type violation struct {
+// valueCount is an example value and how many rows hold it (a disallowed
+// value, a duplicated key), as results show them.
+type valueCount struct {
 	Value any   `json:"value"`
 	Count int64 `json:"count"`
 }
@@ -128,7 +130,7 @@ func evalValues(ctx context.Context, x *Expectation, tr *tableRun, now time.Time
 			return outcome{}, err
 		}
 	}
-	bad := map[any]*violation{}
+	bad := map[any]*valueCount{}
 	var violations int64
 	fromStats := 0
 	record := func(v any, n int64) {
@@ -138,7 +140,7 @@ func evalValues(ctx context.Context, x *Expectation, tr *tableRun, now time.Time
 			b.Count += n
 			return
 		}
-		bad[k] = &violation{Value: v, Count: n}
+		bad[k] = &valueCount{Value: v, Count: n}
 	}
 	c.Considered += int64(len(tr.files))
 	for _, f := range tr.files {
@@ -177,11 +179,11 @@ func evalValues(ctx context.Context, x *Expectation, tr *tableRun, now time.Time
 			return outcome{}, err
 		}
 	}
-	examples := make([]violation, 0, len(bad))
+	examples := make([]valueCount, 0, len(bad))
 	for _, b := range bad {
 		examples = append(examples, *b)
 	}
-	slices.SortFunc(examples, func(a, b violation) int {
+	slices.SortFunc(examples, func(a, b valueCount) int {
 		if a.Count != b.Count {
 			if a.Count > b.Count {
 				return -1

@@ -14,11 +14,6 @@ import (
 // maxExamples bounds the example values a result carries.
 const maxExamples = 5
 
-type dupExample struct {
-	Value any   `json:"value"`
-	Count int64 `json:"count"`
-}
-
 // evalUnique reads the column (only) of the files in the window and counts
 // the rows whose value an earlier row already had. Nulls are not values.
 func evalUnique(ctx context.Context, x *Expectation, tr *tableRun, now time.Time, c *Counters) (outcome, error) {
@@ -64,15 +59,15 @@ func evalUnique(ctx context.Context, x *Expectation, tr *tableRun, now time.Time
 			return outcome{}, err
 		}
 	}
-	var dups []dupExample
+	var dups []valueCount
 	var extra int64
 	for _, s := range values {
 		if s.count > 1 {
 			extra += s.count - 1
-			dups = append(dups, dupExample{Value: s.value, Count: s.count})
+			dups = append(dups, valueCount{Value: s.value, Count: s.count})
 		}
 	}
-	slices.SortFunc(dups, func(a, b dupExample) int {
+	slices.SortFunc(dups, func(a, b valueCount) int {
 		if c := cmp.Compare(b.Count, a.Count); c != 0 {
 			return c
 		}
