@@ -10,17 +10,17 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/google/uuid"
 )
 
 func init() {
 	Register("file", openLocal)
 }
 
-// Local is a Store on a local (or mounted) file system. PutIfAbsent writes a
-// temporary file and hard-links it to the final name: link(2) fails with
-// EEXIST atomically, so two processes can never both create one commit.
+// Local is a Store on a local (or mounted) file system. Every write goes to
+// a pending file (see pendingFile: unnamed on Linux, so a killed writer
+// leaves nothing) published only once complete. PutIfAbsent links it to the
+// final name: the link fails with EEXIST atomically, so two processes can
+// never both create one commit.
 type Local struct {
 	root string
 }
@@ -80,64 +80,52 @@ func (l *Local) Get(_ context.Context, p string) ([]byte, error) {
 	return b, nil
 }
 
-// writeTemp writes data to a uniquely named file beside full and syncs it.
-func writeTemp(full string, data []byte) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return "", err
-	}
-	tmp := filepath.Join(filepath.Dir(full), "."+filepath.Base(full)+"."+uuid.NewString()+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// writePending writes data to a pending file beside full and syncs it.
+func writePending(full string, data []byte) (*pendingFile, error) {
+	f, err := createPending(full)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return "", err
+		f.abort()
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return "", err
+		f.abort()
+		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
+	return f, nil
 }
 
-// Put writes the object through a temporary file and a rename, so readers
-// never see a partial object.
+// Put writes the object through a pending file published by a rename, so
+// readers never see a partial object.
 func (l *Local) Put(_ context.Context, p string, data []byte) error {
 	full, err := l.abs(p)
 	if err != nil {
 		return err
 	}
-	tmp, err := writeTemp(full, data)
+	f, err := writePending(full, data)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	if err := os.Rename(tmp, full); err != nil {
-		os.Remove(tmp)
+	if err := f.publish(full); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
 }
 
 // PutIfAbsent creates the object only if it does not exist, atomically
-// across processes (link(2) of a complete temporary file).
+// across processes (a link of a complete pending file).
 func (l *Local) PutIfAbsent(_ context.Context, p string, data []byte) error {
 	full, err := l.abs(p)
 	if err != nil {
 		return err
 	}
-	tmp, err := writeTemp(full, data)
+	f, err := writePending(full, data)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, full); err != nil {
+	if err := f.publishIfAbsent(full); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("creating %s: %w", p, ErrExists)
 		}

@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/google/uuid"
 )
 
 // StreamPutter is implemented by every Store of this package: it writes an
@@ -74,39 +71,28 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// PutStream copies r into a temporary file beside the object, syncs it and
-// renames it into place: a reader sees the old object or the whole new one.
+// PutStream copies r into a pending file beside the object, syncs it and
+// publishes it by a rename: a reader sees the old object or the whole new
+// one, and a writer killed mid-copy leaves no file where the system has
+// unnamed files (see pendingFile).
 func (l *Local) PutStream(_ context.Context, p string, r io.ReadSeeker, size int64, _ string) error {
 	full, err := l.abs(p)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	// The temporary name is one List leaves out (".name.<uuid>.tmp").
-	tmp := filepath.Join(filepath.Dir(full), "."+filepath.Base(full)+"."+uuid.NewString()+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := createPending(full)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
 	if _, err := io.Copy(f, &exactReader{r: r, left: size, size: size}); err != nil {
-		return fail(err)
+		f.abort()
+		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		f.abort()
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	if err := os.Rename(tmp, full); err != nil {
-		os.Remove(tmp)
+	if err := f.publish(full); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil

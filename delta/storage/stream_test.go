@@ -10,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,19 +41,11 @@ func hexSHA(b []byte) string {
 
 // tempFiles lists the files under dir whose names mark a write in progress.
 func tempFiles(t *testing.T, dir string) []string {
-	t.Helper()
 	var out []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(d.Name(), ".tmp") {
+	for _, p := range storage.FilesUnder(t, dir) {
+		if strings.HasSuffix(p, ".tmp") {
 			out = append(out, p)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return out
 }
