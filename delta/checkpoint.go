@@ -212,8 +212,15 @@ func checkpointRows(snap *Snapshot, now time.Time, tombstoneRetention time.Durat
 		Configuration:    conf,
 		CreatedTime:      md.CreatedTime,
 	}})
+	// Txns older than delta.setTransactionRetentionDuration are expired:
+	// left out, as Spark and delta-kernel leave them out (a txn with no
+	// lastUpdated is kept). writeCheckpoint has checked the property.
+	txnRetention, _ := durationProperty(conf, TxnRetentionProperty, 0)
 	appIDs := make([]string, 0, len(snap.txns))
-	for k := range snap.txns {
+	for k, t := range snap.txns {
+		if txnRetention > 0 && t.LastUpdated != nil && *t.LastUpdated < now.Add(-txnRetention).UnixMilli() {
+			continue
+		}
 		appIDs = append(appIDs, k)
 	}
 	sort.Strings(appIDs)
@@ -302,6 +309,11 @@ func encodeParquetRows[T any](rows []T) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// TxnRetentionProperty is the table property after which a txn (an
+// application's last committed version) expires: a checkpoint leaves out
+// txns last updated longer ago. Unset, txns never expire.
+const TxnRetentionProperty = "delta.setTransactionRetentionDuration"
+
 // writeCheckpoint writes the checkpoint of snap and then _last_checkpoint:
 // a UUID-named V2-spec checkpoint (checkpointMetadata first, file actions
 // inline, no sidecars) when the table's checkpoint policy is v2, otherwise
@@ -312,6 +324,9 @@ func encodeParquetRows[T any](rows []T) ([]byte, error) {
 func writeCheckpoint(ctx context.Context, store storage.Store, snap *Snapshot, now time.Time) error {
 	retention, err := durationProperty(snap.metadata.Configuration, "delta.deletedFileRetentionDuration", 7*24*time.Hour)
 	if err != nil {
+		return fmt.Errorf("writing checkpoint %d: %w", snap.version, err)
+	}
+	if _, err := durationProperty(snap.metadata.Configuration, TxnRetentionProperty, 0); err != nil {
 		return fmt.Errorf("writing checkpoint %d: %w", snap.version, err)
 	}
 	rows := checkpointRows(snap, now, retention)

@@ -483,3 +483,61 @@ func TestLogCleanupAndHistory(t *testing.T) {
 	eq(t, "describe files", d.NumFiles, 10)
 	eq(t, "describe rows", d.NumRows, int64(20))
 }
+
+// TestCheckpointExpiresTxns checks delta.setTransactionRetentionDuration: a
+// checkpoint leaves out txns last updated before now minus the retention
+// (a results table's one appId per run would otherwise grow without end),
+// keeps the others and those with no lastUpdated, and keeps all without the
+// property. A bad value is refused at creation.
+func TestCheckpointExpiresTxns(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *int64 { ms := now.Add(-d).UnixMilli(); return &ms }
+	txns := []Txn{
+		{AppID: "run-old", Version: 0, LastUpdated: at(31 * 24 * time.Hour)},
+		{AppID: "run-edge", Version: 0, LastUpdated: at(30*24*time.Hour - time.Minute)},
+		{AppID: "run-new", Version: 0, LastUpdated: at(time.Hour)},
+		{AppID: "run-undated", Version: 3},
+	}
+	for _, tc := range []struct {
+		name  string
+		props map[string]string
+		kept  []string
+	}{
+		{"30 days", map[string]string{TxnRetentionProperty: "interval 30 days"}, []string{"run-edge", "run-new", "run-undated"}},
+		{"unset", nil, []string{"run-edge", "run-new", "run-old", "run-undated"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newLocal(t)
+			tbl := mustCreate(t, st, simpleSchema(), nil, tc.props, OpenOptions{Now: func() time.Time { return now }})
+			for i, tx := range txns {
+				res, err := tbl.Append(ctx, AppendRequest{Txns: []Txn{tx}})
+				must(t, err)
+				if tx.LastUpdated == nil {
+					// Append stamps it with the clock: take it back out so
+					// this txn has none, as another engine may write it.
+					tbl.snap.txns[tx.AppID] = Txn{AppID: tx.AppID, Version: tx.Version}
+				}
+				eq(t, fmt.Sprintf("version %d", i), res.Version, int64(i+1))
+			}
+			must(t, tbl.Checkpoint(ctx))
+			// Read the checkpoint only: the commits still hold every txn.
+			for v := int64(1); v <= tbl.Version(); v++ {
+				must(t, st.Delete(ctx, commitPath(v)))
+			}
+			t2, err := Open(ctx, st, OpenOptions{})
+			must(t, err)
+			var kept []string
+			for _, id := range []string{"run-edge", "run-new", "run-old", "run-undated"} {
+				if _, ok := t2.TxnVersion(id); ok {
+					kept = append(kept, id)
+				}
+			}
+			eq(t, "txns in the checkpoint", strings.Join(kept, ","), strings.Join(tc.kept, ","))
+		})
+	}
+	_, err := Create(ctx, newLocal(t), CreateOptions{Schema: simpleSchema(), Properties: map[string]string{TxnRetentionProperty: "soon"}})
+	if err == nil || !strings.Contains(err.Error(), TxnRetentionProperty) {
+		t.Fatalf("a bad retention: %v", err)
+	}
+}

@@ -872,7 +872,7 @@ func PlanCreate(ctx context.Context, store storage.Store, opts CreateOptions) (*
 	if _, err := newDataLayout(opts.Schema, pcols, conf); err != nil {
 		return nil, fmt.Errorf("creating table: %w", err)
 	}
-	for _, k := range []string{"delta.logRetentionDuration", "delta.deletedFileRetentionDuration"} {
+	for _, k := range []string{"delta.logRetentionDuration", "delta.deletedFileRetentionDuration", TxnRetentionProperty} {
 		if _, err := durationProperty(conf, k, 0); err != nil {
 			return nil, fmt.Errorf("creating table: %w", err)
 		}

@@ -462,6 +462,8 @@ func TestResultsTable(t *testing.T) {
 	st := localStore(t, t.TempDir())
 	tbl, err := OpenResultsTable(t.Context(), st)
 	must(t, err)
+	// One appId per run: the table expires them, or they pile up.
+	eq(t, "txn retention", tbl.Properties()[delta.TxnRetentionProperty], ResultsTxnRetention)
 	written, err := AppendResults(t.Context(), tbl, run)
 	must(t, err)
 	eq(t, "first append writes", written, true)

@@ -17,6 +17,11 @@ const ResultsTableName = "_quality_results"
 // whoever retries it.
 const ResultsAppIDPrefix = "quality-run/"
 
+// ResultsTxnRetention is the results table's
+// delta.setTransactionRetentionDuration: how long a run's txn guards it
+// against a second append before a checkpoint expires it.
+const ResultsTxnRetention = "interval 30 days"
+
 // resultsSchemaYAML is schemas/quality_results.yaml (a test keeps them equal).
 const resultsSchemaYAML = `
 - { name: result_id, type: string, nullable: false }
@@ -79,7 +84,10 @@ func OpenResultsTable(ctx context.Context, store storage.Store) (*delta.Table, e
 		return nil, fmt.Errorf("opening results table %s: %w", store.URI(), err)
 	}
 	t, err = delta.Create(ctx, store, delta.CreateOptions{Schema: ResultsSchema(), Name: ResultsTableName,
-		Description: "data quality results of claimx-connect (docs/QUALITY.md)"})
+		Description: "data quality results of claimx-connect (docs/QUALITY.md)",
+		// Each run commits its own appId; a run is retried within minutes,
+		// so checkpoints may drop its txn after a month.
+		Properties: map[string]string{delta.TxnRetentionProperty: ResultsTxnRetention}})
 	if errors.Is(err, delta.ErrTableExists) {
 		// Another checker created it first.
 		t, err = delta.Open(ctx, store, delta.OpenOptions{})
