@@ -88,6 +88,7 @@ ENV ITEL_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_tracking.yaml
     ITEL_SLA_SCHEMA_FILE=/etc/claimx-connect/schemas/itel_cabinet_task_sla.yaml \
     QUALITY_EXPECTATIONS_FILE=/etc/claimx-connect/pipelines/quality/expectations.yaml \
     QUALITY_RESULTS_TABLE_URI=/data/_quality_results \
+    QUALITY_CLAIMS_URI=/data/_quality_claims \
     QUALITY_RESULTS_SCHEMA_FILE=/etc/claimx-connect/schemas/quality_results.yaml
 
 USER 65532:65532

@@ -5,12 +5,14 @@ package inputs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/robfig/cron/v3"
 
+	"github.com/claimx/claimx-connect/delta/storage"
 	"github.com/claimx/claimx-connect/quality"
 )
 
@@ -19,6 +21,7 @@ const (
 	qciFieldSchedule     = "schedule"
 	qciFieldRunAtStart   = "run_at_start"
 	qciFieldOnly         = "only"
+	qciFieldClaimsURI    = "claims_uri"
 )
 
 // Metadata the input sets on each message.
@@ -30,6 +33,10 @@ const (
 	QualityMetaKind        = "quality_kind"
 	QualityMetaRunID       = "quality_run_id"
 )
+
+// qciMetricClaimedElsewhere counts scheduled runs this replica skipped
+// because another replica claimed them.
+const qciMetricClaimedElsewhere = "quality_runs_claimed_elsewhere_total"
 
 // qciExample is the spec's example (a test builds it).
 const qciExample = `
@@ -122,6 +129,10 @@ retried write adds no row.
 			service.NewBoolField(qciFieldRunAtStart).
 				Description("Also run once when the input starts, before the first tick.").
 				Default(true),
+			service.NewStringField(qciFieldClaimsURI).
+				Description("Where replicas claim runs (a directory or bucket prefix: `file://`, `s3://`, `abfss://`, `gs://`, with the expectations file's storage settings). Set, each scheduled tick runs in one replica only — the one that first creates the tick's claim object, atomically on every backend — and the run at start in one of the replicas started before the same tick; the others skip it (`"+qciMetricClaimedElsewhere+"`). Every replica computes the same ticks (`@every` ticks are aligned to multiples of their interval). Empty: every replica runs every tick. Claims older than 7 days are deleted.").
+				Example("s3://claimx-lake/_quality_claims").
+				Default(""),
 			service.NewStringListField(qciFieldOnly).
 				Description("Evaluate only these expectations (by name); empty: all of them.").
 				Advanced().
@@ -150,6 +161,11 @@ func newQualityCheckInput(conf *service.ParsedConfig, mgr *service.Resources) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", qciFieldSchedule, spec, err)
 	}
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok {
+		// @every counts from when it is asked; aligned, every replica has
+		// the same ticks, so claims and run ids match across replicas.
+		sched = alignedEvery(every.Delay)
+	}
 	atStart, err := conf.FieldBool(qciFieldRunAtStart)
 	if err != nil {
 		return nil, err
@@ -166,18 +182,34 @@ func newQualityCheckInput(conf *service.ParsedConfig, mgr *service.Resources) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", qciFieldOnly, err)
 	}
+	claimsURI, err := conf.FieldString(qciFieldClaimsURI)
+	if err != nil {
+		return nil, err
+	}
+	ev := quality.NewEvaluator(cfg, quality.Options{})
+	var claims *runClaims
+	if claimsURI != "" {
+		st, err := storage.Open(context.Background(), claimsURI, ev.StorageOptions())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", qciFieldClaimsURI, err)
+		}
+		claims = &runClaims{store: st}
+	}
 	m := mgr.Metrics()
 	return &qualityCheckInput{
-		ev:       quality.NewEvaluator(cfg, quality.Options{}),
-		exps:     exps,
-		sched:    sched,
-		startRun: atStart,
-		log:      mgr.Logger(),
-		mStatus:  m.NewGauge(quality.MetricStatus, "expectation", "table", "kind"),
-		mObs:     m.NewGauge(quality.MetricObserved, "expectation", "table", "kind"),
-		mChecks:  m.NewCounter(quality.MetricChecks, "expectation", "status"),
-		mFiles:   m.NewCounter(quality.MetricFilesScanned, "expectation", "table"),
-		mLastRun: m.NewGauge(quality.MetricLastRun),
+		ev:        ev,
+		claims:    claims,
+		selection: selectionHash(exps),
+		mSkipped:  m.NewCounter(qciMetricClaimedElsewhere),
+		exps:      exps,
+		sched:     sched,
+		startRun:  atStart,
+		log:       mgr.Logger(),
+		mStatus:   m.NewGauge(quality.MetricStatus, "expectation", "table", "kind"),
+		mObs:      m.NewGauge(quality.MetricObserved, "expectation", "table", "kind"),
+		mChecks:   m.NewCounter(quality.MetricChecks, "expectation", "status"),
+		mFiles:    m.NewCounter(quality.MetricFilesScanned, "expectation", "table"),
+		mLastRun:  m.NewGauge(quality.MetricLastRun),
 	}, nil
 }
 
@@ -188,7 +220,11 @@ type qualityCheckInput struct {
 	exps     []*quality.Expectation
 	sched    cron.Schedule
 	startRun bool
-	log      *service.Logger
+	// claims is nil when every replica runs every tick.
+	claims    *runClaims
+	selection string
+	mSkipped  *service.MetricCounter
+	log       *service.Logger
 
 	mStatus, mObs, mLastRun *service.MetricGauge
 	mChecks, mFiles         *service.MetricCounter
@@ -199,18 +235,14 @@ func (q *qualityCheckInput) Connect(context.Context) error { return nil }
 // ReadBatch waits for the next tick (or runs at once the first time, with
 // run_at_start), evaluates and returns a message per result.
 func (q *qualityCheckInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	if q.startRun {
-		q.startRun = false
-	} else {
-		timer := time.NewTimer(time.Until(q.sched.Next(time.Now())))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, nil, ctx.Err()
-		case <-timer.C:
+	var runID string
+	for runID == "" {
+		var err error
+		if runID, err = q.nextRun(ctx); err != nil {
+			return nil, nil, err
 		}
 	}
-	run := q.ev.Run(ctx, "", q.exps)
+	run := q.ev.Run(ctx, runID, q.exps)
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -242,13 +274,57 @@ func (q *qualityCheckInput) ReadBatch(ctx context.Context) (service.MessageBatch
 	}
 	q.mLastRun.Set(time.Now().Unix())
 	q.log.With("run_id", run.ID, "results", len(run.Results), "failed_or_error", failed).Debug("quality run evaluated")
-	runID := run.ID
 	return batch, func(_ context.Context, err error) error {
 		if err != nil {
 			q.log.With("run_id", runID, "error", err.Error()).Warn("quality results were not delivered; the next run evaluates afresh")
 		}
 		return nil
 	}, nil
+}
+
+// nextRun waits for the next run (at once the first time, with
+// run_at_start) and returns its id, or "" when another replica claimed it.
+func (q *qualityCheckInput) nextRun(ctx context.Context) (string, error) {
+	var runID, claim string
+	if q.startRun {
+		q.startRun = false
+		runID = quality.NewRunID(time.Now())
+		// Replicas started before the same tick share one run at start.
+		claim = "start-" + tickRunID(q.sched.Next(time.Now()), q.selection)
+	} else {
+		tick := q.sched.Next(time.Now())
+		timer := time.NewTimer(time.Until(tick))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return "", ctx.Err()
+		case <-timer.C:
+		}
+		runID = tickRunID(tick, q.selection)
+		claim = runID
+	}
+	if q.claims == nil {
+		return runID, nil
+	}
+	now := time.Now()
+	outcome, err := q.claims.claim(ctx, claim, now)
+	switch outcome {
+	case claimTaken:
+		q.mSkipped.Incr(1)
+		q.log.With("run_id", runID, "claim", claim).Debug("quality run claimed by another replica; skipped here")
+		return "", nil
+	case claimError:
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		// Better a run twice than no run: results are de-duplicated by
+		// result_id downstream, a missed check is not noticed.
+		q.log.With("run_id", runID, "error", err.Error()).Warn("could not claim the quality run; running it here")
+	}
+	if err := q.claims.sweep(ctx, now); err != nil && !errors.Is(err, context.Canceled) {
+		q.log.With("error", err.Error()).Warn("could not delete old quality run claims")
+	}
+	return runID, nil
 }
 
 func (q *qualityCheckInput) Close(context.Context) error { return nil }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,6 +55,96 @@ expectations:
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Replicas sharing a claims store run each tick once between them: two
+// inputs (two replicas, or the stream in two streams-mode processes) on one
+// schedule run every scheduled tick once, none missed, and share the run at
+// start; without claims both run every tick.
+func TestQualityCheckInputClaimsRunEachTickOnce(t *testing.T) {
+	path := writeExpectations(t)
+	cfg, err := quality.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exps, err := cfg.Select(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduledSuffix := "-" + selectionHash(exps)
+	for _, tc := range []struct {
+		name   string
+		claims bool
+	}{{"claims", true}, {"no claims", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			field := ""
+			if tc.claims {
+				field = fmt.Sprintf("claims_uri: %q", t.TempDir())
+			}
+			var mu sync.Mutex
+			ticks := map[string][]int{} // scheduled run id → replicas that ran it
+			starts := 0
+			var streams []*kafkatest.Stream
+			for replica := range 2 {
+				streams = append(streams, kafkatest.StartStream(t, fmt.Sprintf(`
+quality_check:
+  expectations: %q
+  schedule: "@every 1s"
+  %s
+`, path, field), func(_ context.Context, b service.MessageBatch) error {
+					id, _ := b[0].MetaGet(QualityMetaRunID)
+					mu.Lock()
+					defer mu.Unlock()
+					if strings.HasSuffix(id, scheduledSuffix) {
+						ticks[id] = append(ticks[id], replica)
+					} else {
+						starts++
+					}
+					return nil
+				}))
+			}
+			kafkatest.WaitFor(t, 20*time.Second, "five scheduled ticks", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(ticks) >= 5
+			})
+			for _, s := range streams {
+				s.Stop(t, 5*time.Second)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var at []time.Time
+			both := 0
+			for id, replicas := range ticks {
+				tick, err := time.Parse("20060102T150405Z", strings.TrimSuffix(id, scheduledSuffix))
+				if err != nil {
+					t.Fatalf("run id %q: %v", id, err)
+				}
+				at = append(at, tick)
+				if len(replicas) == 2 {
+					both++
+				}
+				if tc.claims && len(replicas) != 1 {
+					t.Errorf("tick %s ran in replicas %v, want one", id, replicas)
+				}
+			}
+			slices.SortFunc(at, time.Time.Compare)
+			for i := 1; i < len(at); i++ {
+				if at[i].Sub(at[i-1]) != time.Second {
+					t.Errorf("ticks %v: one missed after %s", at, at[i-1])
+				}
+			}
+			if tc.claims {
+				// The replicas started within a second of each other: one
+				// run at start, two if they straddled a tick.
+				if starts < 1 || starts > 2 {
+					t.Errorf("%d runs at start between the two replicas", starts)
+				}
+			} else if starts != 2 || both < len(ticks)-2 {
+				t.Errorf("without claims: %d runs at start, %d of %d ticks run by both replicas", starts, both, len(ticks))
+			}
+		})
+	}
 }
 
 // The schedule fires: a run at start, then one per tick, each a batch of

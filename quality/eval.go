@@ -175,7 +175,7 @@ func (e *Evaluator) openTable(ctx context.Context, name string) (*tableRun, erro
 			return nil, fmt.Errorf("refreshing table %s (%s): %w", name, tc.URI, err)
 		}
 	} else {
-		st, err := storage.Open(ctx, tc.URI, e.storageOptions())
+		st, err := storage.Open(ctx, tc.URI, e.StorageOptions())
 		if err != nil {
 			return nil, fmt.Errorf("opening table %s (%s): %w", name, tc.URI, err)
 		}
@@ -187,7 +187,9 @@ func (e *Evaluator) openTable(ctx context.Context, name string) (*tableRun, erro
 	return newTableRun(tc, t.Store(), t.Snapshot()), nil
 }
 
-func (e *Evaluator) storageOptions() storage.Options {
+// StorageOptions are the options the evaluator opens storage with: the
+// expectations file's, overridden by Options.Storage.
+func (e *Evaluator) StorageOptions() storage.Options {
 	o := e.cfg.Storage
 	if e.opts.Storage.Endpoint != "" {
 		o.Endpoint = e.opts.Storage.Endpoint

@@ -1,0 +1,65 @@
+package inputs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/claimx/claimx-connect/delta/storage"
+)
+
+// A claim is won once; claims older than claimRetention are swept, at most
+// once an hour; @every ticks are aligned.
+func TestRunClaims(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &runClaims{store: st}
+	now := time.Date(2026, 12, 6, 10, 15, 0, 0, time.UTC)
+	for i, want := range []claimOutcome{claimWon, claimTaken} {
+		if got, err := c.claim(ctx, "20261206T101500Z-0010473a", now); got != want || err != nil {
+			t.Fatalf("claim %d = %v, %v; want %v", i, got, err, want)
+		}
+	}
+	if _, err := c.claim(ctx, "20261206T103000Z-0010473a", now); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "20261206T101500Z-0010473a.json")
+	if err := os.Chtimes(old, now.Add(-8*24*time.Hour), now.Add(-8*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sweep(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := st.List(ctx, "")
+	if err != nil || len(objs) != 1 || objs[0].Path != "20261206T103000Z-0010473a.json" {
+		t.Fatalf("after the sweep: %+v, %v; want only the recent claim", objs, err)
+	}
+	if got, _ := c.claim(ctx, "20261206T101500Z-0010473a", now); got != claimWon {
+		t.Fatalf("a swept claim is taken again: %v", got)
+	}
+	if err := os.Chtimes(old, now.Add(-8*24*time.Hour), now.Add(-8*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sweep(ctx, now.Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Stat(ctx, "20261206T101500Z-0010473a.json"); err != nil {
+		t.Fatalf("a second sweep within the hour listed the claims: %v", err)
+	}
+
+	every := alignedEvery(15 * time.Minute)
+	for _, at := range []time.Time{now.Add(-time.Nanosecond), now.Add(-14 * time.Minute)} {
+		if got := every.Next(at); !got.Equal(now) {
+			t.Errorf("Next(%s) = %s, want %s", at, got, now)
+		}
+	}
+	if got := every.Next(now); !got.Equal(now.Add(15 * time.Minute)) {
+		t.Errorf("Next on a tick = %s, want the one after", got)
+	}
+}
