@@ -130,7 +130,7 @@ retried write adds no row.
 				Description("Also run once when the input starts, before the first tick.").
 				Default(true),
 			service.NewStringField(qciFieldClaimsURI).
-				Description("Where replicas claim runs (a directory or bucket prefix: `file://`, `s3://`, `abfss://`, `gs://`, with the expectations file's storage settings). Set, each scheduled tick runs in one replica only — the one that first creates the tick's claim object, atomically on every backend — and the run at start in one of the replicas started before the same tick; the others skip it (`"+qciMetricClaimedElsewhere+"`). Every replica computes the same ticks (`@every` ticks are aligned to multiples of their interval). Empty: every replica runs every tick. Claims older than 7 days are deleted.").
+				Description("Where replicas claim runs (a directory or bucket prefix: `file://`, `s3://`, `abfss://`, `gs://`, with the expectations file's storage settings). Set, each scheduled tick runs in one replica only — the one that first creates the tick's claim object, atomically on every backend — and the run at start in one of the replicas started before the same tick; the others skip it (`"+qciMetricClaimedElsewhere+"`). Every replica computes the same ticks (`@every` ticks are aligned to multiples of their interval). Empty: every replica runs every tick. Give it a location of its own; claims older than 7 days are deleted there (only objects named like claims).").
 				Example("s3://claimx-lake/_quality_claims").
 				Default(""),
 			service.NewStringListField(qciFieldOnly).

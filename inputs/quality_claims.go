@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 // replica's clock skew or a run's retry, short enough that the claims
 // directory stays a few hundred objects at a 15-minute schedule.
 const claimRetention = 7 * 24 * time.Hour
+
+// claimName matches the objects claim creates, and nothing else the sweep
+// could meet (a Delta table's "_delta_log/….json", say).
+var claimName = regexp.MustCompile(`^(start-)?\d{8}T\d{6}Z-[0-9a-f]{8}\.json$`)
 
 // runClaims lets one replica of several run each scheduled tick: a run is
 // claimed by creating an object named for it with PutIfAbsent, which every
@@ -84,7 +89,8 @@ func (c *runClaims) sweep(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, o := range objs {
-		if now.Sub(o.ModTime) > claimRetention {
+		// Only claims: the store may be a prefix shared with other data.
+		if claimName.MatchString(o.Path) && now.Sub(o.ModTime) > claimRetention {
 			if err := c.store.Delete(ctx, o.Path); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,21 @@ func TestRunClaims(t *testing.T) {
 	if _, err := c.claim(ctx, "20261206T103000Z-0010473a", now); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.claim(ctx, "start-20261206T101500Z-0010473a", now); err != nil {
+		t.Fatal(err)
+	}
+	// Not claims: the sweep leaves them, however old.
+	for _, p := range []string{"_delta_log/00000000000000000000.json", "notes.json", "20261206T101500Z-0010473a.txt"} {
+		if err := st.Put(ctx, p, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	week := now.Add(-8 * 24 * time.Hour)
+	for _, p := range []string{"_delta_log/00000000000000000000.json", "notes.json", "20261206T101500Z-0010473a.txt", "start-20261206T101500Z-0010473a.json"} {
+		if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(p)), week, week); err != nil {
+			t.Fatal(err)
+		}
+	}
 	old := filepath.Join(dir, "20261206T101500Z-0010473a.json")
 	if err := os.Chtimes(old, now.Add(-8*24*time.Hour), now.Add(-8*24*time.Hour)); err != nil {
 		t.Fatal(err)
@@ -37,8 +53,12 @@ func TestRunClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs, err := st.List(ctx, "")
-	if err != nil || len(objs) != 1 || objs[0].Path != "20261206T103000Z-0010473a.json" {
-		t.Fatalf("after the sweep: %+v, %v; want only the recent claim", objs, err)
+	var left []string
+	for _, o := range objs {
+		left = append(left, o.Path)
+	}
+	if want := "20261206T101500Z-0010473a.txt 20261206T103000Z-0010473a.json _delta_log/00000000000000000000.json notes.json"; err != nil || strings.Join(left, " ") != want {
+		t.Fatalf("after the sweep: %v, %v; want %s (old claims gone, the rest kept)", left, err, want)
 	}
 	if got, _ := c.claim(ctx, "20261206T101500Z-0010473a", now); got != claimWon {
 		t.Fatalf("a swept claim is taken again: %v", got)
