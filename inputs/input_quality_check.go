@@ -307,13 +307,13 @@ func (q *qualityCheckInput) nextRun(ctx context.Context) (string, error) {
 		return runID, nil
 	}
 	now := time.Now()
-	outcome, err := q.claims.claim(ctx, claim, now)
-	switch outcome {
-	case claimTaken:
+	won, err := q.claims.claim(ctx, claim, now)
+	switch {
+	case err == nil && !won:
 		q.mSkipped.Incr(1)
 		q.log.With("run_id", runID, "claim", claim).Debug("quality run claimed by another replica; skipped here")
 		return "", nil
-	case claimError:
+	case err != nil:
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}

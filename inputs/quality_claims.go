@@ -32,7 +32,6 @@ var claimName = regexp.MustCompile(`^(start-)?\d{8}T\d{6}Z-[0-9a-f]{8}\.json$`)
 // streams checking different expectations do not take each other's runs.
 type runClaims struct {
 	store     storage.Store
-	selection string // hash of the expectation names, in every run id
 	lastSweep time.Time
 }
 
@@ -52,30 +51,19 @@ func tickRunID(tick time.Time, selection string) string {
 	return tick.UTC().Format("20060102T150405Z") + "-" + selection
 }
 
-// claimOutcome is what claiming a run found.
-type claimOutcome int
-
-const (
-	claimWon   claimOutcome = iota // this replica runs it
-	claimTaken                     // another replica has it
-	claimError                     // the claims store failed; the run goes ahead
-)
-
-// claim tries to take the run named name.
-func (c *runClaims) claim(ctx context.Context, name string, now time.Time) (claimOutcome, error) {
+// claim tries to take the run named name: won is false with a nil error
+// when another replica has it, and an error means the store failed.
+func (c *runClaims) claim(ctx context.Context, name string, now time.Time) (won bool, err error) {
 	host, _ := os.Hostname()
 	body, err := json.Marshal(map[string]any{"run": name, "host": host, "pid": os.Getpid(), "claimed_at": now.UTC()})
 	if err != nil {
-		return claimError, err
+		return false, err
 	}
-	switch err := c.store.PutIfAbsent(ctx, name+".json", body); {
-	case err == nil:
-		return claimWon, nil
-	case errors.Is(err, storage.ErrExists):
-		return claimTaken, nil
-	default:
-		return claimError, err
+	err = c.store.PutIfAbsent(ctx, name+".json", body)
+	if errors.Is(err, storage.ErrExists) {
+		return false, nil
 	}
+	return err == nil, err
 }
 
 // sweep deletes claims older than claimRetention, at most once an hour.

@@ -1,8 +1,6 @@
 package storage
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -89,8 +87,5 @@ func (p *pendingFile) publishIfAbsent(full string) error {
 	} else {
 		err = os.Link(p.named, full)
 	}
-	if err != nil && errors.Is(err, fs.ErrExist) {
-		return fs.ErrExist
-	}
-	return err
+	return err // a *LinkError, which errors.Is matches to fs.ErrExist
 }
